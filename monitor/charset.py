@@ -1,0 +1,52 @@
+"""Turn response bytes into text. Hong Kong sites send UTF-8 and Big5, and some declare the wrong one."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+# Plain Big5 lacks the Hong Kong Supplementary Character Set used in names and places; Big5-HKSCS
+# is a superset, so decoding every "big5" label with it loses nothing. GB2312 likewise -> GB18030.
+SUPERSETS = {"big5": "big5hkscs", "big5-hkscs": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030"}
+
+
+def declared_charset(body: bytes) -> str:
+    """The charset a document declares for itself in its first few KB (meta tag or XML declaration)."""
+    head = body[:4096]
+    match = XML_ENCODING.match(head) or META_CHARSET.search(head)
+    return match[1].decode("ascii").lower() if match else ""
+
+
+def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
+    """(text, encoding used). Order: BOM, valid UTF-8, the header, the document's declaration, Big5-HKSCS.
+
+    Valid UTF-8 is tried before the labels because Big5 bytes practically never form valid UTF-8,
+    while a server or template that labels Big5 as UTF-8 (or the reverse) is common.
+    """
+    for bom, encoding in BOMS:
+        if body.startswith(bom):
+            return body.decode(encoding, errors="replace"), encoding
+    candidates = ["utf-8", header_charset.lower(), declared_charset(body), "big5hkscs", "cp1252"]
+    for label in candidates:
+        encoding = _codec(label)
+        if not encoding:
+            continue
+        try:
+            return body.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    return body.decode("utf-8", errors="replace"), "utf-8"
+
+
+def _codec(label: str) -> str:
+    label = SUPERSETS.get(label, label)
+    if not label:
+        return ""
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return ""

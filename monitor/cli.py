@@ -1,0 +1,157 @@
+"""policy-monitor: argument parsing, logging set-up, errors -> `error: ...` and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor import __version__
+from monitor.config import load_config
+from monitor.errors import MonitorError
+from monitor.models import Config
+from monitor.store import Store
+
+EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: exit 2, one line
+        self.exit(EXIT_USAGE, f"error: {message} (see policy-monitor --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="policy-monitor", description="Watch Hong Kong regulators for topic changes.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("MONITOR_CONFIG", "sources.toml"),
+        help="sources file (env MONITOR_CONFIG; default ./sources.toml)",
+    )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("MONITOR_DB", "state/monitor.db"),
+        help="state database (env MONITOR_DB; default ./state/monitor.db)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="poll the sources (one round with --once, else forever)")
+    run.add_argument("--once", action="store_true", help="one round over every due source, then exit")
+    run.add_argument("--dry-run", action="store_true", help="compute and print alerts, store nothing")
+    run.add_argument("--all", action="store_true", help="poll every source now, due or not")
+
+    check = commands.add_parser("check", help="fetch and extract one source, print it, write nothing")
+    check.add_argument("source_id")
+
+    commands.add_parser("validate", help="validate the config and exit")
+
+    log = commands.add_parser("log", help="the change log, newest first")
+    log.add_argument("--source", default="")
+    log.add_argument("--topic", default="")
+    log.add_argument("--since", default="", help="YYYY-MM-DD")
+    log.add_argument("--limit", type=int, default=0)
+    log.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    show = commands.add_parser("show", help="one change in full")
+    show.add_argument("change_id", type=int)
+
+    commands.add_parser("demo", help="run two rounds against bundled sample regulator pages, offline")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "telegram", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except MonitorError as exc:
+        if args.debug:
+            logging.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{config.path}: {len(config.sources)} sources, {len(config.topics)} topics: OK")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    config = load_config(args.config)
+    if args.dry_run:
+        return commands.dry_run(config, args.db, sys.stdout)
+    store = open_store(args.db, config)
+    try:
+        if args.once:
+            return commands.run_once(config, store, sys.stdout, everything=args.all)
+        asyncio.run(commands.run_forever(config, store, sys.stdout))
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.check(load_config(args.config), args.source_id, sys.stdout)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from monitor import review
+
+    store = open_store(args.db)
+    changes = store.changes(args.source, args.topic, review.since(args.since), args.limit)
+    review.print_log(changes, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from monitor import review
+
+    store = open_store(args.db)
+    logged = store.change(args.change_id)
+    review.print_change(logged, store.snapshot(logged.old_snapshot), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    if not args.debug:  # the demo prints its own summary of each round
+        logging.getLogger("monitor").setLevel(logging.WARNING)
+    return run_demo(sys.stdout)
+
+
+def open_store(path: str, config: Config | None = None) -> Store:
+    store = Store.open(Path(path))
+    if config:
+        store.sync_sources(config.sources)
+    return store
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "validate": cmd_validate,
+    "log": cmd_log,
+    "show": cmd_show,
+    "demo": cmd_demo,
+}

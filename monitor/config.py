@@ -1,0 +1,230 @@
+"""Load and validate sources.toml. Every error names the file, the source id and the key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from cssselect import SelectorError
+from lxml.cssselect import CSSSelector
+
+from monitor import PROJECT_URL, __version__
+from monitor.errors import ConfigError
+from monitor.models import Config, Settings, Source, Topic
+
+SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+KINDS = ("rss", "html", "page")
+
+COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name"}
+KIND_KEYS = {
+    "rss": set(),
+    "html": {"items", "title", "link", "date"},
+    "page": {"select", "exclude", "ignore"},
+}
+REQUIRED_KIND_KEYS = {"rss": (), "html": ("items", "title", "link"), "page": ()}
+SETTINGS_KEYS = {
+    "interval": "interval",
+    "timeout": float,
+    "user_agent": str,
+    "max_bytes": int,
+    "retries": int,
+    "retry_backoff": float,
+    "max_retry_after": float,
+    "per_host": int,
+    "max_redirects": int,
+}
+TOPIC_KEYS = {"terms", "requires", "exclude"}
+
+
+def parse_interval(value: Any) -> float | None:
+    """'90s', '15m', '6h', '1d' or a number of seconds; None when it is not one of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else None
+    match = INTERVAL.match(str(value))
+    if not match or float(match[1]) <= 0:
+        return None
+    return float(match[1]) * UNIT_SECONDS[match[2]]
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(name, "", "", "file not found (set --config or MONITOR_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, "", "", f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "", "", f"not valid TOML: {exc}") from None
+    return _build(name, data, _source_lines(text))
+
+
+def _source_lines(text: str) -> list[int]:
+    """Line numbers of each [[sources]] header, so errors can point at the right block."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "[[sources]]"]
+
+
+def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
+    unknown = set(data) - {"settings", "topics", "sources"}
+    if unknown:
+        raise ConfigError(name, "", sorted(unknown)[0], "unknown table")
+    settings = _settings(name, _table(name, data, "settings"))
+    topics = _topics(name, _table(name, data, "topics"))
+    raw_sources = data.get("sources", [])
+    if not isinstance(raw_sources, list) or not raw_sources:
+        raise ConfigError(name, "", "sources", "no [[sources]] declared")
+    sources: list[Source] = []
+    for index, raw in enumerate(raw_sources):
+        line = lines[index] if index < len(lines) else 0
+        source = _source(name, raw, index, line, settings, topics)
+        if any(s.id == source.id for s in sources):
+            raise ConfigError(name, source.id, "id", f"duplicate source id (line {line})")
+        sources.append(source)
+    return Config(name, settings, topics, tuple(sources))
+
+
+def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(name, "", key, "must be a table")
+    return value
+
+
+def _settings(name: str, raw: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = SETTINGS_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(name, "[settings]", key, "unknown key")
+        if kind == "interval":
+            values[key] = _interval(name, "[settings]", value)
+        elif kind is str:
+            values[key] = _string(name, "[settings]", key, value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(name, "[settings]", key, "must be a non-negative number")
+            values[key] = kind(value)
+    values.setdefault("user_agent", f"hk-policy-monitor/{__version__} (+{PROJECT_URL})")
+    return Settings(**values)
+
+
+def _topics(name: str, raw: dict[str, Any]) -> dict[str, Topic]:
+    topics: dict[str, Topic] = {}
+    for topic_name, table in raw.items():
+        where = f"[topics.{topic_name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(name, where, "", "must be a table with terms = [...]")
+        for key in set(table) - TOPIC_KEYS:
+            raise ConfigError(name, where, key, "unknown key (expected terms, requires, exclude)")
+        terms = _strings(name, where, "terms", table.get("terms"))
+        if not terms:
+            raise ConfigError(name, where, "terms", "needs at least one term")
+        requires = _strings(name, where, "requires", table.get("requires", []))
+        exclude = _strings(name, where, "exclude", table.get("exclude", []))
+        topics[topic_name.lower()] = Topic(topic_name.lower(), terms, requires, exclude)
+    return topics
+
+
+def _source(
+    name: str,
+    raw: Any,
+    index: int,
+    line: int,
+    settings: Settings,
+    topics: dict[str, Topic],
+) -> Source:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"[[sources]] #{index + 1}", "", "must be a table")
+    sid = raw.get("id")
+    where = str(sid) if isinstance(sid, str) and sid else f"[[sources]] #{index + 1}"
+    at = f" (line {line})" if line else ""
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(name, where, key, problem + at)
+
+    if not isinstance(sid, str) or not SOURCE_ID.match(sid):
+        raise fail("id", "required; lowercase letters, digits and '-'")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+    for key in raw:
+        if key not in COMMON_KEYS | KIND_KEYS[kind]:
+            raise fail(key, f'unknown key for kind = "{kind}"')
+    for key in ("regulator", "url", *REQUIRED_KIND_KEYS[kind]):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise fail(key, "required")
+    url = raw["url"].strip()
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise fail("url", "must be an http:// or https:// URL")
+    source_topics = _strings(name, where, "topics", raw.get("topics", list(topics)))
+    for topic in source_topics:
+        if topic.lower() not in topics:
+            raise fail("topics", f"unknown topic {topic!r} (declare it under [topics])")
+    interval = settings.interval
+    if "interval" in raw:
+        interval = _interval(name, where, raw["interval"], at)
+    for key in ("items", "title", "link", "date", "select"):
+        if key in raw:
+            _css(name, where, key, raw[key], at)
+    excludes = _strings(name, where, "exclude", raw.get("exclude", []))
+    for css in excludes:
+        _css(name, where, "exclude", css, at)
+    ignore = _strings(name, where, "ignore", raw.get("ignore", []))
+    for pattern in ignore:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise fail("ignore", f"invalid regular expression {pattern!r}: {exc}") from None
+    return Source(
+        id=sid,
+        regulator=raw["regulator"].strip(),
+        kind=kind,
+        url=url,
+        topics=tuple(t.lower() for t in source_topics),
+        interval=interval,
+        name=_string(name, where, "name", raw.get("name", "")),
+        items=raw.get("items", ""),
+        title=raw.get("title", ""),
+        link=raw.get("link", ""),
+        date=raw.get("date", ""),
+        select=raw.get("select", "body"),
+        exclude=excludes,
+        ignore=ignore,
+    )
+
+
+def _interval(name: str, where: str, value: Any, at: str = "") -> float:
+    seconds = parse_interval(value)
+    if seconds is None:
+        raise ConfigError(name, where, "interval", f"{value!r} is not like '90s', '15m', '6h'{at}")
+    return seconds
+
+
+def _css(name: str, where: str, key: str, value: Any, at: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(name, where, key, f"must be a CSS selector{at}")
+    try:
+        CSSSelector(value)
+    except SelectorError as exc:
+        raise ConfigError(name, where, key, f"invalid CSS {value!r}: {exc}{at}") from None
+
+
+def _string(name: str, where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(name, where, key, "must be a string")
+    return value
+
+
+def _strings(name: str, where: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(name, where, key, "must be a list of non-empty strings")
+    return tuple(value)

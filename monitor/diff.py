@@ -1,0 +1,94 @@
+"""(previous Snapshot, new Snapshot) -> [Change]. Pure. No previous snapshot: silent baseline."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+
+from monitor.models import Change, Item, Snapshot, Source
+from monitor.normalize import fingerprint
+
+
+def diff(
+    source: Source,
+    previous: Snapshot | None,
+    current: Snapshot,
+    known_keys: Collection[str] = (),
+) -> list[Change]:
+    """Changes from `previous` to `current`. `known_keys` are every item key ever seen for the
+    source, so an item that drops out of a feed and comes back is not reported as new."""
+    if previous is None or previous.hash == current.hash:
+        return []
+    if current.kind == "text":
+        return _page_changes(source, previous, current)
+    return _item_changes(source, previous.items, current.items, known_keys)
+
+
+def _item_changes(
+    source: Source, old: tuple[Item, ...], new: tuple[Item, ...], known: Collection[str]
+) -> list[Change]:
+    old_by_key = {item.key: item for item in old}
+    new_keys = {item.key for item in new}
+    changes: list[Change] = []
+    for item in new:
+        before = old_by_key.get(item.key)
+        if before is None:
+            if item.key not in known:
+                changes.append(_change(source, "new", item))
+        elif fingerprint(before.title) != fingerprint(item.title) or before.date[:10] != item.date[:10]:
+            was = f"{before.title} ({before.date})" if before.date else before.title
+            changes.append(_change(source, "changed", item, before=was))
+    retained = [(index, item) for index, item in enumerate(old) if item.key in new_keys]
+    for index, item in enumerate(old):
+        if item.key not in new_keys and not _rolled_off(index, item, retained):
+            changes.append(_change(source, "removed", item))
+    return changes
+
+
+def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> bool:
+    """Feeds and listings drop their oldest entries as new ones arrive; that is not a removal.
+
+    An item is a real removal only when something older than it is still listed: by date when
+    every item has one, else by position (listings are newest first). With nothing retained there
+    is no evidence either way, and reporting the whole listing as removed would be a flood.
+    """
+    if not retained:
+        return True
+    dates = [kept.date[:10] for _, kept in retained]
+    if item.date and all(dates):
+        return item.date[:10] <= min(dates)
+    return index > max(kept_index for kept_index, _ in retained)
+
+
+def _change(source: Source, kind: str, item: Item, before: str = "") -> Change:
+    return Change(
+        source_id=source.id,
+        kind=kind,  # type: ignore[arg-type]
+        title=item.title,
+        item_key=item.key,
+        link=item.link,
+        date=item.date,
+        text=item.text,
+        before=before,
+    )
+
+
+def _page_changes(source: Source, previous: Snapshot, current: Snapshot) -> list[Change]:
+    old_lines, new_lines = previous.text.splitlines(), current.text.splitlines()
+    lines = list(difflib.unified_diff(old_lines, new_lines, "before", "after", lineterm="", n=2))
+    added = tuple(line[1:] for line in lines[2:] if line.startswith("+"))
+    removed = tuple(line[1:] for line in lines[2:] if line.startswith("-"))
+    title = current.title or source.name or source.id
+    if not lines and previous.title != current.title:
+        lines = [f"-title: {previous.title}", f"+title: {current.title}"]
+    return [
+        Change(
+            source_id=source.id,
+            kind="page",
+            title=title,
+            link=source.url,
+            added=added,
+            removed=removed,
+            diff="\n".join(lines),
+        )
+    ]

@@ -1,0 +1,38 @@
+"""Typed errors. Each message says what went wrong and, where it helps, what to do next."""
+
+
+class MonitorError(Exception):
+    """Base of every error the monitor reports to its user."""
+
+
+class ConfigError(MonitorError):
+    """sources.toml is invalid; the message names the file, the source id and the key."""
+
+    def __init__(self, path: str, where: str, key: str, problem: str):
+        self.path, self.where, self.key, self.problem = path, where, key, problem
+        parts = [p for p in (path, where, key) if p]
+        super().__init__(": ".join([*parts, problem]))
+
+
+class SourceError(MonitorError):
+    """One source failed this round; the round goes on without it."""
+
+
+class FetchError(SourceError):
+    """The HTTP request failed: network, status, size, content type or a soft 404."""
+
+
+class ExtractError(SourceError):
+    """The body could not be read as the configured kind (malformed feed, no HTML)."""
+
+
+class LayoutChanged(ExtractError):
+    """A selector matched nothing: the site's layout probably changed; the old snapshot is kept."""
+
+
+class StoreError(MonitorError):
+    """The state database cannot be opened or written."""
+
+
+class UnknownChange(MonitorError):
+    """A change id that is not in the change log."""

@@ -1,0 +1,30 @@
+"""Page -> Snapshot. Pure: no I/O. One module per source kind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+
+from monitor.extract import html, page, rss
+from monitor.models import Item, Page, Snapshot, Source
+
+EXTRACTORS = {"rss": rss.extract, "html": html.extract, "page": page.extract}
+
+
+def extract(source: Source, fetched: Page) -> Snapshot:
+    snapshot = EXTRACTORS[source.kind](source, fetched)
+    return replace(snapshot, hash=snapshot_hash(snapshot))
+
+
+def snapshot_hash(snapshot: Snapshot) -> str:
+    """Content hash of what was extracted. Order-free for items: reordering is not a change."""
+    if snapshot.kind == "text":
+        canonical = json.dumps([snapshot.title, snapshot.text], ensure_ascii=False)
+    else:
+        canonical = json.dumps(sorted(_item_tuple(i) for i in snapshot.items), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _item_tuple(item: Item) -> tuple[str, ...]:
+    return (item.key, item.title, item.link, item.date, item.text)

@@ -1,0 +1,46 @@
+"""An HTML listing -> items: one per element matched by the source's `items` selector."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from monitor.errors import LayoutChanged
+from monitor.extract.dom import element_text, parse_html, select
+from monitor.extract.keys import item_key, unique_items
+from monitor.models import Item, Page, Snapshot, Source
+from monitor.normalize import clean_title, parse_date
+
+
+def extract(source: Source, page: Page) -> Snapshot:
+    root = parse_html(page.text)
+    elements = select(root, source.items)
+    if not elements:
+        raise LayoutChanged(f"items selector {source.items!r} matched nothing (layout changed?)")
+    items = [_item(source, element, page.final_url) for element in elements]
+    items = [i for i in items if i.title]
+    if not items:
+        raise LayoutChanged(
+            f"title selector {source.title!r} matched nothing inside the items (layout changed?)"
+        )
+    title = root.findtext(".//title") or ""
+    return Snapshot(kind="items", items=unique_items(items), title=clean_title(title))
+
+
+def _item(source: Source, element, base_url: str) -> Item:
+    title = clean_title(_first_text(element, source.title))
+    link = _first_link(element, source.link, base_url)
+    date = parse_date(_first_text(element, source.date)) if source.date else ""
+    return Item(item_key("", link, title), title, link, date)
+
+
+def _first_text(element, css: str) -> str:
+    found = select(element, css)
+    return element_text(found[0]) if found else ""
+
+
+def _first_link(element, css: str, base_url: str) -> str:
+    for found in select(element, css):
+        href = found.get("href") or next((a.get("href") for a in found.iter("a") if a.get("href")), None)
+        if href:
+            return urljoin(base_url, href.strip())
+    return ""

@@ -1,0 +1,41 @@
+"""Item identity: guid/reference number, else normalised link, else link + title."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from monitor.models import Item
+from monitor.normalize import fingerprint, normalize_link
+
+
+def item_key(guid: str, link: str, title: str) -> str:
+    guid = guid.strip()
+    if guid.startswith(("http://", "https://")):
+        return "link:" + normalize_link(guid)
+    if guid:
+        return "id:" + guid
+    if link:
+        return "link:" + normalize_link(link)
+    return "title:" + fingerprint(title)
+
+
+def unique_items(items: list[Item]) -> tuple[Item, ...]:
+    """Drop repeats; give items that share a link but differ in title a key of link + title.
+
+    HKMA's LegCo feed gives every item the same link, so the link alone cannot be the identity
+    there; but HKMA also lists one circular twice with 'A.I.' and 'AI' in its title, which is one
+    item. Titles are compared by fingerprint, so the second case stays one item.
+    """
+    by_key: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_key[item.key].append(item)
+    result: list[Item] = []
+    seen: set[str] = set()
+    for item in items:
+        group = by_key[item.key]
+        distinct = {fingerprint(i.title) for i in group}
+        key = item.key if len(distinct) == 1 else f"{item.key}|{fingerprint(item.title)}"
+        if key not in seen:
+            seen.add(key)
+            result.append(Item(key, item.title, item.link, item.date, item.text))
+    return tuple(result)

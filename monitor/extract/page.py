@@ -1,0 +1,31 @@
+"""A single page (a register, a policy page) -> its normalised text, without noise."""
+
+from __future__ import annotations
+
+import re
+
+from monitor.errors import LayoutChanged
+from monitor.extract.dom import parse_html, select, text_lines
+from monitor.models import Page, Snapshot, Source
+from monitor.normalize import clean_title
+
+
+def extract(source: Source, page: Page) -> Snapshot:
+    root = parse_html(page.text)
+    regions = select(root, source.select)
+    if not regions:
+        raise LayoutChanged(f"region {source.select!r} not found (layout changed?)")
+    for css in source.exclude:
+        for element in select(root, css):
+            element.drop_tree()
+    ignore = [re.compile(pattern) for pattern in source.ignore]
+    lines = [
+        line
+        for region in regions
+        for line in text_lines(region)
+        if not any(pattern.search(line) for pattern in ignore)
+    ]
+    if not lines:
+        raise LayoutChanged(f"region {source.select!r} has no text (layout changed?)")
+    title = clean_title(root.findtext(".//title") or "")
+    return Snapshot(kind="text", text="\n".join(lines), title=title)

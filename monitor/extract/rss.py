@@ -1,0 +1,40 @@
+"""RSS/Atom feed -> items, with feedparser."""
+
+from __future__ import annotations
+
+import xml.sax
+
+import feedparser
+
+from monitor.errors import ExtractError, LayoutChanged
+from monitor.extract.dom import element_text, parse_html
+from monitor.extract.keys import item_key, unique_items
+from monitor.models import Item, Page, Snapshot, Source
+from monitor.normalize import clean_title, iso_from_struct
+
+
+def extract(source: Source, page: Page) -> Snapshot:
+    headers = {"content-type": page.headers.get("content-type", "application/xml")}
+    parsed = feedparser.parse(page.body, response_headers=headers)
+    problem = parsed.get("bozo_exception")
+    # feedparser falls back to a lenient parser on broken XML and returns what it could read; a
+    # truncated feed read that way looks like items were removed, so broken XML is an error.
+    if parsed.get("bozo") and isinstance(problem, xml.sax.SAXException):
+        raise ExtractError(f"malformed feed: {problem}")
+    if not parsed.get("version") and not parsed.entries:
+        raise ExtractError("not an RSS or Atom feed")
+    items = [_item(entry, page.final_url) for entry in parsed.entries]
+    items = [i for i in items if i.title or i.link]
+    if not items:
+        raise LayoutChanged("the feed has no items (layout changed?)")
+    return Snapshot(kind="items", items=unique_items(items), title=parsed.feed.get("title", ""))
+
+
+def _item(entry: feedparser.FeedParserDict, base_url: str) -> Item:
+    title = clean_title(entry.get("title", ""))
+    link = entry.get("link", "").strip()
+    guid = entry.get("id", "") if entry.get("guidislink") is not True else ""
+    date = iso_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
+    summary = entry.get("summary", "")
+    text = element_text(parse_html(summary)) if "<" in summary else clean_title(summary)
+    return Item(item_key(guid, link, title), title, link, date, text)

@@ -1,0 +1,179 @@
+"""Source -> Page: one GET with retries, per-host politeness, conditional requests and a size cap."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from monitor.charset import decode
+from monitor.errors import FetchError
+from monitor.models import Page, Settings, Source, Validators
+
+KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
+TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+SOFT_404 = re.compile(r"\b404\b|page not found|not found|找不到|未能找到|頁面不存在", re.I)
+WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
+HTML_TYPES = ("text/html", "application/xhtml")
+
+
+class RetryableFetchError(FetchError):
+    """A failure worth another attempt: network trouble, 429 or a 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@asynccontextmanager
+async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One client per round: HTTP/1.1 keep-alive shared by every source of the round."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    async with httpx.AsyncClient(
+        timeout=settings.timeout,
+        follow_redirects=True,
+        max_redirects=settings.max_redirects,
+        headers={"User-Agent": settings.user_agent},
+        limits=limits,
+    ) as client:
+        yield client
+
+
+class Fetcher:
+    """Fetches sources over one client, at most `per_host` requests at a time to any one host."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: Settings):
+        self._client = client
+        self._settings = settings
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def fetch(self, source: Source, validators: Validators | None = None) -> Page:
+        validators = validators or Validators()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._settings.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableFetchError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._get(source, validators)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableFetchError) and error.retry_after is not None:
+            return min(error.retry_after, self._settings.max_retry_after)
+        return self._settings.retry_backoff * 2 ** (state.attempt_number - 1)
+
+    def _host_slot(self, url: str) -> asyncio.Semaphore:
+        host = urlsplit(url).netloc.lower()
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(max(1, self._settings.per_host))
+        return self._hosts[host]
+
+    async def _get(self, source: Source, validators: Validators) -> Page:
+        headers = {}
+        if validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+        fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
+        started = time.monotonic()
+        timeout = self._settings.timeout
+        try:
+            async with self._host_slot(source.url):
+                async with asyncio.timeout(timeout * 3):  # a server trickling bytes forever
+                    async with self._client.stream("GET", source.url, headers=headers) as response:
+                        self._check_status(response)
+                        body = b"" if response.status_code == 304 else await self._read(response)
+        except TimeoutError:
+            raise RetryableFetchError(f"timed out after {timeout * 3:g}s reading the body") from None
+        except httpx.TooManyRedirects:
+            raise FetchError(
+                f"too many redirects (more than {self._settings.max_redirects}; a redirect loop?)"
+            ) from None
+        except httpx.TimeoutException:
+            raise RetryableFetchError(f"timed out after {timeout:g}s") from None
+        except httpx.DecodingError as exc:
+            raise FetchError(f"body cannot be decoded ({exc})") from None
+        except httpx.TransportError as exc:
+            raise RetryableFetchError(
+                f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
+            ) from None
+        duration_ms = int((time.monotonic() - started) * 1000)
+        kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
+        text, encoding = ("", "") if not body else decode(body, response.charset_encoding or "")
+        if body and source.kind in ("html", "page"):
+            _refuse_soft_404(text)
+        return Page(
+            source_id=source.id,
+            url=source.url,
+            final_url=str(response.url),
+            status=response.status_code,
+            headers=kept,
+            body=body,
+            text=text,
+            encoding=encoding,
+            fetched_at=fetched_at,
+            duration_ms=duration_ms,
+            sha256=hashlib.sha256(body).hexdigest(),
+            not_modified=response.status_code == 304,
+        )
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response.headers.get("retry-after", ""))
+            raise RetryableFetchError(f"HTTP {status} {response.reason_phrase}".strip(), retry_after)
+        if status >= 400:
+            raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
+        if status == 304:
+            return
+        content_type = response.headers.get("content-type", "").lower()
+        if content_type.startswith(WRONG_TYPES):
+            raise FetchError(f"unexpected content type {content_type.split(';')[0]}")
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        cap = self._settings.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise FetchError(_too_big(cap))
+        body = bytearray()
+        async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb hits the cap too
+            body += chunk
+            if len(body) > cap:
+                raise FetchError(_too_big(cap))
+        return bytes(body)
+
+
+def _too_big(cap: int) -> str:
+    return f"body larger than {cap / 1_048_576:g} MB (raise [settings] max_bytes if this is expected)"
+
+
+def _refuse_soft_404(text: str) -> None:
+    """A 200 whose <title> says 'not found' is an error page, not content that was removed."""
+    match = TITLE.search(text[:8192])
+    if match and SOFT_404.search(match[1]):
+        title = " ".join(match[1].split())[:80]
+        raise FetchError(f'soft 404: HTTP 200 but the page title is "{title}"')
+
+
+def _retry_after(value: str) -> float | None:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,178 @@
+"""Plain data passed between the pipeline stages. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+SourceKind = Literal["rss", "html", "page"]
+ChangeKind = Literal["new", "changed", "removed", "page"]
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    terms: tuple[str, ...]
+    requires: tuple[str, ...] = ()  # at least one co-term must also appear
+    exclude: tuple[str, ...] = ()  # any of these vetoes the topic
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    regulator: str
+    kind: SourceKind
+    url: str
+    topics: tuple[str, ...]
+    interval: float  # seconds
+    name: str = ""
+    # kind = "html": a listing
+    items: str = ""
+    title: str = ""
+    link: str = ""
+    date: str = ""
+    # kind = "page": one page's text
+    select: str = "body"
+    exclude: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()  # regular expressions; matching text lines are noise
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: float = 1800.0
+    timeout: float = 20.0
+    user_agent: str = ""
+    max_bytes: int = 10 * 1024 * 1024
+    retries: int = 2  # extra attempts after the first, on network errors, 429 and 5xx
+    retry_backoff: float = 2.0  # seconds; doubles each attempt
+    max_retry_after: float = 120.0  # never wait longer than this for a Retry-After
+    per_host: int = 2  # concurrent requests per host
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    settings: Settings
+    topics: Mapping[str, Topic]
+    sources: tuple[Source, ...]
+
+    def source(self, source_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the last successful fetch left for a conditional GET."""
+
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One HTTP response, decoded. `not_modified` means a 304: there is no body."""
+
+    source_id: str
+    url: str
+    final_url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    text: str
+    encoding: str
+    fetched_at: str  # ISO 8601, UTC
+    duration_ms: int
+    sha256: str
+    not_modified: bool = False
+
+    @property
+    def validators(self) -> Validators:
+        return Validators(self.headers.get("etag", ""), self.headers.get("last-modified", ""))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a listing or feed. `key` is its identity across rounds."""
+
+    key: str
+    title: str
+    link: str = ""
+    date: str = ""
+    text: str = ""  # description or summary text, when the listing carries one
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What was extracted from one page: items (rss, html) or normalised text (page)."""
+
+    kind: Literal["items", "text"]
+    items: tuple[Item, ...] = ()
+    text: str = ""
+    title: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change log, before and after classification."""
+
+    source_id: str
+    kind: ChangeKind
+    title: str
+    item_key: str = ""
+    link: str = ""
+    date: str = ""
+    text: str = ""
+    before: str = ""  # for "changed": the old title and date
+    added: tuple[str, ...] = ()  # for "page": lines added
+    removed: tuple[str, ...] = ()  # for "page": lines removed
+    diff: str = ""  # for "page": unified diff
+    topics: tuple[str, ...] = ()
+    matches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedChange:
+    """A change as recorded in the change log, with the evidence it came from."""
+
+    id: int
+    regulator: str
+    detected_at: str  # ISO 8601, UTC
+    fetched_at: str
+    change: Change
+    old_snapshot: str = ""
+    new_snapshot: str = ""
+    raw_sha256: str = ""
+    final_url: str = ""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A logged change that matched a topic, waiting in the outbox for one chat."""
+
+    outbox_id: int
+    chat: str
+    logged: LoggedChange
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the store remembers of a source: the snapshot to diff against and request validators."""
+
+    snapshot: Snapshot | None = None
+    raw_sha256: str = ""
+    validators: Validators = field(default_factory=Validators)
+    known_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Health:
+    source_id: str
+    consecutive_failures: int = 0
+    last_attempt_at: str = ""
+    last_success_at: str = ""
+    last_error: str = ""
+    last_error_at: str = ""

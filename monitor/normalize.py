@@ -1,0 +1,83 @@
+"""Normalisation shared by extraction, diffing and classification: what counts as 'the same'."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+HKT = timezone(timedelta(hours=8), "HKT")
+
+# Zero-width characters, the BOM, variation selectors (the SFC's TC titles carry U+FE01 after a
+# full-width colon) and C0/C1 controls other than whitespace: invisible, and never meaningful.
+INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\ufe00-\ufe0f\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+SPACES = re.compile(r"\s+")  # str patterns match \u3000 and \xa0 as whitespace too
+# HKMA circular titles end in " (PDF File, 131.0 KB)"; the size changes when a file is re-saved.
+FILE_SUFFIX = re.compile(
+    r"\s*[(（]\s*(?:PDF|Word|Excel|DOCX?|XLSX?)\s*(?:File|檔案|文件)?\s*[,，]?\s*[\d.,]+\s*[KMG]B\s*[)）]\s*$",
+    re.I,
+)
+TRACKING_PARAMS = re.compile(r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang)$", re.I)
+DATE_FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y")
+CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+
+
+def clean_text(text: str) -> str:
+    """Invisible characters dropped, every run of white space (CR/LF, U+3000, NBSP) one space."""
+    return SPACES.sub(" ", INVISIBLE.sub("", text)).strip()
+
+
+def clean_title(title: str) -> str:
+    """A title as shown to users: clean text without a trailing file-size suffix."""
+    return FILE_SUFFIX.sub("", clean_text(title)).strip()
+
+
+def fingerprint(text: str) -> str:
+    """What two titles must share to be 'the same': letters and digits only, width- and case-folded.
+
+    'A.I.' and 'AI', a doubled space, a full-width colon or a re-saved PDF's size do not make an
+    item 'changed'; a changed word does.
+    """
+    folded = unicodedata.normalize("NFKC", clean_title(text)).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def normalize_link(url: str) -> str:
+    """Lower-case scheme and host, no fragment, no default port, no tracking/cache-busting params."""
+    url = clean_text(url)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{parts.port}"
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)
+    )
+    path = parts.path or "/"
+    return urlunsplit((parts.scheme.lower(), host, path, urlencode(query), ""))
+
+
+def parse_date(text: str) -> str:
+    """A listing's date as ISO (YYYY-MM-DD) when it is one of the common forms, else the clean text."""
+    text = clean_text(text)
+    match = CJK_DATE.search(text)
+    if match:
+        return f"{int(match[1]):04d}-{int(match[2]):02d}-{int(match[3]):02d}"
+    for form in DATE_FORMATS:
+        try:
+            return datetime.strptime(text, form).date().isoformat()
+        except ValueError:
+            continue
+    return text
+
+
+def iso_from_struct(value: tuple | None) -> str:
+    """A feed date (UTC struct_time from feedparser) in Hong Kong time; date-only when at midnight."""
+    if not value:
+        return ""
+    moment = datetime(*value[:6], tzinfo=UTC).astimezone(HKT)
+    if (moment.hour, moment.minute, moment.second) == (0, 0, 0):
+        return moment.date().isoformat()
+    return moment.isoformat()

@@ -1,0 +1,61 @@
+"""LoggedChange -> readable text for the console. Everything scraped is cleaned of control codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from monitor.models import LoggedChange
+from monitor.normalize import HKT, clean_text
+
+MAX_DIFF_LINES = 12
+MAX_LINE = 240
+KIND_LABEL = {"new": "NEW", "changed": "CHANGED", "removed": "REMOVED", "page": "PAGE CHANGED"}
+
+
+def hk_time(iso: str) -> str:
+    """An ISO timestamp shown in Hong Kong time; a bare date stays a date."""
+    if len(iso) <= 10:
+        return iso
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return clean_text(iso)
+    return moment.astimezone(HKT).strftime("%Y-%m-%d %H:%M HKT")
+
+
+def matched_terms(logged: LoggedChange) -> str:
+    return "; ".join(f"{topic} ({', '.join(terms)})" for topic, terms in logged.change.matches.items())
+
+
+def render_text(logged: LoggedChange) -> str:
+    change = logged.change
+    topics = ", ".join(change.topics) or "no topic"
+    lines = [
+        f"== {logged.regulator} · {topics} " + "=" * max(4, 60 - len(logged.regulator) - len(topics)),
+        f"{KIND_LABEL.get(change.kind, change.kind.upper())}: {_clip(change.title)}",
+    ]
+    if change.before:
+        lines.append(f"Was:     {_clip(change.before)}")
+    if change.date:
+        lines.append(f"Date:    {hk_time(change.date)}")
+    if change.link:
+        lines.append(f"Link:    {clean_text(change.link)}")
+    if change.matches:
+        lines.append(f"Matched: {matched_terms(logged)}")
+    lines += _diff_lines("+", change.added) + _diff_lines("-", change.removed)
+    lines.append(
+        f"Source:  {change.source_id} · change #{logged.id} · detected {hk_time(logged.detected_at)}"
+    )
+    return "\n".join(lines)
+
+
+def _diff_lines(sign: str, lines: tuple[str, ...]) -> list[str]:
+    shown = [f"  {sign} {_clip(line)}" for line in lines[:MAX_DIFF_LINES]]
+    if len(lines) > MAX_DIFF_LINES:
+        shown.append(f"  {sign} … {len(lines) - MAX_DIFF_LINES} more lines (policy-monitor show)")
+    return shown
+
+
+def _clip(text: str) -> str:
+    text = clean_text(text)
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"

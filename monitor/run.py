@@ -1,0 +1,157 @@
+"""One round of monitoring: the only module that knows the order of the stages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.classify import CompiledTopic, classify, compile_topics
+from monitor.diff import diff
+from monitor.errors import SourceError
+from monitor.extract import extract
+from monitor.fetch import Fetcher, open_client
+from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Source, Validators
+from monitor.store import Store, utc_now
+
+log = logging.getLogger("monitor.run")
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    source_id: str
+    status: str  # baseline | changed | updated (cosmetic only) | unchanged | not_modified | error
+    items: int = 0
+    changes: tuple[Change, ...] = ()
+    error: str = ""
+    duration_ms: int = 0
+
+    @property
+    def alerts(self) -> int:
+        return sum(1 for change in self.changes if change.topics)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    outcomes: tuple[SourceOutcome, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> tuple[SourceOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "error")
+
+
+def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: datetime) -> list[Source]:
+    """Sources never attempted, or whose interval has passed since their last attempt."""
+    due = []
+    for source in sources:
+        last = health.get(source.id)
+        if not last or not last.last_attempt_at:
+            due.append(source)
+            continue
+        elapsed = (now - datetime.fromisoformat(last.last_attempt_at)).total_seconds()
+        if elapsed >= source.interval or elapsed < 0:  # a clock stepped back: poll rather than stall
+            due.append(source)
+    return due
+
+
+async def run_round(
+    config: Config,
+    store: Store,
+    sources: Sequence[Source],
+    chats: Sequence[str],
+    dry_run: bool = False,
+) -> RoundResult:
+    """Poll `sources` concurrently; each one's result is stored in its own transaction."""
+    topics = compile_topics(config.topics)
+    async with open_client(config.settings) as client:
+        fetcher = Fetcher(client, config.settings)
+        polls = [_poll(source, fetcher, store, topics, chats, dry_run) for source in sources]
+        outcomes = await asyncio.gather(*polls)
+    return RoundResult(tuple(outcomes))
+
+
+async def _poll(
+    source: Source,
+    fetcher: Fetcher,
+    store: Store,
+    topics: Mapping[str, CompiledTopic],
+    chats: Sequence[str],
+    dry_run: bool,
+) -> SourceOutcome:
+    started = datetime.now(UTC)
+    previous = store.previous(source.id)
+    page: Page | None = None
+    try:
+        validators = previous.validators if previous.snapshot else Validators()
+        page = await fetcher.fetch(source, validators)
+        outcome = _process(source, page, previous, store, topics, chats, dry_run)
+    except SourceError as exc:
+        outcome = SourceOutcome(source.id, "error", error=str(exc))
+    except Exception as exc:  # a bug for one source must not stop the others
+        log.debug("%s: unexpected error", source.id, exc_info=True)
+        outcome = SourceOutcome(source.id, "error", error=f"internal error: {type(exc).__name__}: {exc}")
+    if outcome.status == "error" and not dry_run:
+        store.record_failure(source, outcome.error, page)
+    duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
+    outcome = SourceOutcome(**{**outcome.__dict__, "duration_ms": duration})
+    _log_outcome(outcome)
+    return outcome
+
+
+def _process(
+    source: Source,
+    page: Page,
+    previous: Previous,
+    store: Store,
+    topics: Mapping[str, CompiledTopic],
+    chats: Sequence[str],
+    dry_run: bool,
+) -> SourceOutcome:
+    old = previous.snapshot
+    if page.not_modified or (old and page.sha256 == previous.raw_sha256):
+        # Same bytes as last time: nothing to parse. 304 counts the same way.
+        if not dry_run:
+            store.record_unchanged(source, page, "not_modified" if page.not_modified else "unchanged")
+        return SourceOutcome(source.id, "not_modified" if page.not_modified else "unchanged")
+    snapshot = extract(source, page)
+    count = len(snapshot.items) or snapshot.text.count("\n") + 1
+    if old and snapshot.hash == old.hash:
+        if not dry_run:
+            store.record_unchanged(source, page, "unchanged")
+        return SourceOutcome(source.id, "unchanged", count)
+    changes = tuple(
+        classify(c, topics, source.topics) for c in diff(source, old, snapshot, previous.known_keys)
+    )
+    if not dry_run:
+        store.record_snapshot(source, page, old, snapshot, changes, chats)
+    status = "baseline" if not old else "changed" if changes else "updated"
+    return SourceOutcome(source.id, status, count, changes)
+
+
+def _log_outcome(outcome: SourceOutcome) -> None:
+    if outcome.status == "error":
+        log.warning("%s: error: %s (%d ms)", outcome.source_id, outcome.error, outcome.duration_ms)
+        return
+    log.info(
+        "%s: %s, %d items/lines, %d changes, %d alerts (%d ms)",
+        outcome.source_id,
+        outcome.status,
+        outcome.items,
+        len(outcome.changes),
+        outcome.alerts,
+        outcome.duration_ms,
+    )
+
+
+def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
+    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored)."""
+    now = utc_now()
+    regulators = {s.id: s.regulator for s in config.sources}
+    return [
+        LoggedChange(0, regulators[o.source_id], now, now, change)
+        for o in result.outcomes
+        for change in o.changes
+        if change.topics
+    ]

@@ -1,0 +1,343 @@
+"""The only module that touches SQLite: snapshots, the change log, the outbox and source health."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from monitor.errors import StoreError, UnknownChange
+from monitor.models import (
+    Alert,
+    Change,
+    Health,
+    LoggedChange,
+    Page,
+    Previous,
+    Snapshot,
+    Source,
+    Validators,
+)
+from monitor.store.codec import decode_snapshot, encode_snapshot
+from monitor.store.schema import SCHEMA
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite_utils.Database(path)
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.enable_wal()
+            db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from None
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- sources and their state -------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[Source]) -> None:
+        now = utc_now()
+        rows = [
+            {
+                "id": s.id,
+                "regulator": s.regulator,
+                "kind": s.kind,
+                "url": s.url,
+                "name": s.name,
+                "topics": json.dumps(list(s.topics)),
+                "interval_seconds": s.interval,
+                "in_config": 1,
+                "updated_at": now,
+            }
+            for s in sources
+        ]
+        with self.db.atomic():
+            self.db.execute("UPDATE sources SET in_config = 0")
+            self.db["sources"].upsert_all(rows, pk="id")
+
+    def previous(self, source_id: str) -> Previous:
+        state = self._one("SELECT * FROM source_state WHERE source_id = ?", [source_id])
+        if not state:
+            return Previous()
+        snapshot = self.snapshot(state["snapshot_hash"]) if state["snapshot_hash"] else None
+        keys = frozenset(
+            r[0] for r in self.db.execute("SELECT key FROM items WHERE source_id = ?", [source_id])
+        )
+        return Previous(
+            snapshot=snapshot,
+            raw_sha256=state["raw_sha256"],
+            validators=Validators(state["etag"], state["last_modified"]),
+            known_keys=keys,
+        )
+
+    def snapshot(self, digest: str) -> Snapshot | None:
+        row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])
+        return decode_snapshot(row["kind"], row["title"], digest, row["content"]) if row else None
+
+    def health(self) -> dict[str, Health]:
+        return {row["source_id"]: Health(**row) for row in self.db.query("SELECT * FROM health")}
+
+    # --- one source's round: every write of it in one transaction ----------------------------
+
+    def record_unchanged(self, source: Source, page: Page, status: str) -> None:
+        """The body (or its extracted content) is what we already have: log the fetch only."""
+        with self.db.atomic():
+            self._fetch_row(source.id, page, status)
+            self._succeeded(source.id, page.fetched_at)
+
+    def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
+        now = utc_now()
+        with self.db.atomic():
+            self._fetch_row(source.id, page, "error", error=error, fetched_at=now)
+            self.db.execute(
+                """INSERT INTO health (source_id, consecutive_failures, last_attempt_at, last_error, last_error_at)
+                   VALUES (?, 1, ?, ?, ?)
+                   ON CONFLICT (source_id) DO UPDATE SET
+                     consecutive_failures = consecutive_failures + 1,
+                     last_attempt_at = excluded.last_attempt_at,
+                     last_error = excluded.last_error, last_error_at = excluded.last_error_at""",
+                [source.id, now, error, now],
+            )
+
+    def record_snapshot(
+        self,
+        source: Source,
+        page: Page,
+        previous: Snapshot | None,
+        snapshot: Snapshot,
+        changes: Sequence[Change],
+        chats: Sequence[str],
+    ) -> list[int]:
+        """Store a new snapshot with its changes and their outbox rows, atomically.
+
+        The outbox rows are written in the same transaction as the snapshot: if the process dies
+        before sending, the next run still finds the alerts pending (it never loses them by having
+        already moved on to the new snapshot).
+        """
+        now = utc_now()
+        with self.db.atomic():
+            fetch_id = self._fetch_row(source.id, page, "changed" if previous else "baseline", snapshot.hash)
+            self._put_snapshot(snapshot, now)
+            self._put_body(page, now)
+            if snapshot.kind == "items":
+                self._put_items(source.id, snapshot, page.fetched_at)
+            change_ids = [
+                self._put_change(source, page, fetch_id, previous, snapshot, change, now)
+                for change in changes
+            ]
+            for change_id, change in zip(change_ids, changes, strict=True):
+                if change.topics:
+                    self._queue(change_id, chats, now)
+            self.db["source_state"].upsert(
+                {
+                    "source_id": source.id,
+                    "snapshot_hash": snapshot.hash,
+                    "raw_sha256": page.sha256,
+                    "etag": page.validators.etag,
+                    "last_modified": page.validators.last_modified,
+                    "updated_at": now,
+                },
+                pk="source_id",
+            )
+            self._succeeded(source.id, page.fetched_at)
+        return change_ids
+
+    def _fetch_row(
+        self,
+        source_id: str,
+        page: Page | None,
+        status: str,
+        snapshot_hash: str = "",
+        error: str = "",
+        fetched_at: str = "",
+    ) -> int:
+        row = {
+            "source_id": source_id,
+            "fetched_at": page.fetched_at if page else fetched_at,
+            "status": status,
+            "http_status": page.status if page else None,
+            "bytes": len(page.body) if page else 0,
+            "duration_ms": page.duration_ms if page else 0,
+            "final_url": page.final_url if page else "",
+            "raw_sha256": page.sha256 if page and page.body else "",
+            "snapshot_hash": snapshot_hash,
+            "error": error,
+        }
+        return int(self.db["fetches"].insert(row).last_pk)
+
+    def _succeeded(self, source_id: str, when: str) -> None:
+        self.db.execute(
+            """INSERT INTO health (source_id, consecutive_failures, last_attempt_at, last_success_at)
+               VALUES (?, 0, ?, ?)
+               ON CONFLICT (source_id) DO UPDATE SET consecutive_failures = 0,
+                 last_attempt_at = excluded.last_attempt_at, last_success_at = excluded.last_success_at""",
+            [source_id, when, when],
+        )
+
+    def _put_snapshot(self, snapshot: Snapshot, now: str) -> None:
+        blob = encode_snapshot(snapshot)
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshots (hash, kind, title, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [snapshot.hash, snapshot.kind, snapshot.title, len(blob), blob, now],
+        )
+
+    def _put_body(self, page: Page, now: str) -> None:
+        """The raw bytes as evidence of what the regulator published; stored once per distinct body."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO bodies (sha256, size, content_type, content, created_at) VALUES (?, ?, ?, ?, ?)",
+            [
+                page.sha256,
+                len(page.body),
+                page.headers.get("content-type", ""),
+                zlib.compress(page.body, 6),
+                now,
+            ],
+        )
+
+    def _put_items(self, source_id: str, snapshot: Snapshot, seen_at: str) -> None:
+        self.db.execute("UPDATE items SET present = 0 WHERE source_id = ?", [source_id])
+        self.db.conn.executemany(
+            """INSERT INTO items (source_id, key, title, link, date, first_seen_at, last_seen_at, present)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+               ON CONFLICT (source_id, key) DO UPDATE SET title = excluded.title, link = excluded.link,
+                 date = excluded.date, last_seen_at = excluded.last_seen_at, present = 1""",
+            [(source_id, i.key, i.title, i.link, i.date, seen_at, seen_at) for i in snapshot.items],
+        )
+
+    def _put_change(
+        self,
+        source: Source,
+        page: Page,
+        fetch_id: int,
+        previous: Snapshot | None,
+        snapshot: Snapshot,
+        change: Change,
+        now: str,
+    ) -> int:
+        row = {
+            "source_id": source.id,
+            "regulator": source.regulator,
+            "kind": change.kind,
+            "item_key": change.item_key,
+            "title": change.title,
+            "link": change.link,
+            "date": change.date,
+            "text": change.text,
+            "before": change.before,
+            "added": json.dumps(list(change.added), ensure_ascii=False),
+            "removed": json.dumps(list(change.removed), ensure_ascii=False),
+            "diff": change.diff,
+            "topics": json.dumps(list(change.topics)),
+            "matches": json.dumps({k: list(v) for k, v in change.matches.items()}, ensure_ascii=False),
+            "fetch_id": fetch_id,
+            "old_snapshot": previous.hash if previous else "",
+            "new_snapshot": snapshot.hash,
+            "raw_sha256": page.sha256,
+            "final_url": page.final_url,
+            "fetched_at": page.fetched_at,
+            "detected_at": now,
+        }
+        return int(self.db["changes"].insert(row).last_pk)
+
+    def _queue(self, change_id: int, chats: Iterable[str], now: str) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (change_id, chat, created_at) VALUES (?, ?, ?)",
+            [(change_id, chat, now) for chat in chats],
+        )
+
+    # --- the outbox ----------------------------------------------------------------------------
+
+    def pending_alerts(self, chat: str) -> list[Alert]:
+        rows = self.db.query(
+            """SELECT o.id AS outbox_id, o.chat, o.created_at AS queued_at, c.*
+               FROM outbox o JOIN changes c ON c.id = o.change_id
+               WHERE o.status = 'pending' AND o.chat = ? ORDER BY o.id""",
+            [chat],
+        )
+        return [Alert(r["outbox_id"], r["chat"], _logged(r), r["queued_at"]) for r in rows]
+
+    def mark_sent(self, outbox_id: int, message_id: str = "") -> None:
+        self.db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, attempts = attempts + 1 WHERE id = ?",
+            [utc_now(), message_id, outbox_id],
+        )
+
+    # --- reading the change log ----------------------------------------------------------------
+
+    def changes(
+        self,
+        source_id: str = "",
+        topic: str = "",
+        since: str = "",
+        limit: int = 0,
+    ) -> list[LoggedChange]:
+        where, params = ["1 = 1"], []
+        if source_id:
+            where.append("source_id = ?")
+            params.append(source_id)
+        if topic:
+            where.append("EXISTS (SELECT 1 FROM json_each(changes.topics) WHERE value = ?)")
+            params.append(topic.lower())
+        if since:
+            where.append("detected_at >= ?")
+            params.append(since)
+        sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_logged(r) for r in self.db.query(sql, params)]
+
+    def change(self, change_id: int) -> LoggedChange:
+        row = self._one("SELECT * FROM changes WHERE id = ?", [change_id])
+        if not row:
+            raise UnknownChange(f"no change with id {change_id} (see `policy-monitor log`)")
+        return _logged(row)
+
+    def _one(self, sql: str, params: list) -> dict | None:
+        return next(iter(self.db.query(sql, params)), None)
+
+
+def _logged(row: dict) -> LoggedChange:
+    change = Change(
+        source_id=row["source_id"],
+        kind=row["kind"],
+        title=row["title"],
+        item_key=row["item_key"],
+        link=row["link"],
+        date=row["date"],
+        text=row["text"],
+        before=row["before"],
+        added=tuple(json.loads(row["added"])),
+        removed=tuple(json.loads(row["removed"])),
+        diff=row["diff"],
+        topics=tuple(json.loads(row["topics"])),
+        matches={k: tuple(v) for k, v in json.loads(row["matches"]).items()},
+    )
+    return LoggedChange(
+        id=row["id"],
+        regulator=row["regulator"],
+        detected_at=row["detected_at"],
+        fetched_at=row["fetched_at"],
+        change=change,
+        old_snapshot=row["old_snapshot"],
+        new_snapshot=row["new_snapshot"],
+        raw_sha256=row["raw_sha256"],
+        final_url=row["final_url"],
+    )

@@ -1,0 +1,114 @@
+"""The SQLite schema. Plain tables and one view, readable with sqlite3 or Datasette."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    regulator TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    topics TEXT NOT NULL DEFAULT '[]',
+    interval_seconds REAL NOT NULL,
+    in_config INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fetches (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0,
+    final_url TEXT NOT NULL DEFAULT '',
+    raw_sha256 TEXT NOT NULL DEFAULT '',
+    snapshot_hash TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS fetches_source ON fetches (source_id, fetched_at);
+CREATE TABLE IF NOT EXISTS snapshots (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bodies (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    content_type TEXT NOT NULL DEFAULT '',
+    content BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_state (
+    source_id TEXT PRIMARY KEY,
+    snapshot_hash TEXT NOT NULL DEFAULT '',
+    raw_sha256 TEXT NOT NULL DEFAULT '',
+    etag TEXT NOT NULL DEFAULT '',
+    last_modified TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health (
+    source_id TEXT PRIMARY KEY,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at TEXT NOT NULL DEFAULT '',
+    last_success_at TEXT NOT NULL DEFAULT '',
+    last_error TEXT NOT NULL DEFAULT '',
+    last_error_at TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS items (
+    source_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL DEFAULT '',
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    present INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (source_id, key)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    regulator TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item_key TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT '',
+    before TEXT NOT NULL DEFAULT '',
+    added TEXT NOT NULL DEFAULT '[]',
+    removed TEXT NOT NULL DEFAULT '[]',
+    diff TEXT NOT NULL DEFAULT '',
+    topics TEXT NOT NULL DEFAULT '[]',
+    matches TEXT NOT NULL DEFAULT '{}',
+    fetch_id INTEGER NOT NULL REFERENCES fetches(id),
+    old_snapshot TEXT NOT NULL DEFAULT '',
+    new_snapshot TEXT NOT NULL DEFAULT '',
+    raw_sha256 TEXT NOT NULL DEFAULT '',
+    final_url TEXT NOT NULL DEFAULT '',
+    fetched_at TEXT NOT NULL,
+    detected_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_source ON changes (source_id, detected_at);
+CREATE INDEX IF NOT EXISTS changes_detected ON changes (detected_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    change_id INTEGER NOT NULL REFERENCES changes(id),
+    chat TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at TEXT NOT NULL,
+    sent_at TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    UNIQUE (change_id, chat)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, chat);
+CREATE VIEW IF NOT EXISTS change_log AS
+    SELECT c.id, c.detected_at, c.regulator, c.source_id, c.kind, c.title, c.link, c.date,
+           c.topics, c.matches, c.fetched_at, c.raw_sha256
+    FROM changes c ORDER BY c.id DESC;
+"""
