@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.dry_run:
-        return commands.dry_run(config, args.db, sys.stdout)
+        return commands.dry_run(config, args.db, sys.stdout, everything=args.all)
     store = open_store(args.db, config)
     try:
         if args.once:

@@ -11,7 +11,7 @@ from typing import TextIO
 from monitor.errors import MonitorError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
-from monitor.models import Config, Snapshot
+from monitor.models import Config, Snapshot, Source
 from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
 from monitor.run import RoundResult, dry_run_alerts, due_sources, run_round
@@ -27,7 +27,7 @@ def chats() -> list[str]:
 
 
 def run_once(config: Config, store: Store, out: TextIO, everything: bool = False) -> int:
-    sources = list(config.sources) if everything else due_sources(config.sources, store.health(), _now())
+    sources = _to_poll(config, store, everything)
     result = asyncio.run(run_round(config, store, sources, chats()))
     deliver_console(store, out)
     return _summarise(result, len(config.sources))
@@ -44,11 +44,11 @@ async def run_forever(config: Config, store: Store, out: TextIO) -> None:
         await asyncio.sleep(_seconds_to_next(config, store))
 
 
-def dry_run(config: Config, db_path: str, out: TextIO) -> int:
+def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False) -> int:
     """Read the stored state if there is any, write nothing, print what would be alerted."""
     store = Store.open(db_path) if Path(db_path).exists() else Store.open(":memory:")
     try:
-        sources = due_sources(config.sources, store.health(), _now())
+        sources = _to_poll(config, store, everything)
         result = asyncio.run(run_round(config, store, sources, chats(), dry_run=True))
     finally:
         store.close()
@@ -76,6 +76,10 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
             out.write(f"{hk_time(item.date) or '-':<20} {item.title}\n{'':<20} {item.link}\n")
         out.write(f"\n{len(snapshot.items)} items from {source.url}\n")
     return EXIT_OK
+
+
+def _to_poll(config: Config, store: Store, everything: bool) -> list[Source]:
+    return list(config.sources) if everything else due_sources(config.sources, store.health(), _now())
 
 
 def _summarise(result: RoundResult, configured: int) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import xml.sax
 
 import feedparser
+from bs4 import BeautifulSoup
 
 from monitor.errors import ExtractError, LayoutChanged
-from monitor.extract.dom import element_text, parse_html
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import clean_title, iso_from_struct
@@ -36,5 +36,12 @@ def _item(entry: feedparser.FeedParserDict, base_url: str) -> Item:
     guid = entry.get("id", "") if entry.get("guidislink") is not True else ""
     date = iso_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
     summary = entry.get("summary", "")
-    text = element_text(parse_html(summary)) if "<" in summary else clean_title(summary)
-    return Item(item_key(guid, link, title), title, link, date, text)
+    return Item(item_key(guid, link, title), title, link, date, _fragment_text(summary))
+
+
+def _fragment_text(html: str) -> str:
+    """A description's HTML fragment as text. Fragments are small and often sloppy: BeautifulSoup's
+    forgiving cleanup is worth its cost here (listings and pages, parsed every round, use lxml)."""
+    if "<" not in html:
+        return clean_title(html)
+    return clean_title(BeautifulSoup(html, "lxml").get_text(" "))

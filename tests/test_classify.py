@@ -1,0 +1,71 @@
+"""Topic classification with the shipped topics, on real SFC, HKMA and Government titles."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.classify import compile_topics, match_topics
+from monitor.config import load_config
+from tests.conftest import ROOT
+
+TOPICS = compile_topics(load_config(ROOT / "sources.toml").topics)
+FOCUS = ("stablecoin", "derivatives", "e-hkd")
+
+
+def topics_of(title: str) -> set[str]:
+    return set(match_topics(title, TOPICS, FOCUS))
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        # Real titles from ../shared/fixtures/real (development set, before 2026-03-01) and the issue's examples.
+        ("Implementation of regulatory regime for stablecoin issuers", {"stablecoin"}),
+        ("HKMA completes e-HKD Pilot Programme Phase 2", {"e-hkd"}),
+        ("HKMA announces the new phase of Project Ensemble to foster tokenisation", {"e-hkd"}),
+        (
+            "Circular on provision of Relevant Stablecoin service by virtual asset trading platforms",
+            {"stablecoin"},
+        ),
+        ("SFC consults on framework for virtual asset derivatives trading", {"derivatives"}),
+        (
+            "Circular to licensed VATP operators on offering perpetual contracts to professional investors",
+            {"derivatives"},
+        ),
+        ("證監會就虛擬資產衍生工具交易發出通函", {"derivatives"}),
+        ("金管局公布《穩定幣條例》下的首批持牌人", {"stablecoin"}),
+        ("金管局宣布數碼港元先導計劃第二階段", {"e-hkd"}),
+        ("HKMA launches eHKD pilot phase", {"e-hkd"}),
+        ("HKMA launches e\u2011HKD pilot phase", {"e-hkd"}),  # non-breaking hyphen
+        ("金管局就稳定币发行人发牌", {"stablecoin"}),  # simplified characters
+    ],
+)
+def test_on_topic_titles(title, expected):
+    assert topics_of(title) == expected
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Over-the-counter Derivatives Regulatory Regime: Consultation Conclusions on Revised Clearing Rules",
+        "SFC and HKEX jointly announce enhancements to the exchange-traded derivatives market",
+        "Derivatives After-Hours Trading: extension to more index futures",
+        "BIS Triennial Survey of Foreign Exchange and OTC Derivatives Markets",
+        "Exchange Fund Abridged Balance Sheet and Currency Board Account",
+        "Stable funding requirements for authorized institutions",
+        "LCQ5: Promoting the development of the Northern Metropolis",
+        "天文台發出寒冷天氣警告",
+    ],
+)
+def test_off_topic_titles(title):
+    assert topics_of(title) == set()
+
+
+def test_matched_terms_are_recorded():
+    found = match_topics("SFC circular on virtual asset derivatives and stablecoins", TOPICS, FOCUS)
+    assert found["stablecoin"] == ("stablecoin",)
+    assert "virtual asset derivative" in found["derivatives"] and "virtual asset" in found["derivatives"]
+
+
+def test_a_source_only_gets_its_own_topics():
+    assert set(match_topics("e-HKD and stablecoin update", TOPICS, ["e-hkd"])) == {"e-hkd"}

@@ -1,0 +1,134 @@
+"""sources.toml: the shipped file is valid; a bad one is refused with file, source id, key and reason."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from monitor.config import load_config, parse_interval
+from tests.conftest import ROOT, TOPICS, run_cli
+
+GOOD_SOURCE = """
+[[sources]]
+id = "sfc-press-en"
+regulator = "SFC"
+kind = "rss"
+url = "https://www.sfc.hk/en/RSS-Feeds/Press-releases"
+"""
+
+
+def test_shipped_sources_toml_is_valid_and_covers_the_regulators():
+    config = load_config(ROOT / "sources.toml")
+    ids = {s.id for s in config.sources}
+    assert {"sfc-press-en", "sfc-circulars-en", "sfc-consultations-en"} <= ids
+    assert {"hkma-press-en", "hkma-circulars-en", "hkma-guidelines-en", "hkma-consultations-en"} <= ids
+    assert {"gov-press-en", "hkma-stablecoin-register"} <= ids
+    assert {"stablecoin", "derivatives", "e-hkd"} <= set(config.topics)
+    assert all(s.url.startswith("https://") for s in config.sources)
+
+
+def test_validate_command_accepts_the_shipped_file():
+    result = run_cli("validate")
+    assert result.returncode == 0, result.stderr
+    assert "sources.toml: 9 sources, 4 topics: OK" in result.stdout
+
+
+def test_demo_topics_are_the_shipped_topics():
+    demo = (ROOT / "monitor" / "demo" / "sources.toml").read_text(encoding="utf-8")
+    assert TOPICS.strip() in demo
+
+
+BAD_CONFIGS = [
+    pytest.param(
+        GOOD_SOURCE.replace('kind = "rss"', 'kind = "rss"\ntitel = "x"'),
+        'sfc-press-en: titel: unknown key for kind = "rss" (line 2)',
+        id="unknown-key",
+    ),
+    pytest.param(
+        GOOD_SOURCE + GOOD_SOURCE, "sfc-press-en: id: duplicate source id (line 8)", id="duplicate-id"
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace('"rss"', '"atom"'),
+        "sfc-press-en: kind: must be one of rss, html, page",
+        id="kind",
+    ),
+    pytest.param(
+        GOOD_SOURCE + 'topics = ["crypto-art"]',
+        "sfc-press-en: topics: unknown topic 'crypto-art' (declare it under [topics])",
+        id="unknown-topic",
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace('"rss"', '"html"') + 'items = "div..x"\ntitle = "a"\nlink = "a"',
+        "sfc-press-en: items: invalid CSS 'div..x'",
+        id="invalid-css",
+    ),
+    pytest.param(
+        GOOD_SOURCE + 'interval = "soon"', "sfc-press-en: interval: 'soon' is not like", id="interval"
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace('id = "sfc-press-en"', 'id = "SFC Press"'), "id: required; lowercase", id="id"
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace("https://www", "ftp://www"), "sfc-press-en: url: must be an http", id="url"
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace('"rss"', '"html"'),
+        "sfc-press-en: items: required (line 2)",
+        id="html-needs-items",
+    ),
+    pytest.param(
+        GOOD_SOURCE + "[settings]\ntimeoutt = 3", "[settings]: timeoutt: unknown key", id="settings-key"
+    ),
+    pytest.param(GOOD_SOURCE + "ignore = ['(']", "unknown key", id="ignore-only-for-pages"),
+    pytest.param('[[sources]\nid = "x"', "not valid TOML: ", id="toml-syntax"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
+def test_bad_config_is_refused_naming_file_source_and_key(tmp_path, text, message):
+    path = tmp_path / "sources.toml"
+    path.write_text(text + "\n" + TOPICS, encoding="utf-8")
+    result = run_cli("--config", str(path), "validate")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path}: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_toml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "sources.toml"
+    path.write_text('[settings]\ninterval = "15m"\n[[sources]\n', encoding="utf-8")
+    result = run_cli("--config", str(path), "validate")
+    assert result.returncode == 2
+    assert re.search(r"line 3", result.stderr)
+
+
+def test_missing_config_file_says_how_to_point_at_one(tmp_path):
+    result = run_cli("--config", str(tmp_path / "nope.toml"), "validate")
+    assert result.returncode == 2
+    assert "file not found (set --config or MONITOR_CONFIG)" in result.stderr
+
+
+def test_run_refuses_a_bad_config_before_fetching(tmp_path):
+    path = tmp_path / "sources.toml"
+    path.write_text(TOPICS + GOOD_SOURCE + 'colour = "red"', encoding="utf-8")
+    result = run_cli("--config", str(path), "--db", str(tmp_path / "m.db"), "run", "--once")
+    assert result.returncode == 2
+    assert "sfc-press-en: colour: unknown key" in result.stderr
+    assert not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("6h", 21600), ("1d", 86400), (300, 300), ("0m", None), ("fast", None)],
+)
+def test_intervals(text, seconds):
+    assert parse_interval(text) == seconds
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in ("run --once", "run --dry-run", "check", "validate", "log", "show", "demo"):
+        assert f"policy-monitor {command}" in readme, command

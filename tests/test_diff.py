@@ -1,0 +1,98 @@
+"""Diffing snapshots: new, changed and removed items; roll-off is silent; pages give line diffs."""
+
+from __future__ import annotations
+
+from monitor.diff import diff
+from monitor.extract import snapshot_hash
+from monitor.models import Item, Snapshot, Source
+
+FEED = Source("hkma-press-en", "HKMA", "rss", "https://example.org/feed", ("stablecoin",), 900)
+
+
+def items(*rows: tuple[str, str, str]) -> Snapshot:
+    snapshot = Snapshot(
+        "items", tuple(Item(f"id:{k}", title, f"https://x/{k}", date) for k, title, date in rows)
+    )
+    return Snapshot("items", snapshot.items, hash=snapshot_hash(snapshot))
+
+
+def text(body: str, title: str = "Register") -> Snapshot:
+    snapshot = Snapshot("text", text=body, title=title)
+    return Snapshot("text", text=body, title=title, hash=snapshot_hash(snapshot))
+
+
+OLD = items(("3", "Third", "2026-04-03"), ("2", "Second", "2026-04-02"), ("1", "First", "2026-04-01"))
+
+
+def kinds(changes):
+    return [(c.kind, c.item_key) for c in changes]
+
+
+def test_first_snapshot_is_a_silent_baseline():
+    assert diff(FEED, None, OLD) == []
+
+
+def test_identical_snapshot_has_no_changes():
+    assert (
+        diff(
+            FEED,
+            OLD,
+            items(("3", "Third", "2026-04-03"), ("2", "Second", "2026-04-02"), ("1", "First", "2026-04-01")),
+        )
+        == []
+    )
+
+
+def test_reordering_is_not_a_change():
+    reordered = items(
+        ("1", "First", "2026-04-01"), ("3", "Third", "2026-04-03"), ("2", "Second", "2026-04-02")
+    )
+    assert diff(FEED, OLD, reordered) == []
+
+
+def test_new_item_and_roll_off_of_the_oldest():
+    new = items(("4", "Fourth", "2026-04-04"), ("3", "Third", "2026-04-03"), ("2", "Second", "2026-04-02"))
+    assert kinds(diff(FEED, OLD, new)) == [("new", "id:4")]
+
+
+def test_item_withdrawn_from_the_middle_is_removed():
+    new = items(("3", "Third", "2026-04-03"), ("1", "First", "2026-04-01"))
+    changes = diff(FEED, OLD, new)
+    assert kinds(changes) == [("removed", "id:2")]
+    assert changes[0].title == "Second"
+
+
+def test_retitled_item_is_changed_with_its_old_title():
+    new = items(
+        ("3", "Third (revised)", "2026-04-03"), ("2", "Second", "2026-04-02"), ("1", "First", "2026-04-01")
+    )
+    changes = diff(FEED, OLD, new)
+    assert kinds(changes) == [("changed", "id:3")]
+    assert changes[0].before == "Third (2026-04-03)"
+
+
+def test_cosmetic_retitle_is_not_a_change():
+    new = items(("3", "Third ", "2026-04-03"), ("2", "SECOND", "2026-04-02"), ("1", "First", "2026-04-01"))
+    assert diff(FEED, OLD, new) == []
+
+
+def test_item_that_comes_back_after_rolling_off_is_not_new():
+    shrunk = items(("3", "Third", "2026-04-03"))
+    assert diff(FEED, OLD, shrunk) == []  # 1 and 2 rolled off the end
+    assert diff(FEED, shrunk, OLD, known_keys={"id:1", "id:2", "id:3"}) == []
+
+
+def test_nothing_in_common_is_not_a_flood_of_removals():
+    assert kinds(diff(FEED, OLD, items(("9", "Other", "2026-04-09")))) == [("new", "id:9")]
+
+
+def test_page_change_lists_added_and_removed_lines():
+    register = Source("hkma-register", "HKMA", "page", "https://example.org/r", ("stablecoin",), 900)
+    old = text("Licensees\nAlpha Ltd | SC0001\nBeta Ltd | SC0002")
+    new = text("Licensees\nAlpha Ltd | SC0001\nGamma Ltd | SC0003")
+    (change,) = diff(register, old, new)
+    assert change.kind == "page"
+    assert change.added == ("Gamma Ltd | SC0003",)
+    assert change.removed == ("Beta Ltd | SC0002",)
+    assert "-Beta Ltd | SC0002" in change.diff and "+Gamma Ltd | SC0003" in change.diff
+    assert change.link == "https://example.org/r"

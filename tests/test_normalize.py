@@ -1,0 +1,92 @@
+"""What counts as 'the same' title, link and date: the real quirks of the SFC and HKMA feeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.charset import decode
+from monitor.normalize import clean_title, fingerprint, normalize_link, parse_date
+from tests.conftest import ROOT
+
+SFC_TC = json.loads((ROOT.parent / "shared/fixtures/real/sfc-tc/sfc_news.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        pytest.param(
+            "Granting of stablecoin issuer licences",
+            "Granting of  stablecoin issuer licences",
+            id="double-space",
+        ),
+        pytest.param("Use of A.I. in banking", "Use of AI in banking", id="hkma-ai-vs-a.i."),
+        pytest.param("Circular (PDF File, 131.0 KB)", "Circular (PDF File, 131.4 KB)", id="pdf-size"),
+        pytest.param("證監會：︁公布", "證監會：公布", id="variation-selector-u+fe01"),
+        pytest.param("證監會\u3000公布\r\n", "證監會 公布", id="ideographic-space-crlf"),
+    ],
+)
+def test_cosmetic_variants_are_the_same_title(a, b):
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_a_changed_word_is_a_different_title():
+    assert fingerprint("SFC consults on stablecoin rules") != fingerprint("SFC concludes on stablecoin rules")
+
+
+def test_real_sfc_chinese_titles_clean_up():
+    titles = {item["refNo"]: item["title"] for item in SFC_TC["items"]}
+    for ref, title in titles.items():
+        cleaned = clean_title(title)
+        assert cleaned == cleaned.strip() and "\r" not in cleaned and "  " not in cleaned, ref
+        assert "\ufe01" not in cleaned, ref
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (
+            "https://www.hkma.gov.hk/media/eng/doc/a.pdf?rev=abc123",
+            "https://www.hkma.gov.hk/media/eng/doc/a.pdf",
+        ),
+        ("HTTPS://WWW.HKMA.GOV.HK:443/eng/x/#top", "https://www.hkma.gov.hk/eng/x/"),
+        ("https://apps.sfc.hk/doc?refNo=26PR1&utm_source=rss", "https://apps.sfc.hk/doc?refNo=26PR1"),
+    ],
+)
+def test_links_normalise(a, b):
+    assert normalize_link(a) == normalize_link(b)
+
+
+def test_reference_numbers_in_links_are_kept():
+    assert normalize_link("https://apps.sfc.hk/doc?refNo=26PR1") != normalize_link(
+        "https://apps.sfc.hk/doc?refNo=26PR2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2026年7月30日", "2026-07-30"),
+        ("30 Jul 2026", "2026-07-30"),
+        ("30/07/2026", "2026-07-30"),
+        ("soon", "soon"),
+    ],
+)
+def test_listing_dates(text, iso):
+    assert parse_date(text) == iso
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "encoding"),
+    [
+        pytest.param("穩定幣".encode("big5hkscs"), "utf-8", "big5hkscs", id="big5-labelled-utf8"),
+        pytest.param("穩定幣".encode(), "big5", "utf-8", id="utf8-labelled-big5"),
+        pytest.param(b'<meta charset="big5">' + "穩定幣".encode("big5"), "", "big5hkscs", id="meta-big5"),
+        pytest.param("\ufeff穩定幣".encode(), "", "utf-8-sig", id="bom"),
+    ],
+)
+def test_charset_detection(body, header, encoding):
+    text, used = decode(body, header)
+    assert used == encoding
+    assert "穩定幣" in text

@@ -1,0 +1,283 @@
+"""End to end: the CLI against a local regulator site over HTTP, with a real SQLite state file."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+
+import pytest
+
+from monitor import commands as monitor_commands
+from monitor.localsite import Response
+from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
+
+SFC_CIRCULARS = rss_source("sfc-circulars-en", "/sfc/en/rss/circulars.xml")
+HKMA_CIRCULARS = rss_source("hkma-circulars-en", "/hkma/eng/rss/circulars.xml")
+HKMA_PRESS = rss_source("hkma-press-en", "/hkma/eng/rss/press-release.xml")
+ALL = (SFC_PRESS, SFC_CIRCULARS, HKMA_PRESS, HKMA_CIRCULARS, FSTB_LISTING, REGISTER)
+
+
+def rows(db, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_demo_prints_the_alerts_of_its_second_round():
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Round 1: baseline recorded for 8 of 8 sources (no alerts on a first run)." in out
+    assert (
+        "NEW: SFC and HKMA issue joint circular on distribution of licensed stablecoins to retail investors"
+        in out
+    )
+    assert "NEW: 證監會與金管局就向零售投資者分銷持牌穩定幣發出聯合通函" in out
+    assert "NEW: HKMA announces next phase of Project e-HKD+ and tokenised deposit pilots" in out
+    assert "NEW: 財經事務及庫務局歡迎《穩定幣條例》修訂生效" in out
+    assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
+    assert "OTC Derivatives Regulatory Regime" not in out  # derivatives, but not crypto
+    assert "7 alerts; 2 other changes logged without an alert." in out
+
+
+def test_first_round_is_silent_and_the_second_alerts_once(monitor, capsys):
+    monitor.write(*ALL)
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert rows(monitor.db, "SELECT count(DISTINCT source_id) FROM items") == [(5,)]
+
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0
+    headers = [line for line in out.splitlines() if line.startswith("== ")]
+    assert len(headers) == 5  # SFC press, SFC circulars, HKMA press, FSTB listing, the register
+    assert (
+        "== SFC · derivatives, virtual-assets ==============================\n"
+        "NEW: Circular to licensed virtual asset trading platform operators on offering virtual asset derivatives to professional investors\n"
+        "Date:    2026-08-03 17:18 HKT\n"
+        "Link:    https://apps.sfc.hk/edistributionWeb/gateway/EN/circular/doc?refNo=26EC46\n"
+        "Matched: derivatives (virtual asset derivative, derivative, virtual asset); "
+        "virtual-assets (virtual asset, virtual asset trading platform)\n"
+    ) in out
+    logged = rows(monitor.db, "SELECT source_id, kind, topics FROM changes ORDER BY source_id, id")
+    assert ("sfc-circulars-en", "new", "[]") in logged  # the OTC derivatives circular: logged, no alert
+    assert not any(kind == "removed" for _, kind, _ in logged)  # 26PR115 rolled off the feed
+    assert not any(source == "hkma-circulars-en" for source, _, _ in logged)  # PDF size + ?rev= only
+
+    bodies_before = rows(monitor.db, "SELECT count(*) FROM bodies")
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(len(logged),)]
+    assert rows(monitor.db, "SELECT count(*) FROM bodies") == bodies_before  # nothing new stored
+    assert rows(monitor.db, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(0,)]
+
+
+def test_page_change_alert_shows_the_added_line(monitor, capsys):
+    monitor.write(REGISTER)
+    monitor.round(capsys)
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0
+    assert out.startswith(
+        "== HKMA · stablecoin, virtual-assets ==============================\n"
+        "PAGE CHANGED: Register of Licensed Stablecoin Issuers - Hong Kong Monetary Authority\n"
+        f"Link:    {monitor.site.base_url}/hkma/eng/stablecoin-register.html\n"
+        "Matched: stablecoin (stablecoin, stablecoin issuer); virtual-assets (stablecoin)\n"
+        "  + Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003 | 31 July 2026 | "
+    )
+
+
+def test_log_and_show_read_the_change_log(monitor, capsys):
+    monitor.write(SFC_PRESS, REGISTER)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    code, out, _ = monitor("log", capsys=capsys)
+    assert code == 0 and "ID  DETECTED (HKT)" in out and "stablecoin" in out
+    code, out, _ = monitor(
+        "log", "--format", "json", "--topic", "stablecoin", "--source", "sfc-press-en", capsys=capsys
+    )
+    (entry,) = json.loads(out)
+    assert entry["title"].startswith("SFC and HKMA issue joint circular")
+    assert entry["kind"] == "new" and entry["regulator"] == "SFC"
+    code, out, _ = monitor("log", "--format", "csv", capsys=capsys)
+    assert out.splitlines()[0] == "id,detected_at,regulator,source_id,kind,topics,title,link,date"
+
+    page_change = rows(monitor.db, "SELECT id FROM changes WHERE kind = 'page'")[0][0]
+    code, out, _ = monitor("show", str(page_change), capsys=capsys)
+    assert code == 0
+    assert "Regulator: HKMA" in out and "Topics:    stablecoin (stablecoin, stablecoin issuer)" in out
+    assert "+Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
+    assert "Raw body:  sha256 " in out and "Snapshot:  " in out
+
+    code, _, err = monitor("show", "999", capsys=capsys)
+    assert code == 2 and err == "error: no change with id 999 (see `policy-monitor log`)\n"
+
+
+BROKEN = [
+    ("down", "/down", "HTTP 503 Service Unavailable"),
+    ("slow", "/slow", "timed out after 1s"),
+    ("loop", "/redirect-loop", "too many redirects (more than 5; a redirect loop?)"),
+    ("soft404", "/soft-404", 'soft 404: HTTP 200 but the page title is "Page Not Found - SFC"'),
+    ("truncated", "/truncated-feed", "malformed feed"),
+    ("image", "/image", "unexpected content type image/png"),
+    ("huge", "/huge", "body larger than"),
+    ("missing", "/no-such-page.xml", "HTTP 404 Not Found"),
+]
+
+
+def test_each_misbehaving_source_fails_alone_with_a_reason(monitor, capsys):
+    kinds = {"soft404": "page", "huge": "page"}
+    broken = [
+        f'[[sources]]\nid = "{name}"\nregulator = "SFC"\nkind = "{kinds.get(name, "rss")}"\nurl = "{{base}}{path}"\n'
+        for name, path, _ in BROKEN
+    ]
+    monitor.write(SFC_PRESS, *broken)
+    code, out, err = monitor.round(capsys)
+    assert code == 1
+    assert out == ""
+    failures = dict(rows(monitor.db, "SELECT source_id, error FROM fetches WHERE status = 'error'"))
+    for name, _, reason in BROKEN:
+        assert reason in failures[name], name
+        assert f"source {name} failed: {reason}" in err
+    assert rows(monitor.db, "SELECT status FROM fetches WHERE source_id = 'sfc-press-en'") == [("baseline",)]
+    assert "Traceback" not in err
+
+
+def test_unreachable_host_fails_with_a_reason_and_exit_1(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "sources.toml"
+    config.write_text(
+        '[settings]\ntimeout = 1\nretries = 0\n[topics.stablecoin]\nterms = ["stablecoin"]\n'
+        + rss_source("sfc-press-en", "/feed").replace("{base}", f"http://127.0.0.1:{port}"),
+        encoding="utf-8",
+    )
+    result = run_cli("--config", str(config), "--db", str(tmp_path / "m.db"), "run", "--once")
+    assert result.returncode == 1
+    assert "source sfc-press-en failed: connection failed: ConnectError" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_layout_change_is_an_error_and_keeps_the_old_snapshot(monitor, capsys):
+    monitor.write(FSTB_LISTING)
+    monitor.round(capsys)
+    original = monitor.site.serve_file("/fstb/tc/press-releases.htm")
+    redesigned = original.body.replace(b'class="press-item"', b'class="news-row"')
+    monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda h: Response(
+        200, redesigned, {"Content-Type": "text/html"}
+    )
+    code, out, err = monitor.round(capsys)
+    assert code == 1 and out == ""
+    assert "matched nothing (layout changed?)" in err
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert rows(monitor.db, "SELECT consecutive_failures FROM health") == [(1,)]
+
+    del monitor.site.routes["/fstb/tc/press-releases.htm"]  # the site is fixed: no false "new" items
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert rows(monitor.db, "SELECT consecutive_failures FROM health") == [(0,)]
+
+
+def test_429_with_retry_after_is_retried(monitor, capsys):
+    calls = []
+
+    def busy_then_fine(handler):
+        calls.append(1)
+        if len(calls) == 1:
+            return Response(429, b"slow down", {"Retry-After": "0"})
+        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+    monitor.site.routes["/busy.xml"] = busy_then_fine
+    monitor.write(rss_source("sfc-press-en", "/busy.xml"))
+    code, _, _ = monitor.round(capsys)
+    assert code == 0 and len(calls) == 2
+    assert rows(monitor.db, "SELECT status FROM fetches") == [("baseline",)]
+
+
+def test_conditional_get_uses_the_etag(monitor, capsys):
+    def with_etag(handler):
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return Response(304, b"", {"ETag": '"v1"'})
+        page = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+        return Response(200, page.body, {**page.headers, "ETag": '"v1"'})
+
+    monitor.site.routes["/etag.xml"] = with_etag
+    monitor.write(rss_source("sfc-press-en", "/etag.xml"))
+    monitor.round(capsys)
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")
+    assert rows(monitor.db, "SELECT status, http_status FROM fetches ORDER BY id") == [
+        ("baseline", 200),
+        ("not_modified", 304),
+    ]
+
+
+def test_big5_page_labelled_utf8_still_reads_as_chinese(monitor, capsys):
+    monitor.write(FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/big5-labelled-utf8"))
+    code, _, _ = monitor.round(capsys)
+    assert code == 0
+    titles = [t for (t,) in rows(monitor.db, "SELECT title FROM items")]
+    assert "《2026年保險業（修訂）條例草案》刊憲" in titles
+
+
+def test_dry_run_prints_alerts_and_stores_nothing(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.site.root = ROUND2
+    code, out, _ = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
+    assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert rows(monitor.db, "SELECT count(*) FROM fetches") == [(1,)]
+    code, out, _ = monitor.round(capsys)  # the real run still alerts
+    assert "NEW: SFC and HKMA issue joint circular" in out
+
+
+def test_dry_run_on_a_fresh_database_creates_no_file(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    code, out, _ = monitor("run", "--once", "--dry-run", capsys=capsys)
+    assert (code, out) == (0, "")
+    assert not monitor.db.exists()
+
+
+def test_alerts_survive_a_crash_between_commit_and_printing(monitor, capsys, monkeypatch):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+
+    def crash(*args):
+        raise KeyboardInterrupt  # the process is stopped right after the round's commit
+
+    monkeypatch.setattr(monitor_commands, "deliver_console", crash)
+    monitor.round(capsys, ROUND2)
+    assert rows(monitor.db, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(1,)]
+    monkeypatch.undo()
+    code, out, _ = monitor("run", "--once", capsys=capsys)  # nothing is due: only the outbox is sent
+    assert code == 0 and out.count("NEW: SFC and HKMA issue joint circular") == 1
+    code, out, _ = monitor("run", "--once", capsys=capsys)
+    assert out == ""
+
+
+def test_check_prints_items_and_writes_nothing(monitor, capsys):
+    monitor.write(FSTB_LISTING)
+    code, out, _ = monitor("check", "fstb-press-tc", capsys=capsys)
+    assert code == 0
+    assert "2026-07-30           《2026年保險業（修訂）條例草案》刊憲" in out
+    assert f"6 items from {monitor.site.base_url}/fstb/tc/press-releases.htm" in out
+    assert not monitor.db.exists()
+    code, _, err = monitor("check", "nope", capsys=capsys)
+    assert code == 2 and "no source 'nope'" in err
+
+
+def test_only_due_sources_are_polled(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor("run", "--once", capsys=capsys)
+    monitor("run", "--once", capsys=capsys)  # 15 min interval: not due again yet
+    assert rows(monitor.db, "SELECT count(*) FROM fetches") == [(1,)]
+
+
+@pytest.mark.parametrize("command", [["log"], ["show", "1"]])
+def test_reading_commands_on_an_empty_database(monitor, capsys, command):
+    monitor.write(SFC_PRESS)
+    code, out, err = monitor(*command, capsys=capsys)
+    expected = (0, "no changes recorded yet\n") if command == ["log"] else (2, "")
+    assert (code, out) == expected and "Traceback" not in err
