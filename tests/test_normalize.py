@@ -10,7 +10,7 @@ from monitor.charset import decode
 from monitor.normalize import clean_title, fingerprint, normalize_link, parse_date
 from tests.conftest import ROOT
 
-SFC_TC = json.loads((ROOT.parent / "shared/fixtures/real/sfc-tc/sfc_news.json").read_text(encoding="utf-8"))
+SFC_TC = json.loads((ROOT / "tests/fixtures/real/sfc_tc_news.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(
