@@ -42,8 +42,15 @@ class RoundResult:
         return tuple(o for o in self.outcomes if o.status == "error")
 
 
+FAILED_RETRY_SECONDS = 300.0
+
+
 def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: datetime) -> list[Source]:
-    """Sources never attempted, or whose interval has passed since their last attempt."""
+    """Sources never attempted, or whose interval has passed since their last attempt.
+
+    A source whose last attempt failed is retried sooner (after at most 5 minutes), so a
+    regulator's short outage does not hide a release for a whole interval.
+    """
     due = []
     for source in sources:
         last = health.get(source.id)
@@ -51,7 +58,8 @@ def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: da
             due.append(source)
             continue
         elapsed = (now - datetime.fromisoformat(last.last_attempt_at)).total_seconds()
-        if elapsed >= source.interval or elapsed < 0:  # a clock stepped back: poll rather than stall
+        wait = min(source.interval, FAILED_RETRY_SECONDS) if last.consecutive_failures else source.interval
+        if elapsed >= wait or elapsed < 0:  # a clock stepped back: poll rather than stall
             due.append(source)
     return due
 

@@ -281,3 +281,18 @@ def test_reading_commands_on_an_empty_database(monitor, capsys, command):
     code, out, err = monitor(*command, capsys=capsys)
     expected = (0, "no changes recorded yet\n") if command == ["log"] else (2, "")
     assert (code, out) == expected and "Traceback" not in err
+
+
+def test_due_sources_retries_failed_sources_sooner():
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.models import Health, Source
+    from monitor.run import due_sources
+
+    now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    ago = (now - timedelta(minutes=6)).isoformat()
+    hourly = [Source(i, "SFC", "rss", "https://x/" + i, (), 3600) for i in ("ok", "failing", "new")]
+    health = {"ok": Health("ok", 0, ago, ago), "failing": Health("failing", 2, ago, "", "HTTP 503", ago)}
+    assert [s.id for s in due_sources(hourly, health, now)] == ["failing", "new"]
+    stepped_back = {"ok": Health("ok", 0, (now + timedelta(hours=1)).isoformat())}
+    assert [s.id for s in due_sources(hourly[:1], stepped_back, now)] == ["ok"]  # clock went back
