@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from monitor import __version__
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("source_id")
 
     commands.add_parser("validate", help="validate the config and exit")
+
+    bot = commands.add_parser("bot", help="answer Telegram commands and send pending alerts (needs a token)")
+    bot.add_argument("--once", action="store_true", help="handle the commands waiting now, then exit")
 
     log = commands.add_parser("log", help="the change log, newest first")
     log.add_argument("--source", default="")
@@ -96,16 +100,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor import commands
 
     config = load_config(args.config)
-    if args.dry_run:
+    if args.dry_run:  # never sends, whatever the environment says
         return commands.dry_run(config, args.db, sys.stdout, everything=args.all)
     store = open_store(args.db, config)
+    telegram = telegram_env()
+
+    async def run() -> int:
+        async with AsyncExitStack() as stack:
+            channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, not args.once)
+            if args.once:
+                return await commands.run_once(config, store, channel, everything=args.all)
+            await commands.run_forever(config, store, channel)
+            return EXIT_OK
+
     try:
-        if args.once:
-            return commands.run_once(config, store, sys.stdout, everything=args.all)
-        asyncio.run(commands.run_forever(config, store, sys.stdout))
+        return asyncio.run(run())
+    finally:
+        store.close()
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    config = load_config(args.config)
+    telegram = telegram_env()
+    if telegram is None:
+        raise MonitorError("the bot needs TELEGRAM_BOT_TOKEN in the environment")
+    store = open_store(args.db, config)
+
+    async def run() -> None:
+        async with AsyncExitStack() as stack:
+            channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, True)
+            await commands.run_bot(store, channel, once=args.once)
+
+    try:
+        asyncio.run(run())
         return EXIT_OK
     finally:
         store.close()
+
+
+def telegram_env():
+    """Telegram settings from the environment only: the token never lives in a file of the repo."""
+    from monitor.telegram import TelegramEnv
+
+    return TelegramEnv.from_environ(os.environ)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -151,6 +190,7 @@ COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
     "validate": cmd_validate,
+    "bot": cmd_bot,
     "log": cmd_log,
     "show": cmd_show,
     "demo": cmd_demo,

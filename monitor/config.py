@@ -12,7 +12,7 @@ from lxml.cssselect import CSSSelector
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError
-from monitor.models import Config, Settings, Source, Topic
+from monitor.models import Config, Settings, Source, TelegramSettings, Topic
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -38,6 +38,15 @@ SETTINGS_KEYS = {
     "max_redirects": int,
 }
 TOPIC_KEYS = {"terms", "requires", "exclude"}
+TELEGRAM_KEYS = {
+    "ops_chat": str,
+    "health_after": int,
+    "digest_after": int,
+    "delayed_after": "interval",
+    "private_interval": float,
+    "group_interval": float,
+    "global_interval": float,
+}
 
 
 def parse_interval(value: Any) -> float | None:
@@ -74,7 +83,7 @@ def _source_lines(text: str) -> list[int]:
 
 
 def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
-    unknown = set(data) - {"settings", "topics", "sources"}
+    unknown = set(data) - {"settings", "topics", "sources", "telegram"}
     if unknown:
         raise ConfigError(name, "", sorted(unknown)[0], "unknown table")
     settings = _settings(name, _table(name, data, "settings"))
@@ -89,7 +98,8 @@ def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
         if any(s.id == source.id for s in sources):
             raise ConfigError(name, source.id, "id", f"duplicate source id (line {line})")
         sources.append(source)
-    return Config(name, settings, topics, tuple(sources))
+    telegram = TelegramSettings(**_typed(name, "[telegram]", _table(name, data, "telegram"), TELEGRAM_KEYS))
+    return Config(name, settings, topics, tuple(sources), telegram)
 
 
 def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -100,21 +110,27 @@ def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _settings(name: str, raw: dict[str, Any]) -> Settings:
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        kind = SETTINGS_KEYS.get(key)
-        if kind is None:
-            raise ConfigError(name, "[settings]", key, "unknown key")
-        if kind == "interval":
-            values[key] = _interval(name, "[settings]", value)
-        elif kind is str:
-            values[key] = _string(name, "[settings]", key, value)
-        else:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(name, "[settings]", key, "must be a non-negative number")
-            values[key] = kind(value)
+    values = _typed(name, "[settings]", raw, SETTINGS_KEYS)
     values.setdefault("user_agent", f"hk-policy-monitor/{__version__} (+{PROJECT_URL})")
     return Settings(**values)
+
+
+def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+    """A table of scalar settings, each checked against its expected type."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = keys.get(key)
+        if kind is None:
+            raise ConfigError(name, where, key, "unknown key")
+        if kind == "interval":
+            values[key] = _interval(name, where, value)
+        elif kind is str:
+            values[key] = _string(name, where, key, value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(name, where, key, "must be a non-negative number")
+            values[key] = kind(value)
+    return values
 
 
 def _topics(name: str, raw: dict[str, Any]) -> dict[str, Topic]:

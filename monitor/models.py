@@ -52,11 +52,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    """Non-secret Telegram settings from sources.toml's [telegram] table (the token is env-only)."""
+
+    ops_chat: str = ""  # source-health alerts go here; to the alert chats when empty
+    health_after: int = 3  # consecutive failures before a source-health alert
+    digest_after: int = 5  # more pending alerts than this for one chat: one digest message
+    delayed_after: float = 3600.0  # seconds; older pending alerts are marked "delayed"
+    private_interval: float = 1.0  # seconds between messages to one private chat (Telegram: ~1/s)
+    group_interval: float = 3.0  # to one group or channel (Telegram: ~20/min)
+    global_interval: float = 0.04  # between any two messages (Telegram: ~30/s overall)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     settings: Settings
     topics: Mapping[str, Topic]
     sources: tuple[Source, ...]
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
 
     def source(self, source_id: str) -> Source | None:
         return next((s for s in self.sources if s.id == source_id), None)
@@ -150,12 +164,13 @@ class LoggedChange:
 
 @dataclass(frozen=True)
 class Alert:
-    """A logged change that matched a topic, waiting in the outbox for one chat."""
+    """One outbox row for one chat: a logged change that matched a topic, or a notice (source health)."""
 
     outbox_id: int
     chat: str
-    logged: LoggedChange
+    logged: LoggedChange | None
     created_at: str = ""
+    notice: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from monitor.errors import SourceError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
 from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Source, Validators
-from monitor.store import Store, utc_now
+from monitor.store import Recipients, Store, utc_now
 
 log = logging.getLogger("monitor.run")
 
@@ -68,16 +68,37 @@ async def run_round(
     config: Config,
     store: Store,
     sources: Sequence[Source],
-    chats: Sequence[str],
+    recipients: Recipients,
     dry_run: bool = False,
+    notice_chats: Sequence[str] = (),
 ) -> RoundResult:
-    """Poll `sources` concurrently; each one's result is stored in its own transaction."""
+    """Poll `sources` concurrently; each one's result is stored in its own transaction.
+
+    `recipients` are the chats alerts are queued for, with their topic filters; `notice_chats`
+    receive one source-health notice when a source keeps failing, and one when it recovers.
+    """
     topics = compile_topics(config.topics)
+    health = store.health()
     async with open_client(config.settings) as client:
         fetcher = Fetcher(client, config.settings)
-        polls = [_poll(source, fetcher, store, topics, chats, dry_run) for source in sources]
+        polls = [_poll(source, fetcher, store, topics, recipients, dry_run) for source in sources]
         outcomes = await asyncio.gather(*polls)
+    if not dry_run:
+        for outcome in outcomes:
+            failures = health.get(outcome.source_id, Health(outcome.source_id)).consecutive_failures
+            notice = health_notice(outcome, failures, config.telegram.health_after)
+            if notice and notice_chats:
+                store.queue_notice(notice, notice_chats)
     return RoundResult(tuple(outcomes))
+
+
+def health_notice(outcome: SourceOutcome, failures_before: int, threshold: int) -> str:
+    """One notice when a source reaches `threshold` consecutive failures, one when it recovers."""
+    if outcome.status == "error" and failures_before + 1 == threshold:
+        return f"Source {outcome.source_id} has failed {threshold} times in a row: {outcome.error}"
+    if outcome.status != "error" and failures_before >= threshold > 0:
+        return f"Source {outcome.source_id} has recovered after {failures_before} failed attempts."
+    return ""
 
 
 async def _poll(
@@ -85,7 +106,7 @@ async def _poll(
     fetcher: Fetcher,
     store: Store,
     topics: Mapping[str, CompiledTopic],
-    chats: Sequence[str],
+    recipients: Recipients,
     dry_run: bool,
 ) -> SourceOutcome:
     started = datetime.now(UTC)
@@ -94,7 +115,7 @@ async def _poll(
     try:
         validators = previous.validators if previous.snapshot else Validators()
         page = await fetcher.fetch(source, validators)
-        outcome = _process(source, page, previous, store, topics, chats, dry_run)
+        outcome = _process(source, page, previous, store, topics, recipients, dry_run)
     except SourceError as exc:
         outcome = SourceOutcome(source.id, "error", error=str(exc))
     except Exception as exc:  # a bug for one source must not stop the others
@@ -114,7 +135,7 @@ def _process(
     previous: Previous,
     store: Store,
     topics: Mapping[str, CompiledTopic],
-    chats: Sequence[str],
+    recipients: Recipients,
     dry_run: bool,
 ) -> SourceOutcome:
     old = previous.snapshot
@@ -133,7 +154,7 @@ def _process(
         classify(c, topics, source.topics) for c in diff(source, old, snapshot, previous.known_keys)
     )
     if not dry_run:
-        store.record_snapshot(source, page, old, snapshot, changes, chats)
+        store.record_snapshot(source, page, old, snapshot, changes, recipients)
     status = "baseline" if not old else "changed" if changes else "updated"
     return SourceOutcome(source.id, status, count, changes)
 

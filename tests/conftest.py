@@ -32,6 +32,12 @@ retries = 1
 retry_backoff = 0.05
 max_retry_after = 0.5
 max_bytes = 200000
+
+[telegram]
+private_interval = 0.01
+group_interval = 0.01
+global_interval = 0
+delayed_after = "1h"
 """
 
 SFC_PRESS = """[[sources]]

@@ -56,7 +56,7 @@ def run_demo(out: TextIO) -> int:
 
 
 def _round(config: Config, store: Store) -> RoundResult:
-    return asyncio.run(run_round(config, store, config.sources, [CONSOLE]))
+    return asyncio.run(run_round(config, store, config.sources, {CONSOLE: None}, notice_chats=[CONSOLE]))
 
 
 def _ok(result: RoundResult) -> int:

@@ -5,33 +5,31 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlite_utils
 
-from monitor.errors import StoreError, UnknownChange
+from monitor.errors import StoreError
 from monitor.models import (
-    Alert,
     Change,
     Health,
-    LoggedChange,
     Page,
     Previous,
     Snapshot,
     Source,
     Validators,
 )
+from monitor.store.changelog import ChangeLogStore
+from monitor.store.clock import utc_now
 from monitor.store.codec import decode_snapshot, encode_snapshot
+from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.schema import SCHEMA
 
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+__all__ = ["Recipients", "Store", "utc_now"]
 
 
-class Store:
+class Store(OutboxStore, ChangeLogStore):
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
 
@@ -124,7 +122,7 @@ class Store:
         previous: Snapshot | None,
         snapshot: Snapshot,
         changes: Sequence[Change],
-        chats: Sequence[str],
+        recipients: Recipients,
     ) -> list[int]:
         """Store a new snapshot with its changes and their outbox rows, atomically.
 
@@ -145,7 +143,7 @@ class Store:
             ]
             for change_id, change in zip(change_ids, changes, strict=True):
                 if change.topics:
-                    self._queue(change_id, chats, now)
+                    self.queue(change_id, change.topics, recipients, now)
             self.db["source_state"].upsert(
                 {
                     "source_id": source.id,
@@ -257,87 +255,5 @@ class Store:
         }
         return int(self.db["changes"].insert(row).last_pk)
 
-    def _queue(self, change_id: int, chats: Iterable[str], now: str) -> None:
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO outbox (change_id, chat, created_at) VALUES (?, ?, ?)",
-            [(change_id, chat, now) for chat in chats],
-        )
-
-    # --- the outbox ----------------------------------------------------------------------------
-
-    def pending_alerts(self, chat: str) -> list[Alert]:
-        rows = self.db.query(
-            """SELECT o.id AS outbox_id, o.chat, o.created_at AS queued_at, c.*
-               FROM outbox o JOIN changes c ON c.id = o.change_id
-               WHERE o.status = 'pending' AND o.chat = ? ORDER BY o.id""",
-            [chat],
-        )
-        return [Alert(r["outbox_id"], r["chat"], _logged(r), r["queued_at"]) for r in rows]
-
-    def mark_sent(self, outbox_id: int, message_id: str = "") -> None:
-        self.db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, attempts = attempts + 1 WHERE id = ?",
-            [utc_now(), message_id, outbox_id],
-        )
-
-    # --- reading the change log ----------------------------------------------------------------
-
-    def changes(
-        self,
-        source_id: str = "",
-        topic: str = "",
-        since: str = "",
-        limit: int = 0,
-    ) -> list[LoggedChange]:
-        where, params = ["1 = 1"], []
-        if source_id:
-            where.append("source_id = ?")
-            params.append(source_id)
-        if topic:
-            where.append("EXISTS (SELECT 1 FROM json_each(changes.topics) WHERE value = ?)")
-            params.append(topic.lower())
-        if since:
-            where.append("detected_at >= ?")
-            params.append(since)
-        sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return [_logged(r) for r in self.db.query(sql, params)]
-
-    def change(self, change_id: int) -> LoggedChange:
-        row = self._one("SELECT * FROM changes WHERE id = ?", [change_id])
-        if not row:
-            raise UnknownChange(f"no change with id {change_id} (see `policy-monitor log`)")
-        return _logged(row)
-
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)
-
-
-def _logged(row: dict) -> LoggedChange:
-    change = Change(
-        source_id=row["source_id"],
-        kind=row["kind"],
-        title=row["title"],
-        item_key=row["item_key"],
-        link=row["link"],
-        date=row["date"],
-        text=row["text"],
-        before=row["before"],
-        added=tuple(json.loads(row["added"])),
-        removed=tuple(json.loads(row["removed"])),
-        diff=row["diff"],
-        topics=tuple(json.loads(row["topics"])),
-        matches={k: tuple(v) for k, v in json.loads(row["matches"]).items()},
-    )
-    return LoggedChange(
-        id=row["id"],
-        regulator=row["regulator"],
-        detected_at=row["detected_at"],
-        fetched_at=row["fetched_at"],
-        change=change,
-        old_snapshot=row["old_snapshot"],
-        new_snapshot=row["new_snapshot"],
-        raw_sha256=row["raw_sha256"],
-        final_url=row["final_url"],
-    )

@@ -96,7 +96,8 @@ CREATE INDEX IF NOT EXISTS changes_source ON changes (source_id, detected_at);
 CREATE INDEX IF NOT EXISTS changes_detected ON changes (detected_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
-    change_id INTEGER NOT NULL REFERENCES changes(id),
+    change_id INTEGER REFERENCES changes(id),
+    notice TEXT NOT NULL DEFAULT '',
     chat TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     created_at TEXT NOT NULL,
@@ -107,6 +108,18 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (change_id, chat)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, chat);
+CREATE TABLE IF NOT EXISTS chats (
+    chat_id TEXT PRIMARY KEY,
+    active INTEGER NOT NULL DEFAULT 1,
+    topics TEXT,
+    origin TEXT NOT NULL DEFAULT 'bot',
+    added_at TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS bot_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE VIEW IF NOT EXISTS change_log AS
     SELECT c.id, c.detected_at, c.regulator, c.source_id, c.kind, c.title, c.link, c.date,
            c.topics, c.matches, c.fetched_at, c.raw_sha256

@@ -1,0 +1,139 @@
+"""The bot people talk to: /start /stop /topics /subscribe /unsubscribe /recent /status /help.
+
+Commands arrive by long polling (getUpdates); the update offset is kept in SQLite so a restart
+neither repeats nor skips a command. Replies are immediate; alerts go through the outbox.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from telegram import Bot, BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+
+from monitor.models import Config
+from monitor.render import hk_time
+from monitor.store import Store
+from monitor.telegram_render import digest_html, split_message
+
+log = logging.getLogger("monitor.bot")
+OFFSET_KEY = "telegram_update_offset"
+COMMANDS = (
+    ("start", "Subscribe this chat to alerts"),
+    ("stop", "Stop alerts to this chat"),
+    ("topics", "List the topics and what this chat receives"),
+    ("subscribe", "Receive a topic: /subscribe stablecoin"),
+    ("unsubscribe", "Stop a topic: /unsubscribe e-hkd"),
+    ("recent", "The last alerts for this chat: /recent 5"),
+    ("status", "Each source: last success, last error, failures"),
+    ("help", "What this bot does"),
+)
+
+
+class CommandBot:
+    def __init__(self, bot: Bot, store: Store, config: Config):
+        self._bot, self._store, self._config = bot, store, config
+
+    async def register(self) -> None:
+        await self._bot.delete_webhook()  # long polling and a webhook exclude each other
+        await self._bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+
+    async def poll(self, timeout: int = 25) -> int:
+        """One getUpdates call; answers each command. Returns how many updates were handled."""
+        offset = int(self._store.bot_value(OFFSET_KEY, "0")) or None
+        updates = await self._bot.get_updates(offset=offset, timeout=timeout, allowed_updates=["message"])
+        for update in updates:
+            self._store.set_bot_value(OFFSET_KEY, str(update.update_id + 1))
+            message = update.effective_message
+            if message is None or not message.text or not message.text.startswith("/"):
+                continue
+            reply = self.answer(str(message.chat_id), message.text)
+            for part in split_message(reply):
+                await self._bot.send_message(
+                    chat_id=message.chat_id,
+                    text=part,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        return len(updates)
+
+    def answer(self, chat: str, text: str) -> str:
+        """The HTML reply to one command from one chat."""
+        words = text.split()
+        command = words[0][1:].split("@", 1)[0].lower()
+        handler = getattr(self, f"_{command}", None)
+        if handler is None:
+            return f"Unknown command {html.escape(words[0])}. " + self._help(chat, [])
+        return handler(chat, words[1:])
+
+    def _start(self, chat: str, args: list[str]) -> str:
+        self._store.subscribe(chat)
+        return (
+            "<b>Subscribed.</b> This chat gets an alert within minutes when the SFC, the HKMA or the "
+            "FSTB publishes something about: " + ", ".join(self._config.topics) + ".\n"
+            "/topics to narrow it down, /recent for the latest alerts, /stop to unsubscribe."
+        )
+
+    def _stop(self, chat: str, args: list[str]) -> str:
+        self._store.deactivate_chat(chat, "stopped with /stop")
+        return "Alerts to this chat are stopped. /start subscribes again."
+
+    def _topics(self, chat: str, args: list[str]) -> str:
+        receiving = self._receiving(chat)
+        lines = [f"{'✅' if name in receiving else '▫️'} {html.escape(name)}" for name in self._config.topics]
+        return "<b>Topics</b> (✅ = this chat receives it)\n" + "\n".join(lines)
+
+    def _subscribe(self, chat: str, args: list[str]) -> str:
+        topic = self._topic(args)
+        if not topic:
+            return self._topic_help("subscribe")
+        current = self._store.chat_topics(chat)
+        chosen = {topic} if current is None else set(current) | {topic}
+        self._store.subscribe(chat, frozenset(chosen))
+        return f"This chat now receives: {', '.join(sorted(chosen))}. /start receives every topic again."
+
+    def _unsubscribe(self, chat: str, args: list[str]) -> str:
+        topic = self._topic(args)
+        if not topic:
+            return self._topic_help("unsubscribe")
+        chosen = self._receiving(chat) - {topic}
+        self._store.subscribe(chat, frozenset(chosen))
+        left = ", ".join(sorted(chosen)) or "no topic (use /subscribe or /start)"
+        return f"This chat now receives: {left}."
+
+    def _recent(self, chat: str, args: list[str]) -> str:
+        count = int(args[0]) if args and args[0].isdigit() else 5
+        recent = self._store.recent(self._store.chat_topics(chat), max(1, min(count, 20)))
+        return digest_html(recent) if recent else "No alerts yet for this chat's topics."
+
+    def _status(self, chat: str, args: list[str]) -> str:
+        health = self._store.health()
+        lines = ["<b>Sources</b>"]
+        for source in self._config.sources:
+            state = health.get(source.id)
+            if state is None:
+                lines.append(f"▫️ {source.id}: not polled yet")
+            elif state.consecutive_failures:
+                error = html.escape(state.last_error[:200])
+                lines.append(
+                    f"⚠️ {source.id}: {state.consecutive_failures} failures in a row; last error: {error}"
+                )
+            else:
+                lines.append(f"✅ {source.id}: last success {hk_time(state.last_success_at)}")
+        return "\n".join(lines)
+
+    def _help(self, chat: str, args: list[str]) -> str:
+        lines = [f"/{name} – {html.escape(text)}" for name, text in COMMANDS]
+        return "<b>hk-policy-monitor</b> watches the SFC, the HKMA and the FSTB.\n" + "\n".join(lines)
+
+    def _receiving(self, chat: str) -> set[str]:
+        current = self._store.chat_topics(chat)
+        return set(self._config.topics) if current is None else set(current)
+
+    def _topic(self, args: list[str]) -> str:
+        name = args[0].lower() if args else ""
+        return name if name in self._config.topics else ""
+
+    def _topic_help(self, command: str) -> str:
+        return f"Name a topic: /{command} " + " | ".join(self._config.topics)

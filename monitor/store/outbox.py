@@ -1,0 +1,124 @@
+"""The outbox (one row per alert and chat) and the chats that receive alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from monitor.models import Alert
+from monitor.store.changelog import logged_from_row
+from monitor.store.clock import utc_now
+
+Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
+
+
+class OutboxStore:
+    db: object  # sqlite_utils.Database, set by Store
+
+    def queue(self, change_id: int, topics: Iterable[str], recipients: Recipients, now: str) -> None:
+        wanted = set(topics)
+        chats = [chat for chat, only in recipients.items() if only is None or wanted & only]
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (change_id, chat, created_at) VALUES (?, ?, ?)",
+            [(change_id, chat, now) for chat in chats],
+        )
+
+    def queue_notice(self, text: str, chats: Iterable[str]) -> None:
+        now = utc_now()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO outbox (notice, chat, created_at) VALUES (?, ?, ?)",
+                [(text, chat, now) for chat in chats],
+            )
+
+    def pending_chats(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT chat FROM outbox WHERE status = 'pending'")]
+
+    def pending_alerts(self, chat: str) -> list[Alert]:
+        rows = self.db.query(
+            """SELECT o.id AS outbox_id, o.chat, o.notice, o.created_at AS queued_at, c.*
+               FROM outbox o LEFT JOIN changes c ON c.id = o.change_id
+               WHERE o.status = 'pending' AND o.chat = ? ORDER BY o.id""",
+            [chat],
+        )
+        return [
+            Alert(
+                r["outbox_id"],
+                r["chat"],
+                logged_from_row(r) if r["id"] else None,
+                r["queued_at"],
+                r["notice"],
+            )
+            for r in rows
+        ]
+
+    def mark_sent(self, outbox_id: int, message_id: str = "") -> None:
+        self.db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, attempts = attempts + 1 WHERE id = ?",
+            [utc_now(), message_id, outbox_id],
+        )
+
+    def mark_attempt(self, outbox_id: int, error: str) -> None:
+        """A failed attempt: the row stays pending and is sent by the next delivery."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", [error, outbox_id]
+        )
+
+    # --- chats ----------------------------------------------------------------------------------
+
+    def sync_env_chats(self, chats: Iterable[str]) -> None:
+        """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed)."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                """INSERT INTO chats (chat_id, active, origin, added_at) VALUES (?, 1, 'env', ?)
+                   ON CONFLICT (chat_id) DO UPDATE SET origin = 'env'""",
+                [(chat, now) for chat in chats],
+            )
+
+    def recipients(self) -> dict[str, frozenset[str] | None]:
+        rows = self.db.execute("SELECT chat_id, topics FROM chats WHERE active = 1 ORDER BY added_at")
+        return {chat: None if topics is None else frozenset(json.loads(topics)) for chat, topics in rows}
+
+    def chat_topics(self, chat: str) -> frozenset[str] | None:
+        return self.recipients().get(chat)
+
+    def subscribe(self, chat: str, topics: frozenset[str] | None = None) -> None:
+        value = None if topics is None else json.dumps(sorted(topics))
+        self.db.execute(
+            """INSERT INTO chats (chat_id, active, topics, added_at) VALUES (?, 1, ?, ?)
+               ON CONFLICT (chat_id) DO UPDATE SET active = 1, topics = excluded.topics, note = ''""",
+            [chat, value, utc_now()],
+        )
+
+    def deactivate_chat(self, chat: str, reason: str) -> None:
+        """The chat cannot receive (bot blocked or removed): stop queueing for it, drop its pending rows."""
+        with self.db.atomic():
+            self.db.execute("UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [reason, chat])
+            self.db.execute(
+                "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
+                [reason, chat],
+            )
+
+    def migrate_chat(self, old: str, new: str) -> None:
+        """A group became a supergroup with a new id: its subscription and pending alerts move with it."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT OR IGNORE INTO chats (chat_id, active, topics, origin, added_at, note) "
+                "SELECT ?, active, topics, origin, added_at, 'migrated from ' || chat_id FROM chats WHERE chat_id = ?",
+                [new, old],
+            )
+            self.db.execute(
+                "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"migrated to {new}", old]
+            )
+            self.db.execute("UPDATE outbox SET chat = ? WHERE chat = ? AND status = 'pending'", [new, old])
+
+    def bot_value(self, key: str, default: str = "") -> str:
+        row = next(iter(self.db.execute("SELECT value FROM bot_state WHERE key = ?", [key])), None)
+        return row[0] if row else default
+
+    def set_bot_value(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )

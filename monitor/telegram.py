@@ -1,0 +1,212 @@
+"""Outbox -> Telegram, with python-telegram-bot: nothing lost, nothing sent twice once accepted.
+
+Rows leave the outbox only when Telegram has accepted the message (marked sent with its
+message id right away). Network trouble leaves them pending for the next delivery; a
+RetryAfter makes only that chat wait; entities Telegram cannot parse are resent as plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.request import HTTPXRequest
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from monitor.models import Alert, TelegramSettings
+from monitor.store import Store
+from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
+
+log = logging.getLogger("monitor.telegram")
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+
+@dataclass(frozen=True)
+class TelegramEnv:
+    """What comes from the environment: the secret token, the alert chats, the Bot API URL."""
+
+    token: str
+    chats: tuple[str, ...]
+    api_url: str = DEFAULT_API_URL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> TelegramEnv | None:
+        token = environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            return None
+        chats = tuple(c.strip() for c in environ.get("TELEGRAM_CHAT_IDS", "").split(",") if c.strip())
+        return cls(token, chats, environ.get("TELEGRAM_API_URL", "").strip() or DEFAULT_API_URL)
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.token, "<token>")
+
+
+def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
+    request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+    updates = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout + 30)
+    return Bot(env.token, base_url=env.api_url, request=request, get_updates_request=updates)
+
+
+class ChatUnreachable(Exception):
+    """The bot was blocked, kicked, or the chat does not exist: the chat is deactivated."""
+
+
+class DeliveryPostponed(Exception):
+    """Telegram could not be reached (or refused for now): the rows stay pending."""
+
+
+class EntitiesRejected(Exception):
+    """Telegram could not parse the HTML: the same content goes again as plain text."""
+
+
+def _retry_after_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 announces a switch from int to timedelta; both are handled
+        warnings.simplefilter("ignore")
+        wait = error.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+
+
+def _is_network_error(error: BaseException) -> bool:
+    # In PTB, BadRequest and TimedOut are NetworkError subclasses; only real network trouble retries.
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+class RateLimiter:
+    """Telegram's limits: ~1 message/s to a private chat, ~20/min to a group or channel, ~30/s overall."""
+
+    def __init__(self, settings: TelegramSettings):
+        self._settings = settings
+        self._next: dict[str, float] = {}
+        self._next_any = 0.0
+
+    async def wait(self, chat: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        private = chat.isdigit()  # groups have negative ids, channels are @names
+        spacing = self._settings.private_interval if private else self._settings.group_interval
+        start = max(now, self._next.get(chat, 0.0), self._next_any)
+        self._next[chat] = start + spacing
+        self._next_any = start + self._settings.global_interval
+        await asyncio.sleep(start - now)
+
+
+class TelegramSender:
+    def __init__(
+        self, bot: Bot, store: Store, settings: TelegramSettings, env: TelegramEnv, retries: int = 2
+    ):
+        self._bot, self._store, self._settings, self._env = bot, store, settings, env
+        self._limiter = RateLimiter(settings)
+        self._retries = retries
+
+    async def deliver(self) -> int:
+        """Send everything pending, chat by chat in parallel; returns the number of rows sent."""
+        chats = self._store.pending_chats()
+        if chats:
+            await self._bot.initialize()  # idempotent; raises if Telegram cannot be reached
+        return sum(await asyncio.gather(*(self._deliver_chat(chat) for chat in chats)))
+
+    async def _deliver_chat(self, chat: str) -> int:
+        sent = 0
+        for group, text in self._messages(self._store.pending_alerts(chat)):
+            try:
+                message_id, chat = await self._send_parts(chat, text)
+            except ChatUnreachable:
+                return sent
+            except DeliveryPostponed as exc:
+                log.warning("telegram: %s: %d alerts stay pending: %s", chat, len(group), exc)
+                for alert in group:
+                    self._store.mark_attempt(alert.outbox_id, str(exc))
+                return sent
+            for alert in group:
+                self._store.mark_sent(alert.outbox_id, message_id)
+            sent += len(group)
+        return sent
+
+    def _messages(self, alerts: list[Alert]) -> list[tuple[list[Alert], str]]:
+        """One message per alert, or one digest when a chat has more pending than `digest_after`."""
+        changes = [a for a in alerts if a.logged]
+        notices = [([a], f"<b>Source health</b>\n{html.escape(a.notice)}") for a in alerts if not a.logged]
+        if len(changes) > self._settings.digest_after:
+            return [(changes, digest_html([a.logged for a in changes if a.logged])), *notices]
+        singles = [([a], alert_html(a.logged, delayed=self._delayed(a))) for a in changes if a.logged]
+        return [*singles, *notices]
+
+    def _delayed(self, alert: Alert) -> bool:
+        queued = datetime.fromisoformat(alert.created_at)
+        return datetime.now(UTC) - queued > timedelta(seconds=self._settings.delayed_after)
+
+    async def _send_parts(self, chat: str, text: str) -> tuple[str, str]:
+        """Send one message (in numbered parts if long); returns the first part's id and the chat id."""
+        ids: list[str] = []
+        for part in split_message(text):
+            try:
+                message_id, chat = await self._send(chat, part, ParseMode.HTML)
+                ids.append(message_id)
+            except EntitiesRejected:
+                for plain in split_plain(plain_text(part)):
+                    message_id, chat = await self._send(chat, plain, None)
+                    ids.append(message_id)
+        return ids[0], chat
+
+    async def _send(self, chat: str, text: str, parse_mode: str | None) -> tuple[str, str]:
+        while True:
+            await self._limiter.wait(chat)
+            try:
+                message = await self._send_with_retries(chat, text, parse_mode)
+                return str(message.message_id), chat
+            except RetryAfter as exc:
+                seconds = _retry_after_seconds(exc)
+                log.info("telegram: %s: rate limited, waiting %.0f s", chat, seconds)
+                await asyncio.sleep(seconds)
+            except ChatMigrated as exc:
+                new_chat = str(exc.new_chat_id)
+                log.warning("telegram: chat %s moved to %s; following it", chat, new_chat)
+                self._store.migrate_chat(chat, new_chat)
+                chat = new_chat
+            except Forbidden as exc:
+                self._unreachable(chat, exc)
+            except BadRequest as exc:
+                reason = str(exc).lower()
+                if "parse entities" in reason or "can't find end" in reason:
+                    raise EntitiesRejected(str(exc)) from None
+                if "chat not found" in reason:
+                    self._unreachable(chat, exc)
+                raise DeliveryPostponed(self._env.redact(str(exc))) from None
+            except NetworkError as exc:
+                raise DeliveryPostponed(self._env.redact(f"{type(exc).__name__}: {exc}")) from None
+
+    async def _send_with_retries(self, chat: str, text: str, parse_mode: str | None):
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception(_is_network_error),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._bot.send_message(
+                    chat_id=chat,
+                    text=text,
+                    parse_mode=parse_mode,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _unreachable(self, chat: str, exc: Exception) -> None:
+        reason = self._env.redact(str(exc))
+        log.warning("telegram: chat %s cannot receive alerts (%s); it is deactivated", chat, reason)
+        self._store.deactivate_chat(chat, reason)
+        raise ChatUnreachable(reason) from None
+
+
+# TimedOut is a NetworkError: a send that timed out after Telegram accepted it can arrive twice.
+# That is the price of never dropping one; it is rare, and the message id of the resend is kept.
+__all__ = ["TelegramEnv", "TelegramSender", "TimedOut", "make_bot"]

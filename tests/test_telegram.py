@@ -1,0 +1,239 @@
+"""Telegram delivery end to end: the real python-telegram-bot client against a local Bot API
+stand-in, the local regulator site over rounds, and a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from monitor import commands as monitor_commands
+from monitor.localsite import Response
+from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source
+from tests.telegram_stub import TelegramStub, parse_html, utf16_len
+
+TOKEN = "123456:SECRET-token-never-logged"
+PRIVATE, GROUP = "1001", "-2002"
+HKMA_PRESS = rss_source("hkma-press-en", "/hkma/eng/rss/press-release.xml")
+SFC_CIRCULARS = rss_source("sfc-circulars-en", "/sfc/en/rss/circulars.xml")
+SOURCES = (SFC_PRESS, SFC_CIRCULARS, HKMA_PRESS, FSTB_LISTING, REGISTER)  # round 2: 5 alerts
+
+
+@pytest.fixture
+def telegram(monkeypatch):
+    with TelegramStub(token=TOKEN) as stub:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{PRIVATE},{GROUP}")
+        monkeypatch.setenv("TELEGRAM_API_URL", stub.base_url)
+        yield stub
+
+
+def sent_to(stub: TelegramStub, chat: str) -> list[str]:
+    return [m["text"] for m in stub.sent if str(m["chat_id"]) == chat]
+
+
+def pending(monitor) -> int:
+    with sqlite3.connect(monitor.db) as conn:
+        return conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+
+
+def test_each_alert_reaches_each_chat_exactly_once(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    assert monitor.round(capsys)[0] == 0
+    assert telegram.sent == []  # the baseline is silent
+
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert (code, out) == (0, "")  # with a token, alerts go to Telegram, not the terminal
+    for chat in (PRIVATE, GROUP):
+        texts = sent_to(telegram, chat)
+        assert len(texts) == 5
+        assert any(
+            "SFC and HKMA issue joint circular on distribution of licensed stablecoins" in t for t in texts
+        )
+        assert any("財經事務及庫務局歡迎《穩定幣條例》修訂生效" in t for t in texts)
+    first = telegram.calls_for("sendMessage")[0].params
+    assert first["parse_mode"] == "HTML"
+    assert first["link_preview_options"]["is_disabled"] is True
+
+    monitor.round(capsys)
+    assert len(telegram.sent) == 10 and pending(monitor) == 0
+
+
+def test_rate_limited_sends_still_arrive_exactly_once(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "retry_after", chat_id=int(GROUP), retry_after=1)
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
+    assert pending(monitor) == 0
+
+
+def test_telegram_down_for_a_round_delays_alerts_and_loses_none(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.down()
+    code, _, err = monitor.round(capsys, ROUND2)
+    assert code == 0  # the sources were fine; Telegram's outage does not fail the round
+    assert pending(monitor) == 10 and telegram.sent == []
+    assert "telegram" in err.lower()
+    telegram.up()
+    monitor.round(capsys)
+    assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
+    monitor.round(capsys)
+    assert len(telegram.sent) == 10 and pending(monitor) == 0
+
+
+def test_alerts_queued_before_a_crash_are_sent_on_restart(monitor, telegram, capsys, monkeypatch):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+
+    async def crash(self, store):
+        raise KeyboardInterrupt  # killed right after the round's commit, before sending
+
+    with monkeypatch.context() as patch:
+        patch.setattr(monitor_commands.Channel, "deliver", crash)
+        monitor.round(capsys, ROUND2)
+    assert pending(monitor) == 2 and telegram.sent == []
+    monitor("run", "--once", capsys=capsys)  # restarted: nothing is due, the outbox is sent
+    assert len(telegram.sent) == 2 and pending(monitor) == 0
+
+
+def test_hostile_and_chinese_titles_render_as_valid_html(monitor, telegram, capsys):
+    feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_text(encoding="utf-8")
+    hostile = feed.replace(
+        "<title>Market Misconduct Tribunal",
+        "<title>Stablecoin &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot; 穩定幣 &lt;script&gt;x",
+        1,
+    )
+    monitor.site.routes["/hostile.xml"] = lambda h: Response(
+        200, feed.encode(), {"Content-Type": "application/rss+xml"}
+    )
+    monitor.write(rss_source("sfc-press-en", "/hostile.xml"))
+    monitor.round(capsys)
+    monitor.site.routes["/hostile.xml"] = lambda h: Response(
+        200, hostile.encode(), {"Content-Type": "application/rss+xml"}
+    )
+    monitor.round(capsys)
+    (text,) = sent_to(telegram, PRIVATE)
+    assert "Stablecoin &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot; 穩定幣 &lt;script&gt;x" in text or (
+        'Stablecoin &lt;b&gt;bold&lt;/b&gt; &amp; "quoted" 穩定幣 &lt;script&gt;x' in text
+    )
+    plain, _ = parse_html(text)
+    assert 'Stablecoin <b>bold</b> & "quoted" 穩定幣 <script>x' in plain
+
+
+def test_a_long_digest_is_split_into_valid_parts(monitor, telegram, capsys):
+    def listing(count: int) -> bytes:
+        rows = "".join(
+            f'<tr class="press-item"><td class="date">2026年8月{1 + i % 28}日</td><td class="title">'
+            f'<a href="/tc/press/{i}.htm">財經事務及庫務局就穩定幣發牌制度發表第{i}號公告 &amp; 虛擬資產交易平台監管安排的詳細說明文件</a></td></tr>'
+            for i in range(count)
+        )
+        return f'<html><body><table class="press-list">{rows}</table></body></html>'.encode()
+
+    monitor.site.routes["/many.htm"] = lambda h: Response(
+        200, listing(1), {"Content-Type": "text/html; charset=utf-8"}
+    )
+    monitor.write(FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/many.htm"))
+    monitor.round(capsys)
+    monitor.site.routes["/many.htm"] = lambda h: Response(
+        200, listing(80), {"Content-Type": "text/html; charset=utf-8"}
+    )
+    monitor.round(capsys)
+    parts = sent_to(telegram, PRIVATE)
+    assert len(parts) >= 2
+    plains = [parse_html(part)[0] for part in parts]  # each part is valid HTML on its own
+    assert all(utf16_len(plain) <= 4096 for plain in plains)
+    assert plains[0].startswith(f"(1/{len(parts)})")
+    everything = "\n".join(plains)
+    assert all(f"第{i}號公告" in everything for i in range(1, 80))  # nothing lost between parts
+    assert pending(monitor) == 0
+
+
+def test_subscribe_narrows_what_a_chat_receives(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.push_command(int(PRIVATE), "/subscribe e-hkd")
+    assert monitor("bot", "--once", capsys=capsys)[0] == 0
+    assert "This chat now receives: e-hkd" in sent_to(telegram, PRIVATE)[-1]
+    monitor.round(capsys, ROUND2)
+    alerts = sent_to(telegram, PRIVATE)[1:]
+    assert len(alerts) == 1 and "Project e-HKD+" in alerts[0]
+    assert len(sent_to(telegram, GROUP)) == 5
+    assert [c.params["commands"] for c in telegram.calls_for("setMyCommands")]
+
+
+def test_status_and_recent_answer(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    telegram.push_command(int(GROUP), "/status")
+    telegram.push_command(int(GROUP), "/recent 2")
+    monitor("bot", "--once", capsys=capsys)
+    status, recent = sent_to(telegram, GROUP)[-2:]
+    assert "✅ sfc-press-en: last success" in status and "hkma-stablecoin-register" in status
+    assert recent.count("<a href=") == 2
+
+
+def test_blocked_chat_is_deactivated_and_others_still_receive(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "blocked", chat_id=int(GROUP))
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, PRIVATE)) == 5 and sent_to(telegram, GROUP) == []
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT active FROM chats WHERE chat_id = ?", [GROUP]).fetchone() == (0,)
+    assert pending(monitor) == 0
+
+
+def test_unparseable_entities_are_resent_as_plain_text(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "parse_entities", chat_id=int(PRIVATE))
+    monitor.round(capsys, ROUND2)
+    (text,) = sent_to(telegram, PRIVATE)
+    assert "SFC and HKMA issue joint circular" in text and "<b>" not in text
+    assert telegram.calls_for("sendMessage")[-1].params.get("parse_mode") in (None, "")
+
+
+def test_migrated_group_gets_its_alerts_at_the_new_id(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "migrated", chat_id=int(GROUP), migrate_to_chat_id=-1009999)
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, "-1009999")) == 1 and sent_to(telegram, GROUP) == []
+
+
+def test_one_health_alert_after_three_failures_and_one_on_recovery(monitor, telegram, capsys):
+    down = {"on": True}
+    feed = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+    monitor.site.routes["/flaky.xml"] = lambda h: Response(503) if down["on"] else feed
+    monitor.write(rss_source("sfc-press-en", "/flaky.xml"))
+    for _ in range(4):
+        assert monitor.round(capsys)[0] == 1
+    notices = [t for t in sent_to(telegram, PRIVATE) if "Source health" in t]
+    assert len(notices) == 1 and "sfc-press-en has failed 3 times in a row: HTTP 503" in notices[0]
+    down["on"] = False
+    monitor.round(capsys)
+    notices = [t for t in sent_to(telegram, PRIVATE) if "Source health" in t]
+    assert len(notices) == 2 and "recovered after 4 failed attempts" in notices[1]
+
+
+def test_the_token_never_reaches_logs_or_the_database(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.down()
+    _, out, err = monitor.round(capsys, ROUND2)
+    telegram.up()
+    _, out2, err2 = monitor("--debug", "run", "--once", capsys=capsys)
+    assert TOKEN not in out + err + out2 + err2
+    for path in monitor.db.parent.iterdir():
+        assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_dry_run_never_sends(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.site.root = ROUND2
+    code, out, _ = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
+    assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out and telegram.sent == []
