@@ -3,13 +3,17 @@ stand-in, the local regulator site over rounds, and a real SQLite file."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
 from monitor import commands as monitor_commands
 from monitor.localsite import Response
-from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source
+from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub, parse_html, utf16_len
 
 TOKEN = "123456:SECRET-token-never-logged"
@@ -237,3 +241,78 @@ def test_dry_run_never_sends(monitor, telegram, capsys):
     monitor.site.root = ROUND2
     code, out, _ = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
     assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out and telegram.sent == []
+
+
+def _cli_env(stub: TelegramStub) -> dict[str, str]:
+    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": PRIVATE, "TELEGRAM_API_URL": stub.base_url}
+
+
+def _start(monitor, *args: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "--config",
+        str(monitor.config),
+        "--db",
+        str(monitor.db),
+        *args,
+    ]
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_process_killed_while_sending_delivers_everything_on_restart(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    monitor.site.root = ROUND2
+    telegram.fail_next("sendMessage", "hang", seconds=30)  # the first send hangs after the commit
+    process = _start(monitor, "run", "--once", "--all", env=_cli_env(telegram))
+    telegram.wait_for_calls("sendMessage", 1, timeout=20)
+    process.kill()  # SIGKILL: no cleanup of any kind
+    process.wait(timeout=10)
+    assert pending(monitor) == 5
+    telegram.clear_failures()
+    result = run_cli(
+        "--config", str(monitor.config), "--db", str(monitor.db), "run", "--once", env=_cli_env(telegram)
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(sent_to(telegram, PRIVATE)) == 5 and pending(monitor) == 0
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_long_running_run_answers_commands_and_sends_alerts(monitor, telegram):
+    monitor.write(SFC_PRESS)
+    process = _start(monitor, "run", env=_cli_env(telegram))
+    try:
+        telegram.wait_for_calls("setMyCommands", 1, timeout=20)
+        telegram.push_command(3003, "/start")
+        telegram.wait_sent(1, timeout=20)
+        assert "Subscribed." in sent_to(telegram, "3003")[0]
+        telegram.push_command(3003, "/topics")
+        telegram.push_command(3003, "/help")
+        telegram.push_command(3003, "/stop")
+        telegram.wait_sent(4, timeout=20)
+        topics, help_text, stopped = sent_to(telegram, "3003")[1:4]
+        assert "✅ stablecoin" in topics and "/subscribe" in help_text and "stopped" in stopped
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_alerts_held_back_longer_than_delayed_after_say_so(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.config.write_text(
+        monitor.config.read_text().replace('delayed_after = "1h"', 'delayed_after = "1s"')
+    )
+    monitor.round(capsys)
+    telegram.down()
+    monitor.round(capsys, ROUND2)
+    time.sleep(1.2)
+    telegram.up()
+    monitor("run", "--once", capsys=capsys)
+    (text,) = sent_to(telegram, PRIVATE)
+    assert "Delayed: detected" in text and "SFC and HKMA issue joint circular" in text
