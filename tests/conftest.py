@@ -162,8 +162,8 @@ def monitor(tmp_path, site, caplog) -> Monitor:
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """The installed command in a separate process: exit codes and stderr exactly as a user sees them."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("TELEGRAM_BOT_TOKEN", None)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
         capture_output=True,

@@ -267,18 +267,21 @@ def test_process_killed_while_sending_delivers_everything_on_restart(monitor, te
     monitor.write(*SOURCES)
     monitor.round(capsys)
     monitor.site.root = ROUND2
-    telegram.fail_next("sendMessage", "hang", seconds=30)  # the first send hangs after the commit
+    telegram.fail_next("sendMessage", "hang", times=2, seconds=30)  # each chat's first send hangs
     process = _start(monitor, "run", "--once", "--all", env=_cli_env(telegram))
-    telegram.wait_for_calls("sendMessage", 1, timeout=20)
+    deadline = time.monotonic() + 20
+    while len(telegram.calls_for("sendMessage")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # both chats' first sends are in flight: the round is committed
     process.kill()  # SIGKILL: no cleanup of any kind
     process.wait(timeout=10)
-    assert pending(monitor) == 5
+    assert pending(monitor) == 10  # 5 alerts for each of the 2 subscribed chats, all committed
     telegram.clear_failures()
     result = run_cli(
         "--config", str(monitor.config), "--db", str(monitor.db), "run", "--once", env=_cli_env(telegram)
     )
     assert result.returncode == 0, result.stderr
-    assert len(sent_to(telegram, PRIVATE)) == 5 and pending(monitor) == 0
+    assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
+    assert pending(monitor) == 0
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
