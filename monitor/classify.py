@@ -33,8 +33,11 @@ def term_pattern(term: str) -> re.Pattern[str]:
     if CJK.search(folded):
         return re.compile(r"\s*".join(re.escape(ch) for ch in folded.replace(" ", "")))
     words = [re.escape(word) for word in re.split(r"[\s\-]+", folded) if word]
-    plural = "(?:s|es)?" if folded[-1:].isalpha() else ""
-    return re.compile(r"(?<![a-z0-9])" + r"[\s\-]*".join(words) + plural + r"(?![a-z0-9])")
+    if words[-1].endswith("y") and len(words[-1]) > 2:  # currency -> currencies
+        words[-1] = words[-1][:-1] + "(?:y|ies)"
+    elif folded[-1:].isalpha():
+        words[-1] += "(?:s|es)?"
+    return re.compile(r"(?<![a-z0-9])" + r"[\s\-]*".join(words) + r"(?![a-z0-9])")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import load_config
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, SourceError
 from monitor.models import Config
 from monitor.store import Store
 
@@ -81,13 +82,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
+    except SourceError as exc:  # `check` of one source: the source failed, not the command line
+        return _fail(args, str(exc), EXIT_SOURCES_FAILED)
     except MonitorError as exc:
-        if args.debug:
-            logging.exception("failed")
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, str(exc), EXIT_USAGE)
+    except sqlite3.Error as exc:
+        return _fail(args, f"state database {args.db}: {exc}", EXIT_USAGE)
+    except BrokenPipeError:  # `policy-monitor log | head`: the reader has what it wanted
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if args.debug:
+        logging.exception("failed")
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,7 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     from monitor import review
 
-    store = open_store(args.db)
+    store = Store.open(args.db, create=False)
     changes = store.changes(args.source, args.topic, review.since(args.since), args.limit)
     review.print_log(changes, args.format, sys.stdout)
     return EXIT_OK
@@ -165,7 +177,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from monitor import review
 
-    store = open_store(args.db)
+    store = Store.open(args.db, create=False)
     logged = store.change(args.change_id)
     review.print_change(logged, store.snapshot(logged.old_snapshot), sys.stdout)
     return EXIT_OK

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from telegram.error import TelegramError
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, SourceError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
 from monitor.models import Config, Snapshot, Source
@@ -148,7 +148,10 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
             page = await Fetcher(client, config.settings).fetch(source)
         return extract(source, page)
 
-    snapshot = asyncio.run(fetch_and_extract())
+    try:
+        snapshot = asyncio.run(fetch_and_extract())
+    except SourceError as exc:
+        raise SourceError(f"{source_id}: {exc}") from None
     if snapshot.kind == "text":
         out.write(f"{snapshot.title}\n\n{snapshot.text}\n")
     else:

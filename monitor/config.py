@@ -15,6 +15,7 @@ from monitor.errors import ConfigError
 from monitor.models import Config, Settings, Source, TelegramSettings, Topic
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+SOURCES_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 KINDS = ("rss", "html", "page")
@@ -79,7 +80,7 @@ def load_config(path: str | Path) -> Config:
 
 def _source_lines(text: str) -> list[int]:
     """Line numbers of each [[sources]] header, so errors can point at the right block."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "[[sources]]"]
+    return [n for n, line in enumerate(text.splitlines(), 1) if SOURCES_HEADER.match(line)]
 
 
 def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
@@ -88,6 +89,8 @@ def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
         raise ConfigError(name, "", sorted(unknown)[0], "unknown table")
     settings = _settings(name, _table(name, data, "settings"))
     topics = _topics(name, _table(name, data, "topics"))
+    if not topics:
+        raise ConfigError(name, "", "topics", "no [topics.NAME] declared: nothing could ever alert")
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list) or not raw_sources:
         raise ConfigError(name, "", "sources", "no [[sources]] declared")
@@ -176,8 +179,10 @@ def _source(
         if key not in COMMON_KEYS | KIND_KEYS[kind]:
             raise fail(key, f'unknown key for kind = "{kind}"')
     for key in ("regulator", "url", *REQUIRED_KIND_KEYS[kind]):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
+        if key not in raw:
             raise fail(key, "required")
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise fail(key, "must be a non-empty string")
     url = raw["url"].strip()
     if not re.match(r"^https?://[^/\s]+", url):
         raise fail("url", "must be an http:// or https:// URL")

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Collection
 
 from monitor.models import Change, Item, Snapshot, Source
-from monitor.normalize import fingerprint
+from monitor.normalize import fingerprint, normalize_link
 
 
 def diff(
@@ -24,14 +24,29 @@ def diff(
     return _item_changes(source, previous.items, current.items, known_keys)
 
 
+def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:
+    """No item of `current` was in `previous` (by key, or by link and title)."""
+    keys = {i.key for i in previous.items}
+    pairs = {(normalize_link(i.link), fingerprint(i.title)) for i in previous.items}
+    return not any(
+        i.key in keys or (normalize_link(i.link), fingerprint(i.title)) in pairs for i in current.items
+    )
+
+
 def _item_changes(
     source: Source, old: tuple[Item, ...], new: tuple[Item, ...], known: Collection[str]
 ) -> list[Change]:
     old_by_key = {item.key: item for item in old}
+    # The same link and title under another key is the same item: a feed that starts (or stops)
+    # repeating a link switches its items between the link and link + title identities.
+    old_by_link = {(normalize_link(i.link), fingerprint(i.title)): i for i in old if i.link}
     new_keys = {item.key for item in new}
     changes: list[Change] = []
     for item in new:
         before = old_by_key.get(item.key)
+        if before is None and (normalize_link(item.link), fingerprint(item.title)) in old_by_link:
+            new_keys.add(old_by_link[normalize_link(item.link), fingerprint(item.title)].key)
+            continue
         if before is None:
             if item.key not in known:
                 changes.append(_change(source, "new", item))
@@ -55,8 +70,8 @@ def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> boo
     if not retained:
         return True
     dates = [kept.date[:10] for _, kept in retained]
-    if item.date and all(dates):
-        return item.date[:10] <= min(dates)
+    if item.date and all(dates) and item.date[:10] != min(dates):  # a tie: HKMA dates have no time
+        return item.date[:10] < min(dates)
     return index > max(kept_index for kept_index, _ in retained)
 
 

@@ -20,6 +20,7 @@ FILE_SUFFIX = re.compile(
 )
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang)$", re.I)
 DATE_FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y")
+NUMBER_PUNCTUATION = re.compile(r"(?<=\d)[.,](?=\d)")
 CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
@@ -40,7 +41,8 @@ def fingerprint(text: str) -> str:
     item 'changed'; a changed word does.
     """
     folded = unicodedata.normalize("NFKC", clean_title(text)).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
+    folded = NUMBER_PUNCTUATION.sub("·", folded)  # HK$1.5 million is not HK$15 million
+    return "".join(ch for ch in folded if ch.isalnum() or ch in "·%")
 
 
 def normalize_link(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from monitor.models import LoggedChange
+from monitor.normalize import clean_text
 from monitor.render import render_text
 from monitor.store import Store
 
@@ -20,6 +21,9 @@ def deliver_console(store: Store, out: TextIO) -> int:
     """Print every pending console alert, marking each sent as soon as it is printed."""
     alerts = store.pending_alerts(CONSOLE)
     for alert in alerts:
-        print_alert(alert.logged, out)
+        if alert.logged:
+            print_alert(alert.logged, out)
+        else:
+            out.write(f"== Source health {'=' * 48}\n{clean_text(alert.notice)}\n\n")
         store.mark_sent(alert.outbox_id)
     return len(alerts)

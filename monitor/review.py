@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+from datetime import UTC, date, datetime, time
 from typing import TextIO
 
 from monitor.errors import MonitorError
 from monitor.models import LoggedChange, Snapshot
-from monitor.normalize import clean_text
+from monitor.normalize import HKT, clean_text
 from monitor.render import hk_time, matched_terms
 
 LOG_COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "title", "link", "date")
@@ -17,9 +18,17 @@ DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def since(value: str) -> str:
-    if value and not DAY.match(value):
+    """A Hong Kong calendar day as the UTC instant it starts at (changes are stored in UTC)."""
+    if not value:
+        return ""
+    try:
+        day = date.fromisoformat(value) if DAY.match(value) else None
+    except ValueError:
+        day = None
+    if day is None:
         raise MonitorError(f"--since {value!r}: expected a date like 2026-07-01")
-    return value
+    start = datetime.combine(day, time(), tzinfo=HKT)
+    return start.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def log_row(logged: LoggedChange) -> dict[str, str | int]:

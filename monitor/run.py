@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from monitor.classify import CompiledTopic, classify, compile_topics
-from monitor.diff import diff
-from monitor.errors import SourceError
+from monitor.diff import diff, shares_nothing
+from monitor.errors import LayoutChanged, SourceError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
 from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Source, Validators
@@ -43,6 +43,8 @@ class RoundResult:
 
 
 FAILED_RETRY_SECONDS = 300.0
+MIN_ITEMS_FOR_TURNOVER = 3
+ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
 
 
 def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: datetime) -> list[Source]:
@@ -81,15 +83,23 @@ async def run_round(
     health = store.health()
     async with open_client(config.settings) as client:
         fetcher = Fetcher(client, config.settings)
-        polls = [_poll(source, fetcher, store, topics, recipients, dry_run) for source in sources]
+        polls = [
+            _poll(source, fetcher, store, topics, recipients, dry_run, _failures(health, source.id))
+            for source in sources
+        ]
         outcomes = await asyncio.gather(*polls)
     if not dry_run:
         for outcome in outcomes:
-            failures = health.get(outcome.source_id, Health(outcome.source_id)).consecutive_failures
-            notice = health_notice(outcome, failures, config.telegram.health_after)
+            notice = health_notice(
+                outcome, _failures(health, outcome.source_id), config.telegram.health_after
+            )
             if notice and notice_chats:
                 store.queue_notice(notice, notice_chats)
     return RoundResult(tuple(outcomes))
+
+
+def _failures(health: Mapping[str, Health], source_id: str) -> int:
+    return health[source_id].consecutive_failures if source_id in health else 0
 
 
 def health_notice(outcome: SourceOutcome, failures_before: int, threshold: int) -> str:
@@ -108,6 +118,7 @@ async def _poll(
     topics: Mapping[str, CompiledTopic],
     recipients: Recipients,
     dry_run: bool,
+    failures: int,
 ) -> SourceOutcome:
     started = datetime.now(UTC)
     previous = store.previous(source.id)
@@ -115,7 +126,7 @@ async def _poll(
     try:
         validators = previous.validators if previous.snapshot else Validators()
         page = await fetcher.fetch(source, validators)
-        outcome = _process(source, page, previous, store, topics, recipients, dry_run)
+        outcome = _process(source, page, previous, store, topics, recipients, dry_run, failures)
     except SourceError as exc:
         outcome = SourceOutcome(source.id, "error", error=str(exc))
     except Exception as exc:  # a bug for one source must not stop the others
@@ -137,6 +148,7 @@ def _process(
     topics: Mapping[str, CompiledTopic],
     recipients: Recipients,
     dry_run: bool,
+    failures: int,
 ) -> SourceOutcome:
     old = previous.snapshot
     if page.not_modified or (old and page.sha256 == previous.raw_sha256):
@@ -150,6 +162,20 @@ def _process(
         if not dry_run:
             store.record_unchanged(source, page, "unchanged")
         return SourceOutcome(source.id, "unchanged", count)
+    if (
+        old
+        and old.kind == "items"
+        and len(old.items) >= MIN_ITEMS_FOR_TURNOVER
+        and shares_nothing(old, snapshot)
+    ):
+        # Every item "new" at once is what a changed link or markup format looks like, not news.
+        if failures < ACCEPT_TURNOVER_AFTER:
+            raise LayoutChanged(
+                f"none of the {len(old.items)} items listed before is listed now "
+                "(layout or link format changed?); the old snapshot is kept"
+            )
+        log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, failures)
+        old = None
     changes = tuple(
         classify(c, topics, source.topics) for c in diff(source, old, snapshot, previous.known_keys)
     )

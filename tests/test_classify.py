@@ -38,6 +38,8 @@ def topics_of(title: str) -> set[str]:
         ("HKMA launches eHKD pilot phase", {"e-hkd"}),
         ("HKMA launches e\u2011HKD pilot phase", {"e-hkd"}),  # non-breaking hyphen
         ("金管局就稳定币发行人发牌", {"stablecoin"}),  # simplified characters
+        ("HKMA research on central bank digital currencies", {"e-hkd"}),  # -y -> -ies plural
+        ("Perpetual futures on cryptocurrencies: SFC consults", {"derivatives"}),
     ],
 )
 def test_on_topic_titles(title, expected):

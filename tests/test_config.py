@@ -132,3 +132,34 @@ def test_every_command_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for command in ("run --once", "run --dry-run", "check", "validate", "log", "show", "demo"):
         assert f"policy-monitor {command}" in readme, command
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            GOOD_SOURCE.replace("[[sources]]", "[[sources]]  # SFC press")
+            + GOOD_SOURCE.replace("sfc-press-en", "b").replace('kind = "rss"', 'kind = "rss"\ncolour = 1'),
+            'b: colour: unknown key for kind = "rss" (line 8)',
+            id="commented-header-line",
+        ),
+        pytest.param(
+            GOOD_SOURCE.replace('regulator = "SFC"', "regulator = 5"),
+            "regulator: must be a non-empty string",
+            id="type",
+        ),
+    ],
+)
+def test_more_bad_configs(tmp_path, text, message):
+    path = tmp_path / "sources.toml"
+    path.write_text(text + "\n" + TOPICS, encoding="utf-8")
+    result = run_cli("--config", str(path), "validate")
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_a_config_without_topics_is_refused(tmp_path):
+    path = tmp_path / "sources.toml"
+    path.write_text(GOOD_SOURCE, encoding="utf-8")
+    result = run_cli("--config", str(path), "validate")
+    assert result.returncode == 2
+    assert "topics: no [topics.NAME] declared: nothing could ever alert" in result.stderr

@@ -96,3 +96,31 @@ def test_page_change_lists_added_and_removed_lines():
     assert change.removed == ("Beta Ltd | SC0002",)
     assert "-Beta Ltd | SC0002" in change.diff and "+Gamma Ltd | SC0003" in change.diff
     assert change.link == "https://example.org/r"
+
+
+def test_a_changed_amount_is_a_changed_title():
+    old = items(("1", "SFC fines broker HK$1.5 million", "2026-04-01"), ("0", "Older", "2026-03-01"))
+    new = items(("1", "SFC fines broker HK$15 million", "2026-04-01"), ("0", "Older", "2026-03-01"))
+    assert kinds(diff(FEED, old, new)) == [("changed", "id:1")]
+
+
+def test_withdrawal_on_the_same_day_as_the_oldest_listed_item_is_reported():
+    old = items(("a", "A", "2026-04-02"), ("b", "B", "2026-04-01"), ("c", "C", "2026-04-01"))
+    new = items(("a", "A", "2026-04-02"), ("c", "C", "2026-04-01"))
+    assert kinds(diff(FEED, old, new)) == [("removed", "id:b")]
+
+
+def test_an_item_whose_key_switches_to_link_and_title_is_not_new():
+    """HKMA's LegCo feed: a second item with the same link turns both keys into link + title."""
+    link = "https://www.hkma.gov.hk/eng/data-publications-and-research/legislative-council-issues"
+    old = Snapshot("items", (Item(f"link:{link}", "Stablecoins Bill", link, "2026-04-01"),), hash="a")
+    new = Snapshot(
+        "items",
+        (
+            Item(f"link:{link}|legco2", "LegCo question on tokenised deposits", link, "2026-04-02"),
+            Item(f"link:{link}|stablecoinsbill", "Stablecoins Bill", link, "2026-04-01"),
+        ),
+        hash="b",
+    )
+    changes = diff(FEED, old, new, known_keys={f"link:{link}"})
+    assert [c.title for c in changes] == ["LegCo question on tokenised deposits"]

@@ -115,9 +115,9 @@ def test_register_page_text_keeps_table_rows_and_drops_noise(tmp_path):
 
 
 def test_noise_only_differences_give_the_same_snapshot(tmp_path):
-    """A fresh CSRF token, timestamp and banner on every request must not look like a change."""
-    source = source_for(tmp_path, FSTB_LISTING)
-    page = page_of(ROUND1, FSTB[0])
+    """A fresh CSRF token, revision date and banner on every request must not look like a change."""
+    source = source_for(tmp_path, REGISTER)
+    page = page_of(ROUND1, "hkma/eng/stablecoin-register.html")
     noisy_text = re.sub(r'content="[0-9a-f]{64}"', 'content="' + "0" * 64 + '"', page.text)
     noisy_text = noisy_text.replace('<div class="banner">', '<div class="banner">Another rotating banner ')
     noisy = replace(page, text=noisy_text)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
 from monitor import commands as monitor_commands
+from monitor.fetch import _retry_after
 from monitor.localsite import Response
+from monitor.normalize import HKT
 from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
 
 SFC_CIRCULARS = rss_source("sfc-circulars-en", "/sfc/en/rss/circulars.xml")
@@ -279,8 +286,9 @@ def test_only_due_sources_are_polled(monitor, capsys):
 def test_reading_commands_on_an_empty_database(monitor, capsys, command):
     monitor.write(SFC_PRESS)
     code, out, err = monitor(*command, capsys=capsys)
-    expected = (0, "no changes recorded yet\n") if command == ["log"] else (2, "")
-    assert (code, out) == expected and "Traceback" not in err
+    assert (code, out) == (2, "")
+    assert err == f"error: no state database at {monitor.db} yet (policy-monitor run --once creates it)\n"
+    assert not monitor.db.exists()
 
 
 def test_due_sources_retries_failed_sources_sooner():
@@ -296,3 +304,85 @@ def test_due_sources_retries_failed_sources_sooner():
     assert [s.id for s in due_sources(hourly, health, now)] == ["failing", "new"]
     stepped_back = {"ok": Health("ok", 0, (now + timedelta(hours=1)).isoformat())}
     assert [s.id for s in due_sources(hourly[:1], stepped_back, now)] == ["ok"]  # clock went back
+
+
+def test_5xx_is_retried_and_4xx_is_not(monitor, capsys):
+    monitor.write(rss_source("down", "/down"), rss_source("missing", "/missing.xml"))
+    monitor.round(capsys)
+    paths = [path for path, _ in monitor.site.requests]
+    assert paths.count("/down") == 2  # the first attempt and `retries = 1` more
+    assert paths.count("/missing.xml") == 1
+
+
+def test_retry_after_is_honoured(monitor, capsys):
+    times = []
+
+    def busy_once(handler):
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return Response(429, b"", {"Retry-After": "1"})  # capped by max_retry_after = 0.5 s
+        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+    monitor.site.routes["/busy.xml"] = busy_once
+    monitor.write(rss_source("sfc-press-en", "/busy.xml"))
+    assert monitor.round(capsys)[0] == 0
+    assert times[1] - times[0] >= 0.45
+
+
+def test_retry_after_as_an_http_date():
+    assert _retry_after("Wed, 25 Nov 2026 01:00:00 -0000") == 0.0  # in the past, a zone-less date
+    assert 0 < _retry_after(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)) <= 30
+
+
+def test_a_listing_whose_every_link_changes_is_a_layout_error_not_a_flood(monitor, capsys):
+    monitor.write(FSTB_LISTING)
+    monitor.round(capsys)
+    page = monitor.site.serve_file("/fstb/tc/press-releases.htm").body
+    relinked = page.replace(b'href="/tc/press/', b'href="/tc/news/')
+    monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda h: Response(
+        200, relinked, {"Content-Type": "text/html"}
+    )
+    for _ in range(3):
+        code, out, err = monitor.round(capsys)
+        assert code == 1
+        assert "none of the 6 items listed before is listed now (layout or link format changed?)" in err
+    assert out == (  # the third failure in a row: one health notice
+        "== Source health ================================================\n"
+        "Source fstb-press-tc has failed 3 times in a row: none of the 6 items listed before is listed now "
+        "(layout or link format changed?); the old snapshot is kept\n\n"
+    )
+    code, out, _ = monitor.round(capsys)  # the fourth time running, it is taken as the new normal
+    assert code == 0 and out.endswith("Source fstb-press-tc has recovered after 3 failed attempts.\n\n")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+def test_check_of_a_failing_source_names_it_and_exits_1(monitor, capsys):
+    monitor.write(rss_source("sfc-press-en", "/down"))
+    code, out, err = monitor("check", "sfc-press-en", capsys=capsys)
+    assert code == 1 and out == ""
+    assert "error: sfc-press-en: HTTP 503 Service Unavailable" in err
+
+
+def test_log_into_a_closed_pipe_is_quiet(monitor, capsys):
+    monitor.write(*ALL)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    command = f"{sys.executable} -m monitor --config {monitor.config} --db {monitor.db} log | head -1"
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("   ID  DETECTED (HKT)")
+    assert "Traceback" not in result.stderr
+
+
+def test_log_since_is_a_hong_kong_day(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    today = datetime.now(HKT).date()
+    code, out, _ = monitor("log", "--since", today.isoformat(), "--format", "json", capsys=capsys)
+    assert code == 0 and len(json.loads(out)) == 1
+    code, out, _ = monitor(
+        "log", "--since", (today + timedelta(days=1)).isoformat(), "--format", "json", capsys=capsys
+    )
+    assert json.loads(out) == []
+    code, _, err = monitor("log", "--since", "2026-13-45", capsys=capsys)
+    assert code == 2 and "--since '2026-13-45': expected a date like 2026-07-01" in err

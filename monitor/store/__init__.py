@@ -34,8 +34,10 @@ class Store(OutboxStore, ChangeLogStore):
         self.db = db
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
+    def open(cls, path: str | Path, create: bool = True) -> Store:
         path = Path(path)
+        if not create and str(path) != ":memory:" and not path.exists():
+            raise StoreError(f"no state database at {path} yet (policy-monitor run --once creates it)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite_utils.Database(path)
@@ -132,7 +134,8 @@ class Store(OutboxStore, ChangeLogStore):
         """
         now = utc_now()
         with self.db.atomic():
-            fetch_id = self._fetch_row(source.id, page, "changed" if previous else "baseline", snapshot.hash)
+            status = "baseline" if previous is None else "changed" if changes else "updated"
+            fetch_id = self._fetch_row(source.id, page, status, snapshot.hash)
             self._put_snapshot(snapshot, now)
             self._put_body(page, now)
             if snapshot.kind == "items":
