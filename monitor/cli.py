@@ -14,11 +14,10 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import load_config
-from monitor.errors import MonitorError, SourceError
+from monitor.errors import MonitorError, SourceError, UsageError
+from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE
 from monitor.models import Config
 from monitor.store import Store
-
-EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class Parser(argparse.ArgumentParser):
@@ -137,7 +136,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     telegram = telegram_env()
     if telegram is None:
-        raise MonitorError("the bot needs TELEGRAM_BOT_TOKEN in the environment")
+        raise UsageError("the bot needs TELEGRAM_BOT_TOKEN in the environment")
     store = open_store(args.db, config)
 
     async def run() -> None:

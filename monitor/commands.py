@@ -13,7 +13,8 @@ from typing import TextIO
 
 from telegram.error import TelegramError
 
-from monitor.errors import MonitorError, SourceError
+from monitor.errors import SourceError, UnknownSource
+from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
 from monitor.models import Config, Snapshot, Source
@@ -23,7 +24,6 @@ from monitor.run import RoundResult, dry_run_alerts, due_sources, run_round
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor")
-EXIT_OK, EXIT_SOURCES_FAILED = 0, 1
 IDLE_CHECK_SECONDS = 60.0
 
 
@@ -141,7 +141,7 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
     source = config.source(source_id)
     if source is None:
         known = ", ".join(s.id for s in config.sources)
-        raise MonitorError(f"no source {source_id!r} in {config.path} (known: {known})")
+        raise UnknownSource(f"no source {source_id!r} in {config.path} (known: {known})")
 
     async def fetch_and_extract() -> Snapshot:
         async with open_client(config.settings) as client:
@@ -174,8 +174,6 @@ def _summarise(result: RoundResult, configured: int) -> int:
         "round: %d of %d sources polled, %d failed, %d changes, %d alerts",
         polled, configured, len(failed), changes, alerts,
     )  # fmt: skip
-    for outcome in failed:
-        log.error("source %s failed: %s", outcome.source_id, outcome.error)
     return EXIT_SOURCES_FAILED if failed else EXIT_OK
 
 

@@ -36,3 +36,11 @@ class StoreError(MonitorError):
 
 class UnknownChange(MonitorError):
     """A change id that is not in the change log."""
+
+
+class UnknownSource(MonitorError):
+    """A source id that is not in the config."""
+
+
+class UsageError(MonitorError):
+    """A command-line value the command cannot use (a malformed date, a missing token)."""

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, date, datetime, time
 from typing import TextIO
 
-from monitor.errors import MonitorError
+from monitor.errors import UsageError
 from monitor.models import LoggedChange, Snapshot
 from monitor.normalize import HKT, clean_text
 from monitor.render import hk_time, matched_terms
@@ -26,7 +26,7 @@ def since(value: str) -> str:
     except ValueError:
         day = None
     if day is None:
-        raise MonitorError(f"--since {value!r}: expected a date like 2026-07-01")
+        raise UsageError(f"--since {value!r}: expected a date like 2026-07-01")
     start = datetime.combine(day, time(), tzinfo=HKT)
     return start.astimezone(UTC).isoformat(timespec="seconds")
 

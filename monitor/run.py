@@ -187,7 +187,7 @@ def _process(
 
 def _log_outcome(outcome: SourceOutcome) -> None:
     if outcome.status == "error":
-        log.warning("%s: error: %s (%d ms)", outcome.source_id, outcome.error, outcome.duration_ms)
+        log.warning("source %s failed: %s (%d ms)", outcome.source_id, outcome.error, outcome.duration_ms)
         return
     log.info(
         "%s: %s, %d items/lines, %d changes, %d alerts (%d ms)",

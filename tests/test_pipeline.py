@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import sqlite3
@@ -386,3 +387,55 @@ def test_log_since_is_a_hong_kong_day(monitor, capsys):
     assert json.loads(out) == []
     code, _, err = monitor("log", "--since", "2026-13-45", capsys=capsys)
     assert code == 2 and "--since '2026-13-45': expected a date like 2026-07-01" in err
+
+
+def test_conditional_get_uses_last_modified(monitor, capsys):
+    stamp = "Wed, 25 Nov 2026 01:00:00 GMT"
+
+    def with_last_modified(handler):
+        if handler.headers.get("If-Modified-Since") == stamp:
+            return Response(304)
+        page = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+        return Response(200, page.body, {**page.headers, "Last-Modified": stamp})
+
+    monitor.site.routes["/lm.xml"] = with_last_modified
+    monitor.write(rss_source("sfc-press-en", "/lm.xml"))
+    monitor.round(capsys)
+    monitor.round(capsys)
+    assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [("baseline",), ("not_modified",)]
+
+
+def test_a_gzip_bomb_hits_the_size_cap(monitor, capsys):
+    bomb = gzip.compress(b"<html>" + b" " * 5_000_000 + b"</html>")  # 5 MB from ~5 KB
+    headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+    monitor.site.routes["/bomb.html"] = lambda h: Response(200, bomb, headers)
+    monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/bomb.html"))
+    code, _, err = monitor.round(capsys)
+    assert code == 1 and "body larger than 0.190735 MB" in err
+
+
+def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):
+    active, peak = [0], [0]
+
+    def counted(handler):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        active[0] -= 1
+        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+    for i in range(6):
+        monitor.site.routes[f"/feed{i}.xml"] = counted
+    monitor.write(*(rss_source(f"feed-{i}", f"/feed{i}.xml") for i in range(6)))
+    started = time.monotonic()
+    assert monitor.round(capsys)[0] == 0
+    assert peak[0] == 2  # per_host = 2: polite to the regulator, but not one at a time
+    assert time.monotonic() - started < 6 * 0.2
+
+
+def test_config_and_database_from_the_environment(monitor, capsys, tmp_path):
+    monitor.write(SFC_PRESS)
+    env = {"MONITOR_CONFIG": str(monitor.config), "MONITOR_DB": str(tmp_path / "elsewhere.db")}
+    result = run_cli("run", "--once", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert rows(tmp_path / "elsewhere.db", "SELECT status FROM fetches") == [("baseline",)]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from monitor.config import load_config
+from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.localsite import LocalSite
 from monitor.models import Config
 from monitor.notify import CONSOLE, deliver_console
@@ -52,7 +53,7 @@ def run_demo(out: TextIO) -> int:
         for outcome in failed:
             out.write(f"source {outcome.source_id} failed: {outcome.error}\n")
         store.close()
-    return 1 if failed else 0
+    return EXIT_SOURCES_FAILED if failed else EXIT_OK
 
 
 def _round(config: Config, store: Store) -> RoundResult:
