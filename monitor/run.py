@@ -13,7 +13,7 @@ from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
-from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Source, Validators
+from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Snapshot, Source, Validators
 from monitor.store import Recipients, Store, utc_now
 
 log = logging.getLogger("monitor.run")
@@ -82,12 +82,8 @@ async def run_round(
     topics = compile_topics(config.topics)
     health = store.health()
     async with open_client(config.settings) as client:
-        fetcher = Fetcher(client, config.settings)
-        polls = [
-            _poll(source, fetcher, store, topics, recipients, dry_run, _failures(health, source.id))
-            for source in sources
-        ]
-        outcomes = await asyncio.gather(*polls)
+        ctx = RoundContext(Fetcher(client, config.settings), store, topics, recipients, health, dry_run)
+        outcomes = await asyncio.gather(*(_poll(ctx, source) for source in sources))
     if not dry_run:
         for outcome in outcomes:
             notice = health_notice(
@@ -111,78 +107,82 @@ def health_notice(outcome: SourceOutcome, failures_before: int, threshold: int) 
     return ""
 
 
-async def _poll(
-    source: Source,
-    fetcher: Fetcher,
-    store: Store,
-    topics: Mapping[str, CompiledTopic],
-    recipients: Recipients,
-    dry_run: bool,
-    failures: int,
-) -> SourceOutcome:
+@dataclass(frozen=True)
+class RoundContext:
+    """What every source of one round shares."""
+
+    fetcher: Fetcher
+    store: Store
+    topics: Mapping[str, CompiledTopic]
+    recipients: Recipients
+    health: Mapping[str, Health]
+    dry_run: bool
+
+
+async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     started = datetime.now(UTC)
-    previous = store.previous(source.id)
+    previous = ctx.store.previous(source.id)
     page: Page | None = None
     try:
         validators = previous.validators if previous.snapshot else Validators()
-        page = await fetcher.fetch(source, validators)
-        outcome = _process(source, page, previous, store, topics, recipients, dry_run, failures)
+        page = await ctx.fetcher.fetch(source, validators)
+        outcome = _process(ctx, source, page, previous)
     except SourceError as exc:
         outcome = SourceOutcome(source.id, "error", error=str(exc))
     except Exception as exc:  # a bug for one source must not stop the others
         log.debug("%s: unexpected error", source.id, exc_info=True)
         outcome = SourceOutcome(source.id, "error", error=f"internal error: {type(exc).__name__}: {exc}")
-    if outcome.status == "error" and not dry_run:
-        store.record_failure(source, outcome.error, page)
+    if outcome.status == "error" and not ctx.dry_run:
+        ctx.store.record_failure(source, outcome.error, page)
     duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
     outcome = SourceOutcome(**{**outcome.__dict__, "duration_ms": duration})
     _log_outcome(outcome)
     return outcome
 
 
-def _process(
-    source: Source,
-    page: Page,
-    previous: Previous,
-    store: Store,
-    topics: Mapping[str, CompiledTopic],
-    recipients: Recipients,
-    dry_run: bool,
-    failures: int,
-) -> SourceOutcome:
-    old = previous.snapshot
+def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) -> SourceOutcome:
+    old, store = previous.snapshot, ctx.store
     if page.not_modified or (old and page.sha256 == previous.raw_sha256):
         # Same bytes as last time: nothing to parse. 304 counts the same way.
-        if not dry_run:
-            store.record_unchanged(source, page, "not_modified" if page.not_modified else "unchanged")
-        return SourceOutcome(source.id, "not_modified" if page.not_modified else "unchanged")
+        status = "not_modified" if page.not_modified else "unchanged"
+        if not ctx.dry_run:
+            store.record_unchanged(source, page, status)
+        return SourceOutcome(source.id, status)
     snapshot = extract(source, page)
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
-        if not dry_run:
+        if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged")
         return SourceOutcome(source.id, "unchanged", count)
-    if (
-        old
-        and old.kind == "items"
-        and len(old.items) >= MIN_ITEMS_FOR_TURNOVER
-        and shares_nothing(old, snapshot)
-    ):
-        # Every item "new" at once is what a changed link or markup format looks like, not news.
-        if failures < ACCEPT_TURNOVER_AFTER:
-            raise LayoutChanged(
-                f"none of the {len(old.items)} items listed before is listed now "
-                "(layout or link format changed?); the old snapshot is kept"
-            )
-        log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, failures)
-        old = None
-    changes = tuple(
-        classify(c, topics, source.topics) for c in diff(source, old, snapshot, previous.known_keys)
-    )
-    if not dry_run:
-        store.record_snapshot(source, page, old, snapshot, changes, recipients)
+    old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))
+    found = diff(source, old, snapshot, previous.known_keys)
+    changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
+    if not ctx.dry_run:
+        store.record_snapshot(source, page, old, snapshot, changes, ctx.recipients)
     status = "baseline" if not old else "changed" if changes else "updated"
     return SourceOutcome(source.id, status, count, changes)
+
+
+def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failures: int) -> Snapshot | None:
+    """The snapshot to diff against; refuses a listing that shares no item with the last one.
+
+    Every item "new" at once is what a changed link or markup format looks like, not news. Seen
+    ACCEPT_TURNOVER_AFTER rounds running, it is real (a long outage): a silent new baseline.
+    """
+    if (
+        not old
+        or old.kind != "items"
+        or len(old.items) < MIN_ITEMS_FOR_TURNOVER
+        or not shares_nothing(old, new)
+    ):
+        return old
+    if failures < ACCEPT_TURNOVER_AFTER:
+        raise LayoutChanged(
+            f"none of the {len(old.items)} items listed before is listed now "
+            "(layout or link format changed?); the old snapshot is kept"
+        )
+    log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, failures)
+    return None
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:
