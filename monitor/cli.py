@@ -56,17 +56,47 @@ def build_parser() -> argparse.ArgumentParser:
     bot.add_argument("--once", action="store_true", help="handle the commands waiting now, then exit")
 
     log = commands.add_parser("log", help="the change log, newest first")
-    log.add_argument("--source", default="")
-    log.add_argument("--topic", default="")
-    log.add_argument("--since", default="", help="YYYY-MM-DD")
-    log.add_argument("--limit", type=int, default=0)
+    _filters(log)
     log.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
-    show = commands.add_parser("show", help="one change in full")
+    show = commands.add_parser("show", help="one change in full, or the raw bytes it came from")
     show.add_argument("change_id", type=int)
+    version = show.add_mutually_exclusive_group()
+    version.add_argument("--raw", "--after", dest="raw", action="store_const", const="after",
+                         help="write the exact bytes of the version the change came from")  # fmt: skip
+    version.add_argument("--before", dest="raw", action="store_const", const="before",
+                         help="write the exact bytes of the version before it")  # fmt: skip
+    show.add_argument("--out", default="", help="with --raw/--before: write to this file, not stdout")
+
+    review = commands.add_parser("review", help="record a review of a change")
+    review.add_argument("change_id", type=int)
+    review.add_argument("--state", required=True, choices=("reviewed", "dismissed", "escalated"))
+    review.add_argument("--note", default="")
+    review.add_argument("--by", default=os.environ.get("USER", ""), help="who reviewed (default: $USER)")
+
+    export = commands.add_parser("export", help="the change log with review state, for spreadsheets")
+    _filters(export)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+
+    report = commands.add_parser("report", help="write the change log as a static HTML site")
+    _filters(report)
+    report.add_argument("--out", required=True, help="the folder to write (index.html and changes/)")
+
+    prune = commands.add_parser("prune", help="remove old raw bodies that no change refers to")
+    prune.add_argument("--keep-days", type=int, required=True)
 
     commands.add_parser("demo", help="run two rounds against bundled sample regulator pages, offline")
     return parser
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default="")
+    parser.add_argument("--regulator", default="")
+    parser.add_argument("--topic", default="")
+    parser.add_argument("--state", default="", choices=("", "new", "reviewed", "dismissed", "escalated"))
+    parser.add_argument("--since", default="", help="YYYY-MM-DD (Hong Kong time), inclusive")
+    parser.add_argument("--until", default="", help="YYYY-MM-DD (Hong Kong time), exclusive")
+    parser.add_argument("--limit", type=int, default=0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,8 +198,28 @@ def cmd_log(args: argparse.Namespace) -> int:
     from monitor import review
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(args.source, args.topic, review.since(args.since), args.limit)
-    review.print_log(changes, args.format, sys.stdout)
+    review.print_log(store.changes(review.change_filter(args)), args.format, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor import review
+
+    store = Store.open(args.db, create=False)
+    changes = store.changes(review.change_filter(args))
+    review.export(changes, args.format, sys.stdout, {c.id: store.reviews(c.id) for c in changes})
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor import review
+    from monitor.report import write_report
+    from monitor.store import utc_now
+
+    store = Store.open(args.db, create=False)
+    changes = store.changes(review.change_filter(args))
+    index = write_report(changes, {c.id: store.reviews(c.id) for c in changes}, Path(args.out), utc_now())
+    print(f"{len(changes)} changes written to {index}")
     return EXIT_OK
 
 
@@ -178,7 +228,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = Store.open(args.db, create=False)
     logged = store.change(args.change_id)
-    review.print_change(logged, store.snapshot(logged.old_snapshot), sys.stdout)
+    if args.raw:
+        digest = logged.raw_sha256 if args.raw == "after" else logged.old_raw_sha256
+        review.write_raw(logged, args.raw, digest and store.body(digest), args.out)
+        return EXIT_OK
+    review.print_change(logged, store.reviews(logged.id), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    store = Store.open(args.db, create=False)
+    entry = store.add_review(args.change_id, args.state, args.by, args.note)
+    print(f"change {entry.change_id}: {entry.state}" + (f" by {entry.by}" if entry.by else ""))
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    store = Store.open(args.db, create=False)
+    removed, reclaimed = store.prune_bodies(args.keep_days)
+    print(f"removed {removed} raw bodies that no change refers to; reclaimed {reclaimed / 1024:.1f} KB")
     return EXIT_OK
 
 
@@ -204,5 +272,9 @@ COMMANDS = {
     "bot": cmd_bot,
     "log": cmd_log,
     "show": cmd_show,
+    "review": cmd_review,
+    "export": cmd_export,
+    "report": cmd_report,
+    "prune": cmd_prune,
     "demo": cmd_demo,
 }

@@ -44,3 +44,7 @@ class UnknownSource(MonitorError):
 
 class UsageError(MonitorError):
     """A command-line value the command cannot use (a malformed date, a missing token)."""
+
+
+class InvalidTransition(MonitorError):
+    """A review state that cannot follow the change's current state."""

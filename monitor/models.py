@@ -160,6 +160,43 @@ class LoggedChange:
     new_snapshot: str = ""
     raw_sha256: str = ""
     final_url: str = ""
+    old_raw_sha256: str = ""
+    http_status: int = 0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    state: str = "new"  # review state: new | reviewed | dismissed | escalated
+
+
+# new -> reviewed | dismissed | escalated; an escalation is closed by reviewed or dismissed.
+REVIEW_TRANSITIONS = {
+    "new": ("reviewed", "dismissed", "escalated"),
+    "escalated": ("reviewed", "dismissed"),
+    "reviewed": (),
+    "dismissed": (),
+}
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """Which changes `log`, `export` and `report` show. Dates are UTC ISO instants; empty = any."""
+
+    source_id: str = ""
+    regulator: str = ""
+    topic: str = ""
+    state: str = ""
+    since: str = ""
+    until: str = ""
+    limit: int = 0
+
+
+@dataclass(frozen=True)
+class Review:
+    """One entry of a change's append-only review history."""
+
+    change_id: int
+    state: str
+    by: str
+    note: str
+    at: str  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,36 @@
-"""The change log for people: `log` (table, JSON, CSV) and `show` (one change in full)."""
+"""The change log for people: `log` (table, JSON, CSV), `export`, `show` (one change in full)."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import re
+import sys
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import TextIO
 
 from monitor.errors import UsageError
-from monitor.models import LoggedChange, Snapshot
+from monitor.models import ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text
 from monitor.render import hk_time, matched_terms
 
-LOG_COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "title", "link", "date")
+# Stable column names for scripts (documented in the README); add at the end, never rename.
+COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "state", "title", "link", "date")
+EXPORT_COLUMNS = (
+    *COLUMNS,
+    "matched_terms",
+    "fetched_at",
+    "final_url",
+    "raw_sha256",
+    "reviewed_by",
+    "review_note",
+)
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def since(value: str) -> str:
+def hk_day_start(value: str, option: str) -> str:
     """A Hong Kong calendar day as the UTC instant it starts at (changes are stored in UTC)."""
     if not value:
         return ""
@@ -26,9 +39,20 @@ def since(value: str) -> str:
     except ValueError:
         day = None
     if day is None:
-        raise UsageError(f"--since {value!r}: expected a date like 2026-07-01")
-    start = datetime.combine(day, time(), tzinfo=HKT)
-    return start.astimezone(UTC).isoformat(timespec="seconds")
+        raise UsageError(f"{option} {value!r}: expected a date like 2026-07-01")
+    return datetime.combine(day, time(), tzinfo=HKT).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def change_filter(args: argparse.Namespace) -> ChangeFilter:
+    return ChangeFilter(
+        source_id=args.source,
+        regulator=args.regulator,
+        topic=args.topic,
+        state=args.state,
+        since=hk_day_start(args.since, "--since"),
+        until=hk_day_start(args.until, "--until"),
+        limit=args.limit,
+    )
 
 
 def log_row(logged: LoggedChange) -> dict[str, str | int]:
@@ -40,6 +64,7 @@ def log_row(logged: LoggedChange) -> dict[str, str | int]:
         "source_id": change.source_id,
         "kind": change.kind,
         "topics": ",".join(change.topics),
+        "state": logged.state,
         "title": change.title,
         "link": change.link,
         "date": change.date,
@@ -52,32 +77,86 @@ def print_log(changes: list[LoggedChange], form: str, out: TextIO) -> None:
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif form == "csv":
-        writer = csv.DictWriter(out, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+        _write_csv(rows, COLUMNS, out)
+    elif out.isatty():
+        _print_rich(changes)
     else:
-        _print_table(changes, out)
+        _print_plain(changes, out)
 
 
-def _print_table(changes: list[LoggedChange], out: TextIO) -> None:
+def export(
+    changes: list[LoggedChange], form: str, out: TextIO, reviews: dict[int, list[Review]] | None = None
+) -> None:
+    rows = [
+        {
+            **log_row(c),
+            "matched_terms": matched_terms(c),
+            "fetched_at": c.fetched_at,
+            "final_url": c.final_url,
+            "raw_sha256": c.raw_sha256,
+            "reviewed_by": "",
+            "review_note": "",
+        }
+        for c in changes
+    ]
+    for row in rows:
+        history = (reviews or {}).get(int(row["id"]), [])
+        if history:
+            row["reviewed_by"], row["review_note"] = history[-1].by, history[-1].note
+    if form == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        _write_csv(rows, EXPORT_COLUMNS, out)
+
+
+def _write_csv(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
     if not changes:
         out.write("no changes recorded yet\n")
         return
-    out.write(f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'TOPICS':<24} TITLE\n")
+    out.write(
+        f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'STATE':<10} {'TOPICS':<24} TITLE\n"
+    )
     for logged in changes:
         change = logged.change
         topics = ",".join(change.topics) or "-"
-        title = clean_text(change.title)[:90]
         out.write(
             f"{logged.id:>5}  {hk_time(logged.detected_at):<20} {logged.regulator:<5} "
-            f"{change.kind:<8} {topics:<24} {title}\n"
+            f"{change.kind:<8} {logged.state:<10} {topics:<24} {clean_text(change.title)[:90]}\n"
         )
 
 
-def print_change(logged: LoggedChange, before: Snapshot | None, out: TextIO) -> None:
+def _print_rich(changes: list[LoggedChange]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("ID", "Detected (HKT)", "Reg", "Kind", "State", "Topics", "Title", title="Change log")
+    for logged in changes:
+        change = logged.change
+        table.add_row(
+            str(logged.id),
+            hk_time(logged.detected_at),
+            logged.regulator,
+            change.kind,
+            logged.state,
+            ", ".join(change.topics) or "-",
+            clean_text(change.title),
+        )
+    Console().print(table, markup=False)  # titles are scraped text: never read as rich markup
+
+
+def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> None:
     change = logged.change
+    headers = ", ".join(f"{k}: {v}" for k, v in logged.headers.items())
     fields = [
         ("Change", f"#{logged.id} ({change.kind})"),
+        ("State", logged.state),
         ("Source", change.source_id),
         ("Regulator", logged.regulator),
         ("Title", clean_text(change.title)),
@@ -86,16 +165,38 @@ def print_change(logged: LoggedChange, before: Snapshot | None, out: TextIO) -> 
         ("Date", hk_time(change.date)),
         ("Topics", matched_terms(logged) or "none (logged, not alerted)"),
         ("Detected", hk_time(logged.detected_at)),
-        ("Fetched", f"{hk_time(logged.fetched_at)} from {logged.final_url}"),
-        ("Raw body", f"sha256 {logged.raw_sha256}"),
+        ("Fetched", f"{hk_time(logged.fetched_at)} ({logged.fetched_at} UTC) from {logged.final_url}"),
+        ("HTTP", f"{logged.http_status} {clean_text(headers)}".strip()),
+        (
+            "Raw body",
+            f"sha256 {logged.raw_sha256}"
+            + (f" (before: {logged.old_raw_sha256})" if logged.old_raw_sha256 else ""),
+        ),
         ("Snapshot", f"{logged.old_snapshot or '(none)'} -> {logged.new_snapshot}"),
     ]
     for label, value in fields:
         if value:
             out.write(f"{label + ':':<11}{value}\n")
+    for entry in reviews:
+        note = f": {clean_text(entry.note)}" if entry.note else ""
+        out.write(f"{'Review:':<11}{hk_time(entry.at)} {entry.state} by {entry.by or 'unknown'}{note}\n")
     if change.text:
         out.write(f"\n{clean_text(change.text)}\n")
     if change.diff:
         out.write(f"\n{change.diff}\n")
-    if before and before.kind == "items" and change.kind == "removed":
-        out.write("\n(the item was listed in the previous snapshot; it is no longer)\n")
+
+
+def write_raw(logged: LoggedChange, side: str, body: bytes | None, path: str) -> None:
+    """The exact bytes the regulator served, to a file or to stdout, unchanged."""
+    if body is None:
+        what = (
+            "no earlier version (the change came from the first fetch)"
+            if side == "before"
+            else "pruned or never stored"
+        )
+        raise UsageError(f"change {logged.id}: the raw body {side} is not available: {what}")
+    if path:
+        Path(path).write_bytes(body)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()

@@ -158,7 +158,7 @@ def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) 
     found = diff(source, old, snapshot, previous.known_keys)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     if not ctx.dry_run:
-        store.record_snapshot(source, page, old, snapshot, changes, ctx.recipients)
+        store.record_snapshot(source, page, old, snapshot, changes, ctx.recipients, previous.raw_sha256)
     status = "baseline" if not old else "changed" if changes else "updated"
     return SourceOutcome(source.id, status, count, changes)
 

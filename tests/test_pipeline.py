@@ -107,7 +107,7 @@ def test_log_and_show_read_the_change_log(monitor, capsys):
     assert entry["title"].startswith("SFC and HKMA issue joint circular")
     assert entry["kind"] == "new" and entry["regulator"] == "SFC"
     code, out, _ = monitor("log", "--format", "csv", capsys=capsys)
-    assert out.splitlines()[0] == "id,detected_at,regulator,source_id,kind,topics,title,link,date"
+    assert out.splitlines()[0] == "id,detected_at,regulator,source_id,kind,topics,state,title,link,date"
 
     page_change = rows(monitor.db, "SELECT id FROM changes WHERE kind = 'page'")[0][0]
     code, out, _ = monitor("show", str(page_change), capsys=capsys)

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
@@ -125,6 +126,7 @@ class Store(OutboxStore, ChangeLogStore):
         snapshot: Snapshot,
         changes: Sequence[Change],
         recipients: Recipients,
+        previous_raw: str = "",
     ) -> list[int]:
         """Store a new snapshot with its changes and their outbox rows, atomically.
 
@@ -141,7 +143,7 @@ class Store(OutboxStore, ChangeLogStore):
             if snapshot.kind == "items":
                 self._put_items(source.id, snapshot, page.fetched_at)
             change_ids = [
-                self._put_change(source, page, fetch_id, previous, snapshot, change, now)
+                self._put_change(source, page, fetch_id, previous, snapshot, change, now, previous_raw)
                 for change in changes
             ]
             for change_id, change in zip(change_ids, changes, strict=True):
@@ -181,6 +183,7 @@ class Store(OutboxStore, ChangeLogStore):
             "raw_sha256": page.sha256 if page and page.body else "",
             "snapshot_hash": snapshot_hash,
             "error": error,
+            "headers": json.dumps(dict(page.headers) if page else {}),
         }
         return int(self.db["fetches"].insert(row).last_pk)
 
@@ -232,6 +235,7 @@ class Store(OutboxStore, ChangeLogStore):
         snapshot: Snapshot,
         change: Change,
         now: str,
+        previous_raw: str,
     ) -> int:
         row = {
             "source_id": source.id,
@@ -252,11 +256,35 @@ class Store(OutboxStore, ChangeLogStore):
             "old_snapshot": previous.hash if previous else "",
             "new_snapshot": snapshot.hash,
             "raw_sha256": page.sha256,
+            "old_raw_sha256": previous_raw,
             "final_url": page.final_url,
             "fetched_at": page.fetched_at,
             "detected_at": now,
         }
         return int(self.db["changes"].insert(row).last_pk)
+
+    def prune_bodies(self, keep_days: int) -> tuple[int, int]:
+        """Remove raw bodies older than `keep_days` that no change refers to; (count, bytes reclaimed).
+
+        Bodies a change refers to (its version, or the one before it) are evidence: never removed.
+        """
+        cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
+        size_before = self._file_size()
+        with self.db.atomic():
+            removed = self.db.execute(
+                """DELETE FROM bodies WHERE created_at < ?
+                   AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
+                   AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)""",
+                [cutoff],
+            ).rowcount
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.vacuum()
+        return removed, max(0, size_before - self._file_size())
+
+    def _file_size(self) -> int:
+        pages = next(iter(self.db.execute("PRAGMA page_count")))[0]
+        size = next(iter(self.db.execute("PRAGMA page_size")))[0]
+        return int(pages * size)
 
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)

@@ -1,53 +1,80 @@
-"""Reading the change log: filtered lists and single changes, as LoggedChange records."""
+"""Reading the change log (with review state and evidence) and recording reviews."""
 
 from __future__ import annotations
 
 import json
+import zlib
 
-from monitor.errors import UnknownChange
-from monitor.models import Change, LoggedChange
+from monitor.errors import InvalidTransition, UnknownChange
+from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review
+from monitor.store.clock import utc_now
+
+SELECT_CHANGES = """
+    SELECT c.*, f.http_status, f.headers,
+           COALESCE((SELECT r.state FROM reviews r WHERE r.change_id = c.id ORDER BY r.id DESC LIMIT 1),
+                    'new') AS state
+    FROM changes c JOIN fetches f ON f.id = c.fetch_id
+"""
 
 
 class ChangeLogStore:
     db: object  # sqlite_utils.Database, set by Store
 
-    def changes(
-        self,
-        source_id: str = "",
-        topic: str = "",
-        since: str = "",
-        limit: int = 0,
-    ) -> list[LoggedChange]:
+    def changes(self, only: ChangeFilter = ChangeFilter()) -> list[LoggedChange]:  # noqa: B008 (frozen)
         where, params = ["1 = 1"], []
-        if source_id:
-            where.append("source_id = ?")
-            params.append(source_id)
-        if topic:
-            where.append("EXISTS (SELECT 1 FROM json_each(changes.topics) WHERE value = ?)")
-            params.append(topic.lower())
-        if since:
-            where.append("detected_at >= ?")
-            params.append(since)
-        sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        for column, value in (("c.source_id", only.source_id), ("c.regulator", only.regulator)):
+            if value:
+                where.append(f"{column} = ? COLLATE NOCASE")
+                params.append(value)
+        if only.topic:
+            where.append("EXISTS (SELECT 1 FROM json_each(c.topics) WHERE value = ?)")
+            params.append(only.topic.lower())
+        if only.since:
+            where.append("c.detected_at >= ?")
+            params.append(only.since)
+        if only.until:
+            where.append("c.detected_at < ?")
+            params.append(only.until)
+        sql = f"SELECT * FROM ({SELECT_CHANGES} WHERE {' AND '.join(where)}) WHERE ? IN ('', state) ORDER BY id DESC"
+        params.append(only.state)
+        if only.limit:
+            sql += f" LIMIT {int(only.limit)}"
         return [logged_from_row(r) for r in self.db.query(sql, params)]
 
     def change(self, change_id: int) -> LoggedChange:
-        row = self._one("SELECT * FROM changes WHERE id = ?", [change_id])
+        row = self._one(f"{SELECT_CHANGES} WHERE c.id = ?", [change_id])
         if not row:
             raise UnknownChange(f"no change with id {change_id} (see `policy-monitor log`)")
         return logged_from_row(row)
 
-    def _one(self, sql: str, params: list) -> dict | None:
-        return next(iter(self.db.query(sql, params)), None)
-
     def recent(self, topics: frozenset[str] | None, limit: int) -> list[LoggedChange]:
         """The last alerted changes a chat with this topic filter would have received."""
-        alerted = [c for c in self.changes(limit=limit * 20 + 50) if c.change.topics]
+        alerted = [c for c in self.changes(ChangeFilter(limit=limit * 20 + 50)) if c.change.topics]
         if topics is not None:
             alerted = [c for c in alerted if topics & set(c.change.topics)]
         return alerted[:limit]
+
+    def reviews(self, change_id: int) -> list[Review]:
+        rows = self.db.query("SELECT * FROM reviews WHERE change_id = ? ORDER BY id", [change_id])
+        return [Review(r["change_id"], r["state"], r["by"], r["note"], r["at"]) for r in rows]
+
+    def add_review(self, change_id: int, state: str, by: str, note: str = "") -> Review:
+        """Append a review; the history is never rewritten (triggers refuse UPDATE and DELETE)."""
+        with self.db.atomic():
+            current = self.change(change_id).state
+            if state not in REVIEW_TRANSITIONS.get(current, ()):
+                allowed = ", ".join(REVIEW_TRANSITIONS.get(current, ())) or "nothing (it is closed)"
+                raise InvalidTransition(
+                    f"change {change_id} is {current}: it can become {allowed}, not {state}"
+                )
+            review = Review(change_id, state, by, note, utc_now())
+            self.db["reviews"].insert(review.__dict__)
+        return review
+
+    def body(self, sha256: str) -> bytes | None:
+        """The exact bytes of a stored raw body, or None when it was never stored or was pruned."""
+        row = self._one("SELECT content FROM bodies WHERE sha256 = ?", [sha256])
+        return zlib.decompress(row["content"]) if row else None
 
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)
@@ -79,4 +106,8 @@ def logged_from_row(row: dict) -> LoggedChange:
         new_snapshot=row["new_snapshot"],
         raw_sha256=row["raw_sha256"],
         final_url=row["final_url"],
+        old_raw_sha256=row.get("old_raw_sha256") or "",
+        http_status=row.get("http_status") or 0,
+        headers=json.loads(row.get("headers") or "{}"),
+        state=row.get("state") or "new",
     )

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS fetches (
     final_url TEXT NOT NULL DEFAULT '',
     raw_sha256 TEXT NOT NULL DEFAULT '',
     snapshot_hash TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    headers TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS fetches_source ON fetches (source_id, fetched_at);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -88,6 +89,7 @@ CREATE TABLE IF NOT EXISTS changes (
     old_snapshot TEXT NOT NULL DEFAULT '',
     new_snapshot TEXT NOT NULL DEFAULT '',
     raw_sha256 TEXT NOT NULL DEFAULT '',
+    old_raw_sha256 TEXT NOT NULL DEFAULT '',
     final_url TEXT NOT NULL DEFAULT '',
     fetched_at TEXT NOT NULL,
     detected_at TEXT NOT NULL
@@ -120,8 +122,24 @@ CREATE TABLE IF NOT EXISTS bot_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY,
+    change_id INTEGER NOT NULL REFERENCES changes(id),
+    state TEXT NOT NULL,
+    by TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_change ON reviews (change_id, id);
+CREATE TRIGGER IF NOT EXISTS reviews_append_only_update BEFORE UPDATE ON reviews
+    BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reviews_append_only_delete BEFORE DELETE ON reviews
+    BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
 CREATE VIEW IF NOT EXISTS change_log AS
     SELECT c.id, c.detected_at, c.regulator, c.source_id, c.kind, c.title, c.link, c.date,
-           c.topics, c.matches, c.fetched_at, c.raw_sha256
+           c.topics, c.matches,
+           COALESCE((SELECT r.state FROM reviews r WHERE r.change_id = c.id ORDER BY r.id DESC LIMIT 1),
+                    'new') AS state,
+           c.fetched_at, c.final_url, c.raw_sha256, c.old_raw_sha256
     FROM changes c ORDER BY c.id DESC;
 """

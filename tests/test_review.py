@@ -1,0 +1,144 @@
+"""Reviewing the change log: review states with history, evidence, pruning, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sqlite3
+
+import pytest
+
+from tests.conftest import REGISTER, ROUND2, SFC_PRESS, run_cli
+
+
+@pytest.fixture
+def reviewed(monitor, capsys):
+    """Two rounds over the SFC feed and the stablecoin register: two changes in the log."""
+    monitor.write(SFC_PRESS, REGISTER)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    return monitor
+
+
+def change_ids(monitor) -> dict[str, int]:
+    with sqlite3.connect(monitor.db) as conn:
+        return dict(conn.execute("SELECT kind, id FROM changes"))
+
+
+def test_review_states_are_kept_as_history(reviewed, capsys):
+    page = change_ids(reviewed)["page"]
+    code, out, _ = reviewed(
+        "review", str(page), "--state", "escalated", "--note", "new issuer", "--by", "amy", capsys=capsys
+    )
+    assert (code, out) == (0, f"change {page}: escalated by amy\n")
+    code, out, _ = reviewed("review", str(page), "--state", "reviewed", "--by", "ben", capsys=capsys)
+    assert code == 0
+    code, out, _ = reviewed("show", str(page), capsys=capsys)
+    assert "State:     reviewed" in out
+    assert [line.split(" HKT ", 1)[1] for line in out.splitlines() if line.startswith("Review:")] == [
+        "escalated by amy: new issuer",
+        "reviewed by ben",
+    ]
+    with sqlite3.connect(reviewed.db) as conn:
+        assert conn.execute("SELECT state FROM change_log WHERE id = ?", [page]).fetchone() == ("reviewed",)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("UPDATE reviews SET state = 'dismissed'")
+
+
+def test_reviewing_an_unknown_change_is_an_error(reviewed, capsys):
+    code, _, err = reviewed("review", "999", "--state", "reviewed", capsys=capsys)
+    assert (code, err) == (2, "error: no change with id 999 (see `policy-monitor log`)\n")
+
+
+def test_new_is_not_a_state_a_reviewer_can_set(reviewed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        reviewed("review", str(change_ids(reviewed)["page"]), "--state", "new", capsys=capsys)
+    assert exit_info.value.code == 2 and "invalid choice: 'new'" in capsys.readouterr().err
+
+
+def test_a_closed_review_cannot_be_reopened(reviewed, capsys):
+    new = change_ids(reviewed)["new"]
+    reviewed("review", str(new), "--state", "dismissed", capsys=capsys)
+    code, _, err = reviewed("review", str(new), "--state", "escalated", capsys=capsys)
+    assert code == 2
+    assert f"error: change {new} is dismissed: it can become nothing (it is closed), not escalated" in err
+
+
+def test_inbox_and_filters(reviewed, capsys):
+    ids = change_ids(reviewed)
+    reviewed("review", str(ids["new"]), "--state", "reviewed", capsys=capsys)
+    _, out, _ = reviewed("log", "--state", "new", "--format", "json", capsys=capsys)
+    assert [row["id"] for row in json.loads(out)] == [ids["page"]]
+    _, out, _ = reviewed("log", "--regulator", "sfc", "--format", "json", capsys=capsys)
+    assert [row["id"] for row in json.loads(out)] == [ids["new"]]
+    _, out, _ = reviewed("log", "--until", "2020-01-01", "--format", "json", capsys=capsys)
+    assert json.loads(out) == []
+    _, out, _ = reviewed("log", "--limit", "1", "--format", "json", capsys=capsys)
+    assert len(json.loads(out)) == 1
+
+
+def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_path):
+    page = change_ids(reviewed)["page"]
+    after, before = tmp_path / "after.html", tmp_path / "before.html"
+    assert reviewed("show", str(page), "--raw", "--out", str(after), capsys=capsys)[0] == 0
+    assert reviewed("show", str(page), "--before", "--out", str(before), capsys=capsys)[0] == 0
+    register = "hkma/eng/stablecoin-register.html"
+    assert after.read_bytes() == (ROUND2 / register).read_bytes()
+    assert before.read_bytes() == (ROUND2.parent / "round1" / register).read_bytes()
+    result = run_cli("--config", str(reviewed.config), "--db", str(reviewed.db), "show", str(page), "--raw")
+    assert result.returncode == 0 and "Pearl Delta Bank Stablecoin" in result.stdout
+
+
+def test_show_gives_the_evidence(reviewed, capsys):
+    page = change_ids(reviewed)["page"]
+    _, out, _ = reviewed("show", str(page), capsys=capsys)
+    assert "HTTP:      200 content-type: text/html; charset=utf-8" in out
+    assert "Raw body:  sha256 " in out and "(before: " in out
+    assert "UTC) from http://127.0.0.1:" in out
+
+
+def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_bytes()
+    for n in range(5):  # cache-busting link parameters: a new body and snapshot, but no change
+        noise = random.Random(n).randbytes(20_000).hex().encode()  # does not compress away
+        padded = feed.replace(b"refNo=26PR121<", b"refNo=26PR121&amp;rev=%d<" % n)
+        padded = padded.replace(b"</channel>", b"<!-- " + noise + b" --></channel>")
+        monitor.site.routes["/sfc/en/rss/press-releases.xml"] = _serving(padded)
+        monitor.round(capsys)
+    del monitor.site.routes["/sfc/en/rss/press-releases.xml"]
+    monitor.round(capsys, ROUND2)  # a real change: its before and after bodies are evidence
+    with sqlite3.connect(monitor.db) as conn:
+        conn.execute("UPDATE bodies SET created_at = '2020-01-01T00:00:00+00:00'")
+        evidence = set(conn.execute("SELECT raw_sha256, old_raw_sha256 FROM changes").fetchone())
+        assert conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)
+    code, out, _ = monitor("prune", "--keep-days", "30", capsys=capsys)
+    assert code == 0 and out.startswith("removed 5 raw bodies that no change refers to; reclaimed ")
+    assert float(out.split("reclaimed ")[1].split(" KB")[0]) > 100
+    with sqlite3.connect(monitor.db) as conn:
+        assert {sha for (sha,) in conn.execute("SELECT sha256 FROM bodies")} == evidence
+
+
+def _serving(body: bytes):
+    from monitor.localsite import Response
+
+    return lambda handler: Response(200, body, {"Content-Type": "application/rss+xml"})
+
+
+def test_exports_parse_and_round_trip(reviewed, capsys):
+    page = change_ids(reviewed)["page"]
+    reviewed(
+        "review", str(page), "--state", "escalated", "--by", "amy", "--note", "check licence", capsys=capsys
+    )
+    _, out, _ = reviewed("export", "--format", "csv", capsys=capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 2
+    row = next(r for r in rows if int(r["id"]) == page)
+    assert (row["state"], row["reviewed_by"], row["review_note"]) == ("escalated", "amy", "check licence")
+    _, out, _ = reviewed("export", "--format", "jsonl", capsys=capsys)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert {r["id"] for r in records} == {int(r["id"]) for r in rows}
+    assert all(set(r) == set(rows[0]) for r in records)
