@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import logging
 
-from telegram import Bot, BotCommand, LinkPreviewOptions
+from telegram import Bot, BotCommand, CallbackQuery, LinkPreviewOptions
 from telegram.constants import ParseMode
 
+from monitor.errors import MonitorError
 from monitor.models import Config
 from monitor.render import hk_time
 from monitor.store import Store
@@ -42,9 +43,14 @@ class CommandBot:
     async def poll(self, timeout: int = 25) -> int:
         """One getUpdates call; answers each command. Returns how many updates were handled."""
         offset = int(self._store.bot_value(OFFSET_KEY, "0")) or None
-        updates = await self._bot.get_updates(offset=offset, timeout=timeout, allowed_updates=["message"])
+        updates = await self._bot.get_updates(
+            offset=offset, timeout=timeout, allowed_updates=["message", "callback_query"]
+        )
         for update in updates:
             self._store.set_bot_value(OFFSET_KEY, str(update.update_id + 1))
+            if update.callback_query:
+                await self._on_button(update.callback_query)
+                continue
             message = update.effective_message
             if message is None or not message.text or not message.text.startswith("/"):
                 continue
@@ -57,6 +63,26 @@ class CommandBot:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
         return len(updates)
+
+    async def _on_button(self, query: CallbackQuery) -> None:
+        """A review button under an alert: the same review as `policy-monitor review`, by this user."""
+        await self._bot.answer_callback_query(query.id, text=self.review_from_button(query))
+
+    def review_from_button(self, query: CallbackQuery) -> str:
+        kind, _, rest = (query.data or "").partition(":")
+        change_id, _, state = rest.partition(":")
+        chat = str(query.message.chat.id) if query.message else ""
+        if kind != "review" or not change_id.isdigit():
+            return "Unknown button."
+        if chat not in self._store.recipients():  # only subscribed chats may change review state
+            return "This chat is not subscribed: /start first."
+        user = query.from_user
+        by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
+        try:
+            self._store.add_review(int(change_id), state, by)
+        except MonitorError as exc:
+            return str(exc)[:190]  # Telegram shows at most 200 characters
+        return f"Change {change_id} marked {state}."
 
     def answer(self, chat: str, text: str) -> str:
         """The HTML reply to one command from one chat."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
@@ -53,6 +53,18 @@ def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
     request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
     updates = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout + 30)
     return Bot(env.token, base_url=env.api_url, request=request, get_updates_request=updates)
+
+
+REVIEW_BUTTONS = (("Reviewed", "reviewed"), ("Dismiss", "dismissed"), ("Escalate", "escalated"))
+
+
+def review_buttons(change_id: int) -> InlineKeyboardMarkup:
+    """The buttons under an alert; a press is a review recorded against the Telegram user."""
+    row = [
+        InlineKeyboardButton(label, callback_data=f"review:{change_id}:{state}")
+        for label, state in REVIEW_BUTTONS
+    ]
+    return InlineKeyboardMarkup([row])
 
 
 class ChatUnreachable(Exception):
@@ -115,9 +127,9 @@ class TelegramSender:
 
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
-        for group, text in self._messages(self._store.pending_alerts(chat)):
+        for group, text, buttons in self._messages(self._store.pending_alerts(chat)):
             try:
-                message_id, chat = await self._send_parts(chat, text)
+                message_id, chat = await self._send_parts(chat, text, buttons)
             except ChatUnreachable:
                 return sent
             except DeliveryPostponed as exc:
@@ -130,37 +142,54 @@ class TelegramSender:
             sent += len(group)
         return sent
 
-    def _messages(self, alerts: list[Alert]) -> list[tuple[list[Alert], str]]:
-        """One message per alert, or one digest when a chat has more pending than `digest_after`."""
+    def _messages(self, alerts: list[Alert]) -> list[tuple[list[Alert], str, InlineKeyboardMarkup | None]]:
+        """One message per alert (with review buttons), or one digest when a chat has more pending
+        than `digest_after`; source-health notices on their own."""
         changes = [a for a in alerts if a.logged]
-        notices = [([a], f"<b>Source health</b>\n{html.escape(a.notice)}") for a in alerts if not a.logged]
+        notices = [
+            ([a], f"<b>Source health</b>\n{html.escape(a.notice)}", None) for a in alerts if not a.logged
+        ]
         if len(changes) > self._settings.digest_after:
-            return [(changes, digest_html([a.logged for a in changes if a.logged])), *notices]
-        singles = [([a], alert_html(a.logged, delayed=self._delayed(a))) for a in changes if a.logged]
+            return [(changes, digest_html([a.logged for a in changes if a.logged]), None), *notices]
+        singles = [
+            ([a], alert_html(a.logged, delayed=self._delayed(a)), review_buttons(a.logged.id))
+            for a in changes
+            if a.logged
+        ]
         return [*singles, *notices]
 
     def _delayed(self, alert: Alert) -> bool:
         queued = datetime.fromisoformat(alert.created_at)
         return datetime.now(UTC) - queued > timedelta(seconds=self._settings.delayed_after)
 
-    async def _send_parts(self, chat: str, text: str) -> tuple[str, str]:
-        """Send one message (in numbered parts if long); returns the first part's id and the chat id."""
+    async def _send_parts(
+        self, chat: str, text: str, buttons: InlineKeyboardMarkup | None
+    ) -> tuple[str, str]:
+        """Send one message (in numbered parts if long, the buttons under the last); returns the
+        first part's id and the chat id (which changes if the group migrated)."""
         ids: list[str] = []
-        for part in split_message(text):
+        parts = split_message(text)
+        for number, part in enumerate(parts, 1):
+            markup = buttons if number == len(parts) else None
             try:
-                message_id, chat = await self._send(chat, part, ParseMode.HTML)
+                message_id, chat = await self._send(chat, part, ParseMode.HTML, markup)
                 ids.append(message_id)
             except EntitiesRejected:
-                for plain in split_plain(plain_text(part)):
-                    message_id, chat = await self._send(chat, plain, None)
+                pieces = split_plain(plain_text(part))
+                for index, plain in enumerate(pieces, 1):
+                    message_id, chat = await self._send(
+                        chat, plain, None, markup if index == len(pieces) else None
+                    )
                     ids.append(message_id)
         return ids[0], chat
 
-    async def _send(self, chat: str, text: str, parse_mode: str | None) -> tuple[str, str]:
+    async def _send(
+        self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None = None
+    ) -> tuple[str, str]:
         while True:
             await self._limiter.wait(chat)
             try:
-                message = await self._send_with_retries(chat, text, parse_mode)
+                message = await self._send_with_retries(chat, text, parse_mode, buttons)
                 return str(message.message_id), chat
             except RetryAfter as exc:
                 seconds = _retry_after_seconds(exc)
@@ -183,7 +212,9 @@ class TelegramSender:
             except NetworkError as exc:
                 raise DeliveryPostponed(self._env.redact(f"{type(exc).__name__}: {exc}")) from None
 
-    async def _send_with_retries(self, chat: str, text: str, parse_mode: str | None):
+    async def _send_with_retries(
+        self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None
+    ):
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=wait_exponential(multiplier=0.5, max=10),
@@ -197,6 +228,7 @@ class TelegramSender:
                     text=text,
                     parse_mode=parse_mode,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
+                    reply_markup=buttons,
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

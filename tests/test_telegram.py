@@ -319,3 +319,26 @@ def test_alerts_held_back_longer_than_delayed_after_say_so(monitor, telegram, ca
     monitor("run", "--once", capsys=capsys)
     (text,) = sent_to(telegram, PRIVATE)
     assert "Delayed: detected" in text and "SFC and HKMA issue joint circular" in text
+
+
+def test_review_buttons_record_the_telegram_user(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    sent = telegram.calls_for("sendMessage")[0].params
+    buttons = sent["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in buttons] == ["Reviewed", "Dismiss", "Escalate"]
+    escalate = buttons[2]["callback_data"]
+    telegram.push_callback_query(int(PRIVATE), escalate, user_id=77)
+    telegram.push_callback_query(int(PRIVATE), escalate, user_id=77)  # pressed twice
+    telegram.push_callback_query(4004, buttons[0]["callback_data"], user_id=88)  # an unsubscribed chat
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    change_id = escalate.split(":")[1]
+    assert answers == [
+        f"Change {change_id} marked escalated.",
+        f"change {change_id} is escalated: it can become reviewed, dismissed, not escalated",
+        "This chat is not subscribed: /start first.",
+    ]
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT state, by FROM reviews").fetchall() == [("escalated", "telegram:@user77")]
