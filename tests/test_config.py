@@ -130,7 +130,20 @@ def test_intervals(text, seconds):
 
 def test_every_command_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for command in ("run --once", "run --dry-run", "check", "validate", "log", "show", "bot", "demo"):
+    for command in (
+        "run --once",
+        "run --dry-run",
+        "check",
+        "validate",
+        "log",
+        "show",
+        "review",
+        "export",
+        "report",
+        "prune",
+        "bot",
+        "demo",
+    ):
         assert f"policy-monitor {command}" in readme, command
 
 
