@@ -22,8 +22,8 @@ KINDS = ("rss", "html", "page")
 
 COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name"}
 KIND_KEYS = {
-    "rss": set(),
-    "html": {"items", "title", "link", "date"},
+    "rss": {"include_titles", "exclude_titles"},
+    "html": {"items", "title", "link", "date", "include_titles", "exclude_titles"},
     "page": {"select", "exclude", "ignore"},
 }
 REQUIRED_KIND_KEYS = {"rss": (), "html": ("items", "title", "link"), "page": ()}
@@ -199,12 +199,16 @@ def _source(
     excludes = _strings(name, where, "exclude", raw.get("exclude", []))
     for css in excludes:
         _css(name, where, "exclude", css, at)
-    ignore = _strings(name, where, "ignore", raw.get("ignore", []))
-    for pattern in ignore:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise fail("ignore", f"invalid regular expression {pattern!r}: {exc}") from None
+    patterns = {
+        key: _strings(name, where, key, raw.get(key, []))
+        for key in ("ignore", "include_titles", "exclude_titles")
+    }
+    for key, values in patterns.items():
+        for pattern in values:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise fail(key, f"invalid regular expression {pattern!r}: {exc}") from None
     return Source(
         id=sid,
         regulator=raw["regulator"].strip(),
@@ -219,7 +223,9 @@ def _source(
         date=raw.get("date", ""),
         select=raw.get("select", "body"),
         exclude=excludes,
-        ignore=ignore,
+        ignore=patterns["ignore"],
+        include_titles=patterns["include_titles"],
+        exclude_titles=patterns["exclude_titles"],
     )
 
 

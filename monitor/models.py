@@ -36,6 +36,9 @@ class Source:
     select: str = "body"
     exclude: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()  # regular expressions; matching text lines are noise
+    # kind = "rss" or "html": which items to keep, by title (regular expressions, case-insensitive)
+    include_titles: tuple[str, ...] = ()  # keep only items whose title matches one of these
+    exclude_titles: tuple[str, ...] = ()  # drop items whose title matches one of these
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,11 @@ def test_every_command_is_documented_in_the_readme():
             "regulator: must be a non-empty string",
             id="type",
         ),
+        pytest.param(
+            GOOD_SOURCE + "include_titles = ['(FSTB']",
+            "include_titles: invalid regular expression '(FSTB'",
+            id="regex",
+        ),
     ],
 )
 def test_more_bad_configs(tmp_path, text, message):

@@ -15,6 +15,7 @@ from monitor.models import Page
 from tests.conftest import (
     FSTB_LISTING,
     REGISTER,
+    ROOT,
     ROUND1,
     ROUND2,
     SFC_PRESS,
@@ -172,3 +173,24 @@ def test_broken_html_still_yields_its_items(tmp_path):
     page = page_of(ROUND1, FSTB[0])
     broken = page.text.replace("</td>", "").replace("</tr>", "").replace("</table>", "")
     assert len(extract(source, replace(page, text=broken)).items) == 6
+
+
+def test_title_filters_keep_a_firehose_to_what_matters(tmp_path):
+    shipped = load_config(ROOT / "sources.toml").source("gov-press-en")
+    unfiltered = extract(
+        source_for(tmp_path, rss_source("gov", "/gia/rss/general_en.xml")),
+        page_of(ROUND2, "gia/rss/general_en.xml"),
+    )
+    kept = extract(shipped, page_of(ROUND2, "gia/rss/general_en.xml"))
+    assert len(unfiltered.items) == 10
+    assert [i.title for i in kept.items] == [
+        "Government welcomes passage of Stablecoins (Amendment) Bill 2025"
+    ]
+
+
+def test_exclude_titles_drops_items(tmp_path):
+    source = source_for(
+        tmp_path, SFC_PRESS + "exclude_titles = ['Market Misconduct', 'restriction notice']\n"
+    )
+    titles = [i.title for i in extract(source, page_of(ROUND1, SFC_EN[0])).items]
+    assert len(titles) == 4 and not any("Market Misconduct" in t for t in titles)

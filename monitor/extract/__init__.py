@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 
 from monitor.extract import html, page, rss
@@ -14,7 +15,16 @@ EXTRACTORS = {"rss": rss.extract, "html": html.extract, "page": page.extract}
 
 def extract(source: Source, fetched: Page) -> Snapshot:
     snapshot = EXTRACTORS[source.kind](source, fetched)
+    if source.include_titles or source.exclude_titles:
+        snapshot = replace(snapshot, items=tuple(i for i in snapshot.items if wanted(source, i.title)))
     return replace(snapshot, hash=snapshot_hash(snapshot))
+
+
+def wanted(source: Source, title: str) -> bool:
+    """The source's title filters: a firehose (every bureau's press releases) kept to what matters."""
+    if source.include_titles and not any(re.search(p, title, re.I) for p in source.include_titles):
+        return False
+    return not any(re.search(p, title, re.I) for p in source.exclude_titles)
 
 
 def snapshot_hash(snapshot: Snapshot) -> str:
