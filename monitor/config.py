@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -18,15 +19,33 @@ SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SOURCES_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-KINDS = ("rss", "html", "page")
+KINDS = ("rss", "html", "page", "json")
 
 COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name"}
 KIND_KEYS = {
     "rss": {"include_titles", "exclude_titles"},
     "html": {"items", "title", "link", "date", "include_titles", "exclude_titles"},
     "page": {"select", "exclude", "ignore"},
+    "json": {
+        "method",
+        "body",
+        "params",
+        "items_path",
+        "item_id",
+        "title",
+        "date",
+        "link",
+        "success_path",
+        "include_titles",
+        "exclude_titles",
+    },
 }
-REQUIRED_KIND_KEYS = {"rss": (), "html": ("items", "title", "link"), "page": ()}
+REQUIRED_KIND_KEYS = {
+    "rss": (),
+    "html": ("items", "title", "link"),
+    "page": (),
+    "json": ("items_path", "title"),
+}
 SETTINGS_KEYS = {
     "interval": "interval",
     "timeout": float,
@@ -193,9 +212,11 @@ def _source(
     interval = settings.interval
     if "interval" in raw:
         interval = _interval(name, where, raw["interval"], at)
-    for key in ("items", "title", "link", "date", "select"):
-        if key in raw:
-            _css(name, where, key, raw[key], at)
+    if kind != "json":
+        for key in ("items", "title", "link", "date", "select"):
+            if key in raw:
+                _css(name, where, key, raw[key], at)
+    api = _api(raw, fail) if kind == "json" else {}
     excludes = _strings(name, where, "exclude", raw.get("exclude", []))
     for css in excludes:
         _css(name, where, "exclude", css, at)
@@ -226,7 +247,31 @@ def _source(
         ignore=patterns["ignore"],
         include_titles=patterns["include_titles"],
         exclude_titles=patterns["exclude_titles"],
+        **api,
     )
+
+
+def _api(raw: dict[str, Any], fail) -> dict[str, Any]:
+    """The request and field mapping of a JSON API source."""
+    method = str(raw.get("method", "GET")).upper()
+    if method not in ("GET", "POST"):
+        raise fail("method", "must be GET or POST")
+    body, params = raw.get("body"), raw.get("params", {})
+    if body is not None and not isinstance(body, dict):
+        raise fail("body", "must be a table (sent as the JSON body)")
+    if not isinstance(params, dict):
+        raise fail("params", "must be a table of query parameters")
+    for key in ("item_id", "date", "link", "success_path"):
+        if key in raw and not isinstance(raw[key], str):
+            raise fail(key, "must be a string")
+    return {
+        "method": method,
+        "body": json.dumps(body, ensure_ascii=False) if body is not None else "",
+        "params": tuple((str(k), str(v)) for k, v in params.items()),
+        "items_path": raw["items_path"],
+        "item_id": raw.get("item_id", ""),
+        "success_path": raw.get("success_path", ""),
+    }
 
 
 def _interval(name: str, where: str, value: Any, at: str = "") -> float:

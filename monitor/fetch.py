@@ -83,6 +83,9 @@ class Fetcher:
 
     async def _get(self, source: Source, validators: Validators) -> Page:
         headers = {}
+        payload = source.body.encode("utf-8") if source.body else None
+        if payload:
+            headers["Content-Type"] = "application/json"
         if validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators.last_modified:
@@ -93,7 +96,13 @@ class Fetcher:
         try:
             async with self._host_slot(source.url):
                 async with asyncio.timeout(timeout * 3):  # a server trickling bytes forever
-                    async with self._client.stream("GET", source.url, headers=headers) as response:
+                    async with self._client.stream(
+                        source.method,
+                        source.url,
+                        headers=headers,
+                        params=dict(source.params) or None,
+                        content=payload,
+                    ) as response:
                         self._check_status(response)
                         body = b"" if response.status_code == 304 else await self._read(response)
         except TimeoutError:

@@ -79,6 +79,14 @@ class LocalSite:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                self.body = b""
+                self.dispatch()
+
+            def do_POST(self) -> None:  # the SFC's e-Distribution API searches by POST
+                self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.dispatch()
+
+            def dispatch(self) -> None:
                 path = self.path.split("?", 1)[0]
                 site.requests.append((self.path, dict(self.headers)))
                 route = site.routes.get(path)

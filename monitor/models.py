@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-SourceKind = Literal["rss", "html", "page"]
+SourceKind = Literal["rss", "html", "page", "json"]
 ChangeKind = Literal["new", "changed", "removed", "page"]
 
 
@@ -37,6 +37,13 @@ class Source:
     exclude: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()  # regular expressions; matching text lines are noise
     # kind = "rss" or "html": which items to keep, by title (regular expressions, case-insensitive)
+    # kind = "json": an API listing; title/date/link are field paths, link may be a "{field}" template
+    method: str = "GET"
+    body: str = ""  # JSON text sent with the request
+    params: tuple[tuple[str, str], ...] = ()  # query parameters
+    items_path: str = ""  # dot path to the list of records, e.g. "result.records"
+    item_id: str = ""  # field path of a record's identity (a reference number)
+    success_path: str = ""  # dot path of a success flag; false makes the fetch an error
     include_titles: tuple[str, ...] = ()  # keep only items whose title matches one of these
     exclude_titles: tuple[str, ...] = ()  # drop items whose title matches one of these
 

@@ -7,10 +7,10 @@ import json
 import re
 from dataclasses import replace
 
-from monitor.extract import html, page, rss
+from monitor.extract import api, html, page, rss
 from monitor.models import Item, Page, Snapshot, Source
 
-EXTRACTORS = {"rss": rss.extract, "html": html.extract, "page": page.extract}
+EXTRACTORS = {"rss": rss.extract, "html": html.extract, "page": page.extract, "json": api.extract}
 
 
 def extract(source: Source, fetched: Page) -> Snapshot:

@@ -1,0 +1,116 @@
+"""JSON API sources in the real shapes of the SFC e-Distribution API and the HKMA Open API."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from monitor.config import load_config
+from monitor.localsite import Response
+from tests.conftest import ROOT
+
+SFC_TC = json.loads((ROOT / "tests/fixtures/real/sfc_tc_news.json").read_text(encoding="utf-8"))["items"]
+
+SFC_NEWS_TC = """[[sources]]
+id = "sfc-news-api-tc"
+regulator = "SFC"
+kind = "json"
+method = "POST"
+url = "{base}/edistributionWeb/api/news/search"
+body = { lang = "TC", category = "all", year = "all", pageNo = 0, pageSize = 20, sort = { field = "issueDate", order = "desc" } }
+items_path = "items"
+item_id = "newsRefNo"
+title = "title"
+date = "issueDate"
+link = "https://apps.sfc.hk/edistributionWeb/gateway/TC/news-and-announcements/news/doc?refNo={newsRefNo}"
+"""
+HKMA_API = """[[sources]]
+id = "hkma-press-api-en"
+regulator = "HKMA"
+kind = "json"
+url = "{base}/public/press-releases"
+params = { lang = "en", offset = "0", pagesize = "100" }
+items_path = "result.records"
+success_path = "header.success"
+title = "title"
+date = "date"
+link = "link"
+"""
+
+
+def sfc_answer(count: int) -> bytes:
+    """The SFC search answer: the newest `count` of the real 2026 Chinese titles (26PR126 first)."""
+    records = [
+        {
+            "newsRefNo": item["refNo"],
+            "title": item["title"],
+            "issueDate": f"{item['date']}T18:00:00.000+08:00",
+        }
+        for item in SFC_TC[-count:]
+    ]
+    return json.dumps({"items": records, "total": len(SFC_TC)}, ensure_ascii=False).encode()
+
+
+def test_sfc_search_is_posted_and_its_items_alert(monitor, capsys):
+    seen = []
+    answer = {"count": 20}
+
+    def search(handler):
+        seen.append(json.loads(handler.body))
+        return Response(200, sfc_answer(answer["count"]), {"Content-Type": "application/json;charset=UTF-8"})
+
+    monitor.site.routes["/edistributionWeb/api/news/search"] = search
+    monitor.write(SFC_NEWS_TC)
+    assert monitor.round(capsys)[:2] == (0, "")
+    assert seen[0] == {"lang": "TC", "category": "all", "year": "all", "pageNo": 0, "pageSize": 20,
+                       "sort": {"field": "issueDate", "order": "desc"}}  # fmt: skip
+    SFC_TC.append(
+        {"refNo": "26PR127", "title": "證監會與金管局就穩定幣發出聯合通函\r\n", "date": "2026-08-17"}
+    )
+    try:
+        answer["count"] = 21
+        code, out, _ = monitor.round(capsys)
+    finally:
+        SFC_TC.pop()
+    assert code == 0
+    assert "NEW: 證監會與金管局就穩定幣發出聯合通函\n" in out
+    assert (
+        "Link:    https://apps.sfc.hk/edistributionWeb/gateway/TC/news-and-announcements/news/doc?refNo=26PR127"
+        in out
+    )
+    assert "Date:    2026-08-17 18:00 HKT" in out
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT item_key FROM changes").fetchall() == [("id:26PR127",)]
+
+
+def test_hkma_open_api_and_its_failure_flag(monitor, capsys):
+    records = [
+        {"title": "Granting of stablecoin issuer licences", "link": "https://www.hkma.gov.hk/eng/news-and-media/press-releases/2026/04/20260410-3/", "date": "2026-04-10"},
+        {"title": "Exchange Fund Abridged Balance Sheet", "link": "https://www.hkma.gov.hk/eng/news-and-media/press-releases/2026/04/20260409-4/", "date": "2026-04-09"},
+    ]  # fmt: skip
+    state = {"success": True, "records": records[1:]}
+
+    def api(handler):
+        assert handler.path.endswith("?lang=en&offset=0&pagesize=100")
+        answer = {
+            "header": {"success": state["success"], "err_code": "0000"},
+            "result": {"datasize": 2, "records": state["records"]},
+        }
+        return Response(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+
+    monitor.site.routes["/public/press-releases"] = api
+    monitor.write(HKMA_API)
+    monitor.round(capsys)
+    state["success"] = False
+    code, _, err = monitor.round(capsys)
+    assert code == 1 and "the API reported failure (header.success is not true)" in err
+    state.update(success=True, records=records)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "NEW: Granting of stablecoin issuer licences" in out and "Date:    2026-04-10" in out
+
+
+def test_shipped_api_sources_are_declared():
+    config = load_config(ROOT / "sources.toml")
+    sfc = config.source("sfc-news-api-en")
+    assert sfc and sfc.method == "POST" and json.loads(sfc.body)["lang"] == "EN"
+    assert config.source("sfc-news-api-tc") and config.source("hkma-press-api-en")
