@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 from monitor.config import load_config
@@ -114,3 +115,32 @@ def test_shipped_api_sources_are_declared():
     sfc = config.source("sfc-news-api-en")
     assert sfc and sfc.method == "POST" and json.loads(sfc.body)["lang"] == "EN"
     assert config.source("sfc-news-api-tc") and config.source("hkma-press-api-en")
+
+
+def test_one_release_through_the_feed_and_the_api_alerts_once(monitor, capsys):
+    """The SFC's RSS feed and its e-Distribution API share the reference number (26PR127)."""
+    from tests.conftest import ROUND2, SFC_PRESS
+
+    def english_api(handler):
+        feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_text(encoding="utf-8")
+        pairs = re.findall(r"<title>([^<]+)</title>\s*<link>[^<]*refNo=(\w+)", feed)
+        records = [
+            {"newsRefNo": ref, "title": title, "issueDate": "2026-08-03T17:05:00+08:00"}
+            for title, ref in pairs
+        ]
+        return Response(
+            200,
+            json.dumps({"items": records, "total": len(records)}).encode(),
+            {"Content-Type": "application/json"},
+        )
+
+    monitor.site.routes["/edistributionWeb/api/news/search"] = english_api
+    api = SFC_NEWS_TC.replace("sfc-news-api-tc", "sfc-news-api-en").replace('lang = "TC"', 'lang = "EN"')
+    monitor.write(SFC_PRESS, api)
+    monitor.round(capsys)
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0
+    assert out.count("SFC and HKMA issue joint circular on distribution of licensed stablecoins") == 1
+    with sqlite3.connect(monitor.db) as conn:
+        logged = conn.execute("SELECT source_id, duplicate_of FROM changes ORDER BY id").fetchall()
+    assert len(logged) == 2 and [d for _, d in logged].count(None) == 1  # both logged, one marked duplicate

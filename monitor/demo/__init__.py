@@ -48,7 +48,10 @@ def run_demo(out: TextIO) -> int:
         changes = sum(len(o.changes) for o in second.outcomes)
         out.write(f"Round 2: {changes} changes found; alerts follow.\n\n")
         alerts = deliver_console(store, out)
-        out.write(f"{alerts} alerts; {changes - alerts} other changes logged without an alert.\n")
+        out.write(
+            f"{alerts} alerts; {changes - alerts} more changes logged without an alert "
+            "(off-topic, or one release already alerted through another source).\n"
+        )
         failed = first.failed + second.failed
         for outcome in failed:
             out.write(f"source {outcome.source_id} failed: {outcome.error}\n")

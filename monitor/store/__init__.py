@@ -28,6 +28,7 @@ from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.schema import SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
+DUPLICATE_WINDOW_SECONDS = 3 * 86400  # the same release seen again within this: one alert
 
 
 class Store(OutboxStore, ChangeLogStore):
@@ -147,7 +148,7 @@ class Store(OutboxStore, ChangeLogStore):
                 for change in changes
             ]
             for change_id, change in zip(change_ids, changes, strict=True):
-                if change.topics:
+                if change.topics and not self._already_alerted(change_id, source.id, change, now):
                     self.queue(change_id, change.topics, recipients, now)
             self.db["source_state"].upsert(
                 {
@@ -262,6 +263,27 @@ class Store(OutboxStore, ChangeLogStore):
             "detected_at": now,
         }
         return int(self.db["changes"].insert(row).last_pk)
+
+    def _already_alerted(self, change_id: int, source_id: str, change: Change, now: str) -> bool:
+        """One release seen through two sources (the SFC's feed and its API, English and Chinese
+        under one reference number; the HKMA's feed and its API) alerts once: the later change is
+        logged as a duplicate of the first."""
+        if change.kind != "new" or not change.item_key.startswith(("id:", "link:")):
+            return False
+        since = (datetime.fromisoformat(now) - timedelta(seconds=DUPLICATE_WINDOW_SECONDS)).isoformat()
+        first = next(
+            iter(
+                self.db.execute(
+                    """SELECT id FROM changes WHERE item_key = ? AND source_id != ? AND kind = 'new'
+                       AND topics != '[]' AND detected_at >= ? AND id != ? ORDER BY id LIMIT 1""",
+                    [change.item_key, source_id, since, change_id],
+                )
+            ),
+            None,
+        )
+        if first:
+            self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
+        return first is not None
 
     def prune_bodies(self, keep_days: int) -> tuple[int, int]:
         """Remove raw bodies older than `keep_days` that no change refers to; (count, bytes reclaimed).

@@ -90,12 +90,14 @@ CREATE TABLE IF NOT EXISTS changes (
     new_snapshot TEXT NOT NULL DEFAULT '',
     raw_sha256 TEXT NOT NULL DEFAULT '',
     old_raw_sha256 TEXT NOT NULL DEFAULT '',
+    duplicate_of INTEGER REFERENCES changes(id),
     final_url TEXT NOT NULL DEFAULT '',
     fetched_at TEXT NOT NULL,
     detected_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_source ON changes (source_id, detected_at);
 CREATE INDEX IF NOT EXISTS changes_detected ON changes (detected_at);
+CREATE INDEX IF NOT EXISTS changes_item ON changes (item_key, detected_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     change_id INTEGER REFERENCES changes(id),
