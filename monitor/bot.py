@@ -71,11 +71,12 @@ class CommandBot:
     def review_from_button(self, query: CallbackQuery) -> str:
         kind, _, rest = (query.data or "").partition(":")
         change_id, _, state = rest.partition(":")
-        chat = str(query.message.chat.id) if query.message else ""
-        if kind != "review" or not change_id.isdigit():
+        chat = query.message.chat if query.message else None
+        if kind != "review" or not change_id.isdigit() or chat is None:
             return "Unknown button."
-        if chat not in self._store.recipients():  # only subscribed chats may change review state
-            return "This chat is not subscribed: /start first."
+        names = {str(chat.id), f"@{chat.username}" if chat.username else ""}
+        if not names & self._store.env_chats():  # reviews are the team's: only its configured chats
+            return "Only the team's chats (TELEGRAM_CHAT_IDS) can review alerts."
         user = query.from_user
         by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
         try:

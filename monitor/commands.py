@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 
-from monitor.errors import SourceError, UnknownSource
+from monitor.errors import SourceError, UnknownSource, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
@@ -48,6 +48,10 @@ class Channel:
             return deliver_console(store, self.out)
         try:
             return await self.telegram.deliver()
+        except InvalidToken:  # 401 or 404: a configuration mistake, not an outage
+            raise UsageError(
+                "Telegram refused the bot: check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL (alerts stay pending)"
+            ) from None
         except TelegramError as exc:  # Telegram down: alerts stay in the outbox for the next attempt
             log.warning("telegram unreachable (%s): alerts stay pending", type(exc).__name__)
             return 0
@@ -119,6 +123,10 @@ async def open_channel(
         try:
             await bot.initialize()
             await commands.register()
+        except InvalidToken:
+            raise UsageError(
+                "Telegram refused the bot: check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL"
+            ) from None
         except TelegramError as exc:  # rounds still run; alerts wait in the outbox
             log.warning("telegram unreachable at start (%s): alerts will wait", type(exc).__name__)
     return Channel(out, TelegramSender(bot, store, config.telegram, env), commands)

@@ -12,7 +12,7 @@ import html
 import logging
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
@@ -27,13 +27,14 @@ from monitor.telegram_render import alert_html, digest_html, plain_text, split_m
 
 log = logging.getLogger("monitor.telegram")
 DEFAULT_API_URL = "https://api.telegram.org/bot"
+MAX_RETRY_AFTER_WAIT = 30.0  # seconds; a longer RetryAfter leaves the chat's alerts for the next delivery
 
 
 @dataclass(frozen=True)
 class TelegramEnv:
     """What comes from the environment: the secret token, the alert chats, the Bot API URL."""
 
-    token: str
+    token: str = field(repr=False)
     chats: tuple[str, ...]
     api_url: str = DEFAULT_API_URL
 
@@ -71,6 +72,10 @@ class ChatUnreachable(Exception):
     """The bot was blocked, kicked, or the chat does not exist: the chat is deactivated."""
 
 
+class ChatMoved(Exception):
+    """The group became a supergroup; its alerts were moved to the new id for the next pass."""
+
+
 class DeliveryPostponed(Exception):
     """Telegram could not be reached (or refused for now): the rows stay pending."""
 
@@ -87,8 +92,9 @@ def _retry_after_seconds(error: RetryAfter) -> float:
 
 
 def _is_network_error(error: BaseException) -> bool:
-    # In PTB, BadRequest and TimedOut are NetworkError subclasses; only real network trouble retries.
-    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    # In PTB, BadRequest and TimedOut are NetworkError subclasses. A timeout is not retried on the
+    # spot: Telegram may have accepted the message, so it waits for the next delivery instead.
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest | TimedOut)
 
 
 class RateLimiter:
@@ -117,13 +123,29 @@ class TelegramSender:
         self._bot, self._store, self._settings, self._env = bot, store, settings, env
         self._limiter = RateLimiter(settings)
         self._retries = retries
+        self._moved = False  # a group migrated during this delivery: one more pass
 
     async def deliver(self) -> int:
         """Send everything pending, chat by chat in parallel; returns the number of rows sent."""
-        chats = self._store.pending_chats()
-        if chats:
+        sent = 0
+        for _ in range(2):  # a second pass sends what a migrated group moved to its new id
+            chats = self._store.pending_chats()
+            if not chats:
+                break
             await self._bot.initialize()  # idempotent; raises if Telegram cannot be reached
-        return sum(await asyncio.gather(*(self._deliver_chat(chat) for chat in chats)))
+            results = await asyncio.gather(*(self._deliver_chat(c) for c in chats), return_exceptions=True)
+            for chat, result in zip(chats, results, strict=True):
+                if isinstance(result, BaseException):  # one chat's trouble never cancels the others
+                    log.warning(
+                        "telegram: %s: delivery failed (%s): alerts stay pending",
+                        chat,
+                        self._env.redact(repr(result)),
+                    )
+            sent += sum(r for r in results if isinstance(r, int))
+            if not self._moved:
+                break
+            self._moved = False
+        return sent
 
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
@@ -132,13 +154,15 @@ class TelegramSender:
                 message_id, chat = await self._send_parts(chat, text, buttons)
             except ChatUnreachable:
                 return sent
+            except ChatMoved:
+                self._moved = True
+                return sent
             except DeliveryPostponed as exc:
                 log.warning("telegram: %s: %d alerts stay pending: %s", chat, len(group), exc)
                 for alert in group:
                     self._store.mark_attempt(alert.outbox_id, str(exc))
                 return sent
-            for alert in group:
-                self._store.mark_sent(alert.outbox_id, message_id)
+            self._store.mark_all_sent([alert.outbox_id for alert in group], message_id)
             sent += len(group)
         return sent
 
@@ -193,13 +217,15 @@ class TelegramSender:
                 return str(message.message_id), chat
             except RetryAfter as exc:
                 seconds = _retry_after_seconds(exc)
+                if seconds > MAX_RETRY_AFTER_WAIT:  # do not hold up rounds and commands for long
+                    raise DeliveryPostponed(f"rate limited for {seconds:.0f} s") from None
                 log.info("telegram: %s: rate limited, waiting %.0f s", chat, seconds)
                 await asyncio.sleep(seconds)
             except ChatMigrated as exc:
                 new_chat = str(exc.new_chat_id)
                 log.warning("telegram: chat %s moved to %s; following it", chat, new_chat)
-                self._store.migrate_chat(chat, new_chat)
-                chat = new_chat
+                self._store.migrate_chat(chat, new_chat)  # its pending rows now wait under the new id
+                raise ChatMoved(new_chat) from None
             except Forbidden as exc:
                 self._unreachable(chat, exc)
             except BadRequest as exc:
@@ -239,6 +265,6 @@ class TelegramSender:
         raise ChatUnreachable(reason) from None
 
 
-# TimedOut is a NetworkError: a send that timed out after Telegram accepted it can arrive twice.
-# That is the price of never dropping one; it is rare, and the message id of the resend is kept.
-__all__ = ["TelegramEnv", "TelegramSender", "TimedOut", "make_bot"]
+# A send that timed out after Telegram accepted it is sent again at the next delivery, so it can
+# arrive twice. That is the price of never dropping one; it is rare.
+__all__ = ["TelegramEnv", "TelegramSender", "make_bot"]

@@ -142,3 +142,37 @@ def test_exports_parse_and_round_trip(reviewed, capsys):
     records = [json.loads(line) for line in out.splitlines()]
     assert {r["id"] for r in records} == {int(r["id"]) for r in rows}
     assert all(set(r) == set(rows[0]) for r in records)
+
+
+def test_prune_keeps_the_body_the_next_change_will_call_before(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    assert monitor("prune", "--keep-days", "0", capsys=capsys)[1].startswith("removed 0 raw bodies")
+    monitor.round(capsys, ROUND2)
+    new = change_ids(monitor)["new"]
+    assert (
+        monitor("show", str(new), "--before", "--out", str(monitor.db.parent / "b.xml"), capsys=capsys)[0]
+        == 0
+    )
+
+
+def test_the_review_history_cannot_be_replaced(reviewed, capsys):
+    page = change_ids(reviewed)["page"]
+    reviewed("review", str(page), "--state", "escalated", "--by", "alice", capsys=capsys)
+    with sqlite3.connect(reviewed.db) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute(
+            "INSERT OR REPLACE INTO reviews (id, change_id, state, by, at) VALUES (1, ?, 'dismissed', 'mallory', 'x')",
+            [page],
+        )
+
+
+def test_an_older_database_gains_the_new_columns(monitor, capsys):
+    monitor.db.parent.mkdir(parents=True)
+    with sqlite3.connect(monitor.db) as conn:  # the changes table as first shipped, without later columns
+        conn.execute(
+            "CREATE TABLE changes (id INTEGER PRIMARY KEY, source_id TEXT, regulator TEXT, kind TEXT, item_key TEXT DEFAULT '', title TEXT, link TEXT DEFAULT '', date TEXT DEFAULT '', text TEXT DEFAULT '', before TEXT DEFAULT '', added TEXT DEFAULT '[]', removed TEXT DEFAULT '[]', diff TEXT DEFAULT '', topics TEXT DEFAULT '[]', matches TEXT DEFAULT '{}', fetch_id INTEGER, old_snapshot TEXT DEFAULT '', new_snapshot TEXT DEFAULT '', raw_sha256 TEXT DEFAULT '', final_url TEXT DEFAULT '', fetched_at TEXT, detected_at TEXT)"
+        )
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out

@@ -338,7 +338,41 @@ def test_review_buttons_record_the_telegram_user(monitor, telegram, capsys):
     assert answers == [
         f"Change {change_id} marked escalated.",
         f"change {change_id} is escalated: it can become reviewed, dismissed, not escalated",
-        "This chat is not subscribed: /start first.",
+        "Only the team's chats (TELEGRAM_CHAT_IDS) can review alerts.",
     ]
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT state, by FROM reviews").fetchall() == [("escalated", "telegram:@user77")]
+
+
+def test_a_configured_chat_that_failed_once_is_enabled_again_at_the_next_start(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "blocked", chat_id=int(GROUP))  # e.g. the bot lost its rights
+    monitor.round(capsys, ROUND2)
+    assert sent_to(telegram, GROUP) == []
+    monitor.site.root = monitor.site.root.parent / "round1"  # the next release arrives
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)  # the operator fixed the rights; the chat is in TELEGRAM_CHAT_IDS
+    assert len(sent_to(telegram, GROUP)) == 0 or "joint circular" in sent_to(telegram, GROUP)[-1]
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT active FROM chats WHERE chat_id = ?", [GROUP]).fetchone() == (1,)
+
+
+def test_migration_to_an_already_subscribed_id_sends_once(monitor, telegram, capsys, monkeypatch):
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{PRIVATE},{GROUP},-1009999")
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "migrated", chat_id=int(GROUP), migrate_to_chat_id=-1009999)
+    code, _, _ = monitor.round(capsys, ROUND2)
+    assert code == 0
+    assert len(sent_to(telegram, "-1009999")) == 1 and len(sent_to(telegram, PRIVATE)) == 1
+    assert pending(monitor) == 0
+
+
+def test_a_wrong_token_is_a_configuration_error(monitor, telegram, capsys, monkeypatch):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong")
+    code, _, err = monitor.round(capsys, ROUND2)
+    assert code == 2 and "Telegram refused the bot: check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL" in err
+    assert pending(monitor) == 2 and "999:wrong" not in err

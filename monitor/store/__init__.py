@@ -25,7 +25,7 @@ from monitor.store.changelog import ChangeLogStore
 from monitor.store.clock import utc_now
 from monitor.store.codec import decode_snapshot, encode_snapshot
 from monitor.store.outbox import OutboxStore, Recipients
-from monitor.store.schema import SCHEMA
+from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
 DUPLICATE_WINDOW_SECONDS = 3 * 86400  # the same release seen again within this: one alert
@@ -45,6 +45,9 @@ class Store(OutboxStore, ChangeLogStore):
             db = sqlite_utils.Database(path)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
+            for table, column, definition in ADDED_COLUMNS:
+                if table in db.table_names() and column not in db[table].columns_dict:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the state database {path}: {exc}") from None
@@ -288,7 +291,8 @@ class Store(OutboxStore, ChangeLogStore):
     def prune_bodies(self, keep_days: int) -> tuple[int, int]:
         """Remove raw bodies older than `keep_days` that no change refers to; (count, bytes reclaimed).
 
-        Bodies a change refers to (its version, or the one before it) are evidence: never removed.
+        Bodies a change refers to (its version, or the one before it) are evidence: never removed;
+        nor is each source's current body, which the next change will refer to as "before".
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
@@ -296,7 +300,8 @@ class Store(OutboxStore, ChangeLogStore):
             removed = self.db.execute(
                 """DELETE FROM bodies WHERE created_at < ?
                    AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
-                   AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)""",
+                   AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)
+                   AND sha256 NOT IN (SELECT raw_sha256 FROM source_state)""",
                 [cutoff],
             ).rowcount
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

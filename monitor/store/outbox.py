@@ -58,6 +58,17 @@ class OutboxStore:
             [utc_now(), message_id, outbox_id],
         )
 
+    def mark_all_sent(self, outbox_ids: Iterable[int], message_id: str = "") -> None:
+        """A digest's rows, all at once: a crash cannot leave part of a sent digest pending."""
+        with self.db.atomic():
+            for outbox_id in outbox_ids:
+                self.mark_sent(outbox_id, message_id)
+
+    def env_chats(self) -> set[str]:
+        return {
+            r[0] for r in self.db.execute("SELECT chat_id FROM chats WHERE origin = 'env' AND active = 1")
+        }
+
     def mark_attempt(self, outbox_id: int, error: str) -> None:
         """A failed attempt: the row stays pending and is sent by the next delivery."""
         self.db.execute(
@@ -67,12 +78,13 @@ class OutboxStore:
     # --- chats ----------------------------------------------------------------------------------
 
     def sync_env_chats(self, chats: Iterable[str]) -> None:
-        """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed)."""
+        """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed),
+        and re-enabled at each start: an operator who fixed the bot's rights expects it to work."""
         now = utc_now()
         with self.db.atomic():
             self.db.conn.executemany(
                 """INSERT INTO chats (chat_id, active, origin, added_at) VALUES (?, 1, 'env', ?)
-                   ON CONFLICT (chat_id) DO UPDATE SET origin = 'env'""",
+                   ON CONFLICT (chat_id) DO UPDATE SET origin = 'env', active = 1, note = ''""",
                 [(chat, now) for chat in chats],
             )
 
@@ -110,6 +122,12 @@ class OutboxStore:
             )
             self.db.execute(
                 "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"migrated to {new}", old]
+            )
+            # An alert the new id already has (it was subscribed too) is not moved, so not sent twice.
+            self.db.execute(
+                """UPDATE outbox SET status = 'migrated' WHERE chat = ? AND status = 'pending'
+                   AND change_id IN (SELECT change_id FROM outbox WHERE chat = ?)""",
+                [old, new],
             )
             self.db.execute("UPDATE outbox SET chat = ? WHERE chat = ? AND status = 'pending'", [new, old])
 

@@ -127,12 +127,15 @@ CREATE TABLE IF NOT EXISTS bot_state (
 CREATE TABLE IF NOT EXISTS reviews (
     id INTEGER PRIMARY KEY,
     change_id INTEGER NOT NULL REFERENCES changes(id),
-    state TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('reviewed', 'dismissed', 'escalated')),
     by TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '',
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reviews_change ON reviews (change_id, id);
+CREATE TRIGGER IF NOT EXISTS reviews_append_only_replace BEFORE INSERT ON reviews
+    WHEN EXISTS (SELECT 1 FROM reviews WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS reviews_append_only_update BEFORE UPDATE ON reviews
     BEGIN SELECT RAISE(ABORT, 'the review history is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS reviews_append_only_delete BEFORE DELETE ON reviews
@@ -145,3 +148,11 @@ CREATE VIEW IF NOT EXISTS change_log AS
            c.fetched_at, c.final_url, c.raw_sha256, c.old_raw_sha256
     FROM changes c ORDER BY c.id DESC;
 """
+
+# Columns added after a table was first shipped: Store.open adds them to older databases.
+ADDED_COLUMNS = (
+    ("fetches", "headers", "TEXT NOT NULL DEFAULT '{}'"),
+    ("changes", "old_raw_sha256", "TEXT NOT NULL DEFAULT ''"),
+    ("changes", "duplicate_of", "INTEGER REFERENCES changes(id)"),
+    ("outbox", "notice", "TEXT NOT NULL DEFAULT ''"),
+)
