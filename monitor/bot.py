@@ -1,7 +1,8 @@
 """The bot people talk to: /start /stop /topics /subscribe /unsubscribe /recent /status /help.
 
-Commands arrive by long polling (getUpdates); the update offset is kept in SQLite so a restart
-neither repeats nor skips a command. Replies are immediate; alerts go through the outbox.
+Commands arrive by long polling (getUpdates); the update offset is kept in SQLite, saved before
+each command is answered, so a restart never repeats a command (a crash mid-reply loses that one
+reply). Replies are immediate; alerts go through the outbox.
 """
 
 from __future__ import annotations

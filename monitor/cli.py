@@ -18,6 +18,7 @@ from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE
 from monitor.models import Config
 from monitor.store import Store
+from monitor.store.lock import hold_lock
 
 
 class Parser(argparse.ArgumentParser):
@@ -143,6 +144,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dry_run:  # never sends, whatever the environment says
         return commands.dry_run(config, args.db, sys.stdout, everything=args.all)
+    with hold_lock(args.db):
+        return _run(args, config)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from monitor import commands
+
     store = open_store(args.db, config)
     telegram = telegram_env()
 
@@ -167,18 +175,19 @@ def cmd_bot(args: argparse.Namespace) -> int:
     telegram = telegram_env()
     if telegram is None:
         raise UsageError("the bot needs TELEGRAM_BOT_TOKEN in the environment")
-    store = open_store(args.db, config)
 
-    async def run() -> None:
+    async def run(store: Store) -> None:
         async with AsyncExitStack() as stack:
             channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, True)
             await commands.run_bot(store, channel, once=args.once)
 
-    try:
-        asyncio.run(run())
-        return EXIT_OK
-    finally:
-        store.close()
+    with hold_lock(args.db):
+        store = open_store(args.db, config)
+        try:
+            asyncio.run(run(store))
+            return EXIT_OK
+        finally:
+            store.close()
 
 
 def telegram_env():

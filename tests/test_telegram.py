@@ -376,3 +376,22 @@ def test_a_wrong_token_is_a_configuration_error(monitor, telegram, capsys, monke
     code, _, err = monitor.round(capsys, ROUND2)
     assert code == 2 and "Telegram refused the bot: check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL" in err
     assert pending(monitor) == 2 and "999:wrong" not in err
+
+
+def test_a_second_process_on_the_same_database_refuses(monitor, telegram):
+    monitor.write(SFC_PRESS)
+    first = _start(monitor, "run", env=_cli_env(telegram))
+    try:
+        telegram.wait_for_calls("setMyCommands", 1, timeout=20)
+        second = run_cli(
+            "--config", str(monitor.config), "--db", str(monitor.db), "bot", "--once", env=_cli_env(telegram)
+        )
+        assert second.returncode == 2
+        assert f"error: {monitor.db} is in use by policy-monitor (pid {first.pid})" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
+    after = run_cli(
+        "--config", str(monitor.config), "--db", str(monitor.db), "bot", "--once", env=_cli_env(telegram)
+    )
+    assert after.returncode == 0, after.stderr  # the lock went with the process
