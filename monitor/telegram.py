@@ -22,6 +22,7 @@ from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from monitor.models import Alert, TelegramSettings
+from monitor.render import hk_time
 from monitor.store import Store
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
@@ -174,7 +175,11 @@ class TelegramSender:
             ([a], f"<b>Source health</b>\n{html.escape(a.notice)}", None) for a in alerts if not a.logged
         ]
         if len(changes) > self._settings.digest_after:
-            return [(changes, digest_html([a.logged for a in changes if a.logged]), None), *notices]
+            digest = digest_html([a.logged for a in changes if a.logged])
+            delayed = [a.logged.detected_at for a in changes if a.logged and self._delayed(a)]
+            if delayed:
+                digest += f"\n<i>Delayed: detected from {html.escape(hk_time(min(delayed)))}</i>"
+            return [(changes, digest, None), *notices]
         singles = [
             ([a], alert_html(a.logged, delayed=self._delayed(a)), review_buttons(a.logged.id))
             for a in changes

@@ -395,3 +395,20 @@ def test_a_second_process_on_the_same_database_refuses(monitor, telegram):
         "--config", str(monitor.config), "--db", str(monitor.db), "bot", "--once", env=_cli_env(telegram)
     )
     assert after.returncode == 0, after.stderr  # the lock went with the process
+
+
+def test_a_digest_of_delayed_alerts_says_so(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.config.write_text(
+        monitor.config.read_text()
+        .replace('delayed_after = "1h"', 'delayed_after = "1s"')
+        .replace("[telegram]\n", "[telegram]\ndigest_after = 2\n")
+    )
+    monitor.round(capsys)
+    telegram.down()
+    monitor.round(capsys, ROUND2)
+    time.sleep(1.2)
+    telegram.up()
+    monitor("run", "--once", capsys=capsys)
+    (digest,) = sent_to(telegram, PRIVATE)
+    assert digest.count("<a href=") == 5 and "Delayed: detected from " in digest
