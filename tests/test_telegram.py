@@ -244,7 +244,11 @@ def test_dry_run_never_sends(monitor, telegram, capsys):
 
 
 def _cli_env(stub: TelegramStub) -> dict[str, str]:
-    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": PRIVATE, "TELEGRAM_API_URL": stub.base_url}
+    return {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_CHAT_IDS": f"{PRIVATE},{GROUP}",
+        "TELEGRAM_API_URL": stub.base_url,
+    }
 
 
 def _start(monitor, *args: str, env: dict[str, str]) -> subprocess.Popen:
@@ -412,3 +416,11 @@ def test_a_digest_of_delayed_alerts_says_so(monitor, telegram, capsys):
     monitor("run", "--once", capsys=capsys)
     (digest,) = sent_to(telegram, PRIVATE)
     assert digest.count("<a href=") == 5 and "Delayed: detected from " in digest
+
+
+def test_a_chat_taken_out_of_telegram_chat_ids_stops_receiving(monitor, telegram, capsys, monkeypatch):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", PRIVATE)
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, PRIVATE)) == 1 and sent_to(telegram, GROUP) == []

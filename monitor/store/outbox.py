@@ -79,13 +79,19 @@ class OutboxStore:
 
     def sync_env_chats(self, chats: Iterable[str]) -> None:
         """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed),
-        and re-enabled at each start: an operator who fixed the bot's rights expects it to work."""
-        now = utc_now()
+        and re-enabled at each start: an operator who fixed the bot's rights expects it to work.
+        A chat taken out of TELEGRAM_CHAT_IDS stops receiving alerts."""
+        now, listed = utc_now(), list(chats)
         with self.db.atomic():
+            self.db.execute(
+                f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
+                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({", ".join("?" * len(listed))})""",
+                listed,
+            )
             self.db.conn.executemany(
                 """INSERT INTO chats (chat_id, active, origin, added_at) VALUES (?, 1, 'env', ?)
                    ON CONFLICT (chat_id) DO UPDATE SET origin = 'env', active = 1, note = ''""",
-                [(chat, now) for chat in chats],
+                [(chat, now) for chat in listed],
             )
 
     def recipients(self) -> dict[str, frozenset[str] | None]:
