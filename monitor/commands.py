@@ -20,7 +20,7 @@ from monitor.fetch import Fetcher, open_client
 from monitor.models import Config, Snapshot, Source
 from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
-from monitor.run import RoundResult, dry_run_alerts, due_sources, run_round
+from monitor.run import RoundResult, dry_run_alerts, due_sources, run_round, seconds_until_due
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor")
@@ -186,15 +186,9 @@ def _summarise(result: RoundResult, configured: int) -> int:
 
 
 def _seconds_to_next(config: Config, store: Store) -> float:
-    health = store.health()
-    now = _now()
-    waits = []
-    for source in config.sources:
-        last = health.get(source.id)
-        if last and last.last_attempt_at:
-            elapsed = (now - datetime.fromisoformat(last.last_attempt_at)).total_seconds()
-            waits.append(source.interval - elapsed)
-    return min(max(min(waits, default=1.0), 1.0), IDLE_CHECK_SECONDS)
+    health, now = store.health(), _now()
+    wait = min(seconds_until_due(s, health.get(s.id), now) for s in config.sources)
+    return min(max(wait, 1.0), IDLE_CHECK_SECONDS)
 
 
 def _now() -> datetime:

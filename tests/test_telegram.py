@@ -310,17 +310,21 @@ def test_long_running_run_answers_commands_and_sends_alerts(monitor, telegram):
     assert "Traceback" not in process.stderr.read()
 
 
-def test_alerts_held_back_longer_than_delayed_after_say_so(monitor, telegram, capsys):
-    monitor.write(SFC_PRESS)
-    monitor.config.write_text(
-        monitor.config.read_text().replace('delayed_after = "1h"', 'delayed_after = "1s"')
-    )
+def _deliver_after_an_outage(monitor, telegram, capsys, *sources: str, telegram_settings: str = "") -> None:
+    """Round 2's alerts are held back by a Telegram outage longer than delayed_after (1 s), then sent."""
+    monitor.write(*sources)
+    settings = monitor.config.read_text().replace('delayed_after = "1h"', 'delayed_after = "1s"')
+    monitor.config.write_text(settings.replace("[telegram]\n", "[telegram]\n" + telegram_settings))
     monitor.round(capsys)
     telegram.down()
     monitor.round(capsys, ROUND2)
     time.sleep(1.2)
     telegram.up()
     monitor("run", "--once", capsys=capsys)
+
+
+def test_alerts_held_back_longer_than_delayed_after_say_so(monitor, telegram, capsys):
+    _deliver_after_an_outage(monitor, telegram, capsys, SFC_PRESS)
     (text,) = sent_to(telegram, PRIVATE)
     assert "Delayed: detected" in text and "SFC and HKMA issue joint circular" in text
 
@@ -402,18 +406,7 @@ def test_a_second_process_on_the_same_database_refuses(monitor, telegram):
 
 
 def test_a_digest_of_delayed_alerts_says_so(monitor, telegram, capsys):
-    monitor.write(*SOURCES)
-    monitor.config.write_text(
-        monitor.config.read_text()
-        .replace('delayed_after = "1h"', 'delayed_after = "1s"')
-        .replace("[telegram]\n", "[telegram]\ndigest_after = 2\n")
-    )
-    monitor.round(capsys)
-    telegram.down()
-    monitor.round(capsys, ROUND2)
-    time.sleep(1.2)
-    telegram.up()
-    monitor("run", "--once", capsys=capsys)
+    _deliver_after_an_outage(monitor, telegram, capsys, *SOURCES, telegram_settings="digest_after = 2\n")
     (digest,) = sent_to(telegram, PRIVATE)
     assert digest.count("<a href=") == 5 and "Delayed: detected from " in digest
 
