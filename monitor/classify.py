@@ -58,19 +58,29 @@ def compile_topics(topics: Mapping[str, Topic]) -> dict[str, CompiledTopic]:
     }
 
 
+NEAR = 200  # characters: a co-term further than this from the term is about something else
+
+
 def match_topics(
     text: str, topics: Mapping[str, CompiledTopic], names: Iterable[str]
 ) -> dict[str, tuple[str, ...]]:
-    """{topic: matched terms} for the topics among `names` that `text` is about."""
+    """{topic: matched terms} for the topics among `names` that `text` is about.
+
+    `exclude` phrases are masked before matching, so "Securities and Futures Commission" is not
+    "futures", yet "OTC derivatives regime and virtual asset derivatives" still is about VA
+    derivatives. A `requires` co-term must appear within NEAR characters of a term: in a release's
+    body, "options" in one paragraph and "virtual asset" five paragraphs later are not a topic.
+    """
     folded = fold(text)
     found: dict[str, tuple[str, ...]] = {}
     for name in names:
         compiled = topics[name]
-        terms = _found(folded, compiled.terms)
-        if not terms or _found(folded, compiled.exclude):
+        masked = _mask(folded, compiled.exclude)
+        terms = _found(masked, compiled.terms)
+        if not terms:
             continue
         if compiled.requires:
-            co_terms = _found(folded, compiled.requires)
+            co_terms = _near(masked, compiled.terms, compiled.requires)
             if not co_terms:
                 continue
             terms += tuple(t for t in co_terms if t not in terms)
@@ -79,9 +89,31 @@ def match_topics(
 
 
 def classify(change: Change, topics: Mapping[str, CompiledTopic], names: Iterable[str]) -> Change:
-    text = "\n".join([change.title, change.text, *change.added, *change.removed])
+    """The change with its topics and matched terms: on its title, description, fetched body
+    (detail page and PDFs) and changed lines."""
+    text = "\n".join([change.title, change.text, change.body, *change.added, *change.removed])
     matches = match_topics(text, topics, names)
     return replace(change, topics=tuple(matches), matches=matches)
+
+
+def _mask(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> str:
+    for _, pattern in patterns:
+        text = pattern.sub(lambda m: " " * len(m[0]), text)  # same length: positions stay true
+    return text
+
+
+def _near(
+    text: str,
+    terms: tuple[tuple[str, re.Pattern[str]], ...],
+    requires: tuple[tuple[str, re.Pattern[str]], ...],
+) -> tuple[str, ...]:
+    """The co-terms that appear within NEAR characters of some term."""
+    spots = [m.start() for _, pattern in terms for m in pattern.finditer(text)]
+    return tuple(
+        term
+        for term, pattern in requires
+        if any(abs(m.start() - spot) <= NEAR for m in pattern.finditer(text) for spot in spots)
+    )
 
 
 def _found(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> tuple[str, ...]:

@@ -20,11 +20,14 @@ SOURCES_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 KINDS = ("rss", "html", "page", "json")
+DETAIL_FIELDS = ("id", "link", "key")
 
-COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name"}
+COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name", "language"}
+DETAIL_KEYS = {"detail", "detail_select", "detail_field", "detail_pdfs"}
+LANGUAGES = ("en", "zh")
 KIND_KEYS = {
-    "rss": {"include_titles", "exclude_titles"},
-    "html": {"items", "title", "link", "date", "include_titles", "exclude_titles"},
+    "rss": {"include_titles", "exclude_titles", *DETAIL_KEYS},
+    "html": {"items", "title", "link", "date", "include_titles", "exclude_titles", *DETAIL_KEYS},
     "page": {"select", "exclude", "ignore"},
     "json": {
         "method",
@@ -38,6 +41,7 @@ KIND_KEYS = {
         "success_path",
         "include_titles",
         "exclude_titles",
+        *DETAIL_KEYS,
     },
 }
 REQUIRED_KIND_KEYS = {
@@ -56,6 +60,10 @@ SETTINGS_KEYS = {
     "max_retry_after": float,
     "per_host": int,
     "max_redirects": int,
+    "detail_limit": int,
+    "document_max_bytes": int,
+    "document_recheck": "duration",
+    "duplicate_window": "interval",
 }
 TOPIC_KEYS = {"terms", "requires", "exclude"}
 TELEGRAM_KEYS = {
@@ -145,7 +153,9 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
         if kind is None:
             raise ConfigError(name, where, key, "unknown key")
         if kind == "interval":
-            values[key] = _interval(name, where, value)
+            values[key] = _interval(name, where, value, key=key)
+        elif kind == "duration":  # an interval that may be 0: "never"
+            values[key] = 0.0 if value in (0, "0") else _interval(name, where, value, key=key)
         elif kind is str:
             values[key] = _string(name, where, key, value)
         else:
@@ -216,6 +226,11 @@ def _source(
         for key in ("items", "title", "link", "date", "select"):
             if key in raw:
                 _css(name, where, key, raw[key], at)
+    if "detail_select" in raw:
+        _css(name, where, "detail_select", raw["detail_select"], at)
+    language = raw.get("language", "")
+    if language not in ("", *LANGUAGES):
+        raise fail("language", f"must be one of {', '.join(LANGUAGES)}")
     api = _api(raw, fail) if kind == "json" else {}
     excludes = _strings(name, where, "exclude", raw.get("exclude", []))
     for css in excludes:
@@ -247,8 +262,36 @@ def _source(
         ignore=patterns["ignore"],
         include_titles=patterns["include_titles"],
         exclude_titles=patterns["exclude_titles"],
+        language=language,
         **api,
+        **_detail(raw, fail),
     )
+
+
+def _detail(raw: dict[str, Any], fail) -> dict[str, Any]:
+    """How a new item is followed to its text: its link, or a URL template over its fields."""
+    detail = raw.get("detail", "")
+    if not isinstance(detail, str) or (
+        detail and detail != "link" and not re.match(r"^https?://[^/\s]+", detail)
+    ):
+        raise fail("detail", '"link" or an http(s) URL template such as "https://.../doc?refNo={id}"')
+    for field_name in re.findall(r"\{(\w*)\}", detail):
+        if field_name not in DETAIL_FIELDS:
+            raise fail("detail", f"unknown field {{{field_name}}} (use {', '.join(DETAIL_FIELDS)})")
+    if "detail_field" in raw and not isinstance(raw["detail_field"], str):
+        raise fail("detail_field", 'must be a string (a dot path such as "html")')
+    pdfs = raw.get("detail_pdfs", 2)
+    if isinstance(pdfs, bool) or not isinstance(pdfs, int) or pdfs < 0:
+        raise fail("detail_pdfs", "must be a whole number (0 reads no linked PDFs)")
+    for key in DETAIL_KEYS - {"detail"}:
+        if key in raw and not detail:
+            raise fail(key, 'needs detail = "link" or a detail URL template')
+    return {
+        "detail": detail,
+        "detail_select": raw.get("detail_select", ""),
+        "detail_field": raw.get("detail_field", ""),
+        "detail_pdfs": pdfs,
+    }
 
 
 def _api(raw: dict[str, Any], fail) -> dict[str, Any]:
@@ -274,10 +317,10 @@ def _api(raw: dict[str, Any], fail) -> dict[str, Any]:
     }
 
 
-def _interval(name: str, where: str, value: Any, at: str = "") -> float:
+def _interval(name: str, where: str, value: Any, at: str = "", key: str = "interval") -> float:
     seconds = parse_interval(value)
     if seconds is None:
-        raise ConfigError(name, where, "interval", f"{value!r} is not like '90s', '15m', '6h'{at}")
+        raise ConfigError(name, where, key, f"{value!r} is not like '90s', '15m', '6h'{at}")
     return seconds
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -56,7 +57,14 @@ class Fetcher:
         self._settings = settings
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
-    async def fetch(self, source: Source, validators: Validators | None = None) -> Page:
+    async def fetch_document(self, source: Source, url: str) -> Page:
+        """An item's detail page, content API answer or PDF: a plain GET with the document size cap."""
+        request = replace(source, url=url, method="GET", body="", params=())
+        return await self.fetch(request, document=True)
+
+    async def fetch(
+        self, source: Source, validators: Validators | None = None, document: bool = False
+    ) -> Page:
         validators = validators or Validators()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.retries + 1),
@@ -66,7 +74,7 @@ class Fetcher:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._get(source, validators)
+                return await self._get(source, validators, document)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _wait(self, state: RetryCallState) -> float:
@@ -81,7 +89,7 @@ class Fetcher:
             self._hosts[host] = asyncio.Semaphore(max(1, self._settings.per_host))
         return self._hosts[host]
 
-    async def _get(self, source: Source, validators: Validators) -> Page:
+    async def _get(self, source: Source, validators: Validators, document: bool) -> Page:
         headers = {}
         payload = source.body.encode("utf-8") if source.body else None
         if payload:
@@ -103,8 +111,9 @@ class Fetcher:
                         params=dict(source.params) or None,
                         content=payload,
                     ) as response:
-                        self._check_status(response)
-                        body = b"" if response.status_code == 304 else await self._read(response)
+                        self._check_status(response, document)
+                        cap = self._settings.document_max_bytes if document else self._settings.max_bytes
+                        body = b"" if response.status_code == 304 else await self._read(response, cap)
         except TimeoutError:
             raise RetryableFetchError(f"timed out after {timeout * 3:g}s reading the body") from None
         except httpx.TooManyRedirects:
@@ -121,8 +130,9 @@ class Fetcher:
             ) from None
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-        text, encoding = ("", "") if not body else decode(body, response.charset_encoding or "")
-        if body and source.kind in ("html", "page"):
+        is_pdf = body.startswith(b"%PDF-")
+        text, encoding = ("", "") if not body or is_pdf else decode(body, response.charset_encoding or "")
+        if text and (source.kind in ("html", "page") or document):
             _refuse_soft_404(text)
         return Page(
             source_id=source.id,
@@ -139,7 +149,7 @@ class Fetcher:
             not_modified=response.status_code == 304,
         )
 
-    def _check_status(self, response: httpx.Response) -> None:
+    def _check_status(self, response: httpx.Response, document: bool = False) -> None:
         status = response.status_code
         if status == 429 or status >= 500:
             retry_after = _retry_after(response.headers.get("retry-after", ""))
@@ -149,11 +159,10 @@ class Fetcher:
         if status == 304:
             return
         content_type = response.headers.get("content-type", "").lower()
-        if content_type.startswith(WRONG_TYPES):
+        if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
             raise FetchError(f"unexpected content type {content_type.split(';')[0]}")
 
-    async def _read(self, response: httpx.Response) -> bytes:
-        cap = self._settings.max_bytes
+    async def _read(self, response: httpx.Response, cap: int) -> bytes:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise FetchError(_too_big(cap))

@@ -46,6 +46,12 @@ class Source:
     success_path: str = ""  # dot path of a success flag; false makes the fetch an error
     include_titles: tuple[str, ...] = ()  # keep only items whose title matches one of these
     exclude_titles: tuple[str, ...] = ()  # drop items whose title matches one of these
+    # kind = "rss", "html" or "json": follow each new item to its text before classifying it
+    detail: str = ""  # "link" (the item's own link) or a URL template such as "...?refNo={id}"
+    detail_select: str = ""  # CSS selector of the text on a detail page (default: main content)
+    detail_field: str = ""  # dot path of the HTML or text field when the detail is JSON
+    detail_pdfs: int = 2  # PDFs linked from a detail page that are read too
+    language: str = ""  # "en" or "zh": named in alerts that list every language a release came in
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,10 @@ class Settings:
     max_retry_after: float = 120.0  # never wait longer than this for a Retry-After
     per_host: int = 2  # concurrent requests per host
     max_redirects: int = 5
+    detail_limit: int = 10  # detail pages/PDFs fetched per source per round; the rest alert on titles
+    document_max_bytes: int = 20 * 1024 * 1024  # PDFs are bigger than pages
+    document_recheck: float = 86400.0  # seconds between re-downloads of a known PDF (0: never)
+    duplicate_window: float = 3 * 86400.0  # one release seen again within this long alerts once
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,42 @@ class Change:
     diff: str = ""  # for "page": unified diff
     topics: tuple[str, ...] = ()
     matches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    body: str = ""  # the text of the item's detail page and PDFs, classified with the title
+    documents: tuple[str, ...] = ()  # the URLs that text came from
+    body_status: str = ""  # "" (no detail configured) | "fetched" | "not fetched: <reason>"
+
+
+@dataclass(frozen=True)
+class Document:
+    """The text behind an item: its detail page, API content or linked PDF, cached by URL."""
+
+    url: str
+    sha256: str
+    text: str
+    content_type: str  # html | json | pdf
+    fetched_at: str
+    source_id: str = ""
+    title: str = ""  # the title of the item that linked to it
+    links: tuple[str, ...] = ()  # PDFs a detail page links to
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What following one source's items to their text fetched in a round; stored with the round."""
+
+    documents: tuple[Document, ...] = ()  # fetched now (cached ones are not repeated)
+    pages: tuple[Page, ...] = ()  # their raw responses: PDFs are kept as evidence
+    checked: tuple[str, ...] = ()  # known PDFs downloaded again and found unchanged
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """Where else one release was seen: another source, link or language."""
+
+    source_id: str
+    link: str
+    language: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +220,8 @@ class LoggedChange:
     http_status: int = 0
     headers: Mapping[str, str] = field(default_factory=dict)
     state: str = "new"  # review state: new | reviewed | dismissed | escalated
+    language: str = ""
+    seen_in: tuple[Sighting, ...] = ()  # the same release through other sources (duplicates)
 
 
 # new -> reviewed | dismissed | escalated; an escalation is closed by reviewed or dismissed.

@@ -27,6 +27,23 @@ def matched_terms(logged: LoggedChange) -> str:
     return "; ".join(f"{topic} ({', '.join(terms)})" for topic, terms in logged.change.matches.items())
 
 
+def seen_in(logged: LoggedChange) -> list[tuple[str, str]]:
+    """(label, link) of every other source the same release was seen through; the label names the
+    source and its language ("sfc-news-api-tc, Chinese")."""
+    return [(_source_label(s.source_id, s.language), s.link) for s in logged.seen_in]
+
+
+def body_note(logged: LoggedChange) -> str:
+    """Why the alert rests on its title alone, when the item's text could not be fetched."""
+    status = logged.change.body_status
+    return f"body not fetched ({status.removeprefix('not fetched: ')})" if status.startswith("not") else ""
+
+
+def _source_label(source_id: str, language: str) -> str:
+    name = {"en": "English", "zh": "Chinese"}.get(language, "")
+    return f"{source_id}, {name}" if name else source_id
+
+
 def render_text(logged: LoggedChange) -> str:
     change = logged.change
     topics = ", ".join(change.topics) or "no topic"
@@ -40,8 +57,12 @@ def render_text(logged: LoggedChange) -> str:
         lines.append(f"Date:    {hk_time(change.date)}")
     if change.link:
         lines.append(f"Link:    {clean_text(change.link)}")
+    for label, link in seen_in(logged):
+        lines.append(f"Also:    {clean_text(link)} ({clean_text(label)})")
     if change.matches:
         lines.append(f"Matched: {matched_terms(logged)}")
+    if note := body_note(logged):
+        lines.append(f"Note:    {_clip(note)}")
     lines += _diff_lines("+", change.added) + _diff_lines("-", change.removed)
     lines.append(
         f"Source:  {change.source_id} · change #{logged.id} · detected {hk_time(logged.detected_at)}"

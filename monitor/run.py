@@ -5,15 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
-from monitor.models import Change, Config, Health, LoggedChange, Page, Previous, Snapshot, Source, Validators
+from monitor.follow import follow, recheck
+from monitor.models import (
+    Change,
+    Config,
+    Health,
+    LoggedChange,
+    Page,
+    Previous,
+    Settings,
+    Snapshot,
+    Source,
+    Validators,
+)
 from monitor.store import Recipients, Store, utc_now
 
 log = logging.getLogger("monitor.run")
@@ -83,7 +95,8 @@ async def run_round(
     topics = compile_topics(config.topics)
     health = store.health()
     async with open_client(config.settings) as client:
-        ctx = RoundContext(Fetcher(client, config.settings), store, topics, recipients, health, dry_run)
+        fetcher = Fetcher(client, config.settings)
+        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
         outcomes = await asyncio.gather(*(_poll(ctx, source) for source in sources))
     if not dry_run:
         for outcome in outcomes:
@@ -118,6 +131,7 @@ class RoundContext:
     recipients: Recipients
     health: Mapping[str, Health]
     dry_run: bool
+    settings: Settings = field(default_factory=Settings)
 
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
@@ -127,7 +141,8 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     try:
         validators = previous.validators if previous.snapshot else Validators()
         page = await ctx.fetcher.fetch(source, validators)
-        outcome = _process(ctx, source, page, previous)
+        outcome = await _process(ctx, source, page, previous)
+        outcome = await _recheck_documents(ctx, source, outcome)
     except SourceError as exc:
         outcome = SourceOutcome(source.id, "error", error=str(exc))
     except Exception as exc:  # a bug for one source must not stop the others
@@ -141,7 +156,7 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     return outcome
 
 
-def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) -> SourceOutcome:
+async def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) -> SourceOutcome:
     old, store = previous.snapshot, ctx.store
     if page.not_modified or (old and page.sha256 == previous.raw_sha256):
         # Same bytes as last time: nothing to parse. 304 counts the same way.
@@ -157,11 +172,41 @@ def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) 
         return SourceOutcome(source.id, "unchanged", count)
     old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))
     found = diff(source, old, snapshot, previous.known_keys)
+    found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     if not ctx.dry_run:
-        store.record_snapshot(source, page, old, snapshot, changes, ctx.recipients, previous.raw_sha256)
+        store.record_snapshot(
+            source,
+            page,
+            old,
+            snapshot,
+            changes,
+            ctx.recipients,
+            previous.raw_sha256,
+            followed,
+            ctx.settings.duplicate_window,
+        )
     status = "baseline" if not old else "changed" if changes else "updated"
     return SourceOutcome(source.id, status, count, changes)
+
+
+async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
+    """Known PDFs of the source, downloaded again once per document_recheck (a few per round)."""
+    recheck_after = ctx.settings.document_recheck
+    if not source.detail or not recheck_after or ctx.dry_run or outcome.status == "error":
+        return outcome
+    since = (datetime.now(UTC) - timedelta(seconds=recheck_after)).isoformat()
+    due = ctx.store.documents_due(source.id, since, max(1, ctx.settings.detail_limit // 2))
+    if not due:
+        return outcome
+    found, followed = await recheck(ctx.fetcher, source, due)
+    changed = [(classify(c, ctx.topics, source.topics), page, old) for c, page, old in found]
+    ctx.store.record_documents(source, followed, changed, ctx.recipients)
+    if not changed:
+        return outcome
+    changes = (*outcome.changes, *(c for c, _, _ in changed))
+    status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
+    return replace(outcome, status=status, changes=changes)
 
 
 def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failures: int) -> Snapshot | None:

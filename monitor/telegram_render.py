@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from monitor.models import Change, LoggedChange
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, hk_time, matched_terms
+from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in
 
 __all__ = ["alert_html", "digest_html", "plain_text", "split_message", "split_plain"]
 
@@ -55,8 +55,12 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
         lines.append(f"Was: {_text(change.before)}")
     if change.date:
         lines.append(f"Date: {_text(hk_time(change.date))}")
+    for label, link in seen_in(logged):
+        lines.append(f"Also: {_link(link, _text(label))}")
     if change.matches:
         lines.append(f"Matched: {_text(matched_terms(logged), clip=False)}")
+    if note := body_note(logged):
+        lines.append(f"<i>{_text(note)}</i>")
     lines += _diff_lines("+", change.added, logged.id, max_lines)
     lines += _diff_lines(MINUS, change.removed, logged.id, max_lines)
     footer = f"{change.source_id} · change #{logged.id}"
@@ -90,11 +94,15 @@ def _kind(change: Change) -> str:
 
 def _title(change: Change) -> str:
     """The title linked to the item; bold when there is no http(s) link (never a javascript: one)."""
-    title = _text(change.title) or "(untitled)"
-    link = clean_text(change.link).replace(" ", "%20")
+    return _link(change.link, _text(change.title) or "(untitled)")
+
+
+def _link(url: str, label_html: str) -> str:
+    """A link to an http(s) URL; bold text otherwise (never a javascript: link)."""
+    link = clean_text(url).replace(" ", "%20")
     if not link.lower().startswith(("https://", "http://")):
-        return f"<b>{title}</b>"
-    return f'<a href="{html.escape(link, quote=True)}">{title}</a>'
+        return f"<b>{label_html}</b>"
+    return f'<a href="{html.escape(link, quote=True)}">{label_html}</a>'
 
 
 def _diff_lines(sign: str, lines: tuple[str, ...], change_id: int, max_lines: int | None) -> list[str]:

@@ -71,3 +71,20 @@ def test_matched_terms_are_recorded():
 
 def test_a_source_only_gets_its_own_topics():
     assert set(match_topics("e-HKD and stablecoin update", TOPICS, ["e-hkd"])) == {"e-hkd"}
+
+
+def test_a_body_is_matched_on_terms_near_each_other_with_excluded_phrases_masked():
+    sfc_body = (
+        "The Securities and Futures Commission (SFC) today reprimanded and fined a licensed "
+        "corporation for failures in its anti-money laundering controls. "
+        + "The SFC found that the firm did not monitor client accounts adequately. " * 5
+        + "The firm also distributed virtual asset funds to professional investors."
+    )
+    assert "derivatives" not in topics_of(sfc_body)  # "Futures" there is part of a name
+    far = "Investors have several options. " + "Nothing else of note here. " * 10 + "virtual asset"
+    assert "derivatives" not in topics_of(far)
+    near = "The SFC allows options and futures on virtual assets for professional investors."
+    assert "derivatives" in topics_of(near)
+    both = "The OTC derivatives regulatory regime, and separately virtual asset derivatives."
+    assert "derivatives" in topics_of(both)  # the excluded phrase is masked, not a veto
+    assert "derivatives" not in topics_of("Consultation on the OTC derivatives regulatory regime for crypto")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import zlib
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import sqlite_utils
 from monitor.errors import StoreError
 from monitor.models import (
     Change,
+    Followed,
     Health,
     Page,
     Previous,
@@ -24,14 +26,24 @@ from monitor.models import (
 from monitor.store.changelog import ChangeLogStore
 from monitor.store.clock import utc_now
 from monitor.store.codec import decode_snapshot, encode_snapshot
+from monitor.store.documents import DocumentStore
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
-DUPLICATE_WINDOW_SECONDS = 3 * 86400  # the same release seen again within this: one alert
+PDF_SIZE_SUFFIX = re.compile(r"\s*\((?:PDF File|PDF 檔案)[^)]*\)\s*$", re.I)
+MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
 
 
-class Store(OutboxStore, ChangeLogStore):
+def title_key(title: str) -> str:
+    """A title reduced to what two sources of one release share: case, spacing, punctuation and
+    the HKMA's " (PDF File, 131.0 KB)" suffix do not count."""
+    text = PDF_SIZE_SUFFIX.sub("", title).casefold()
+    key = "".join(ch for ch in text if ch.isalnum())
+    return key if len(key) >= MIN_TITLE_KEY else ""
+
+
+class Store(OutboxStore, ChangeLogStore, DocumentStore):
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
 
@@ -69,6 +81,7 @@ class Store(OutboxStore, ChangeLogStore):
                 "name": s.name,
                 "topics": json.dumps(list(s.topics)),
                 "interval_seconds": s.interval,
+                "language": s.language,
                 "in_config": 1,
                 "updated_at": now,
             }
@@ -131,6 +144,8 @@ class Store(OutboxStore, ChangeLogStore):
         changes: Sequence[Change],
         recipients: Recipients,
         previous_raw: str = "",
+        followed: Followed = Followed(),  # noqa: B008 (frozen)
+        duplicate_window: float = 3 * 86400,
     ) -> list[int]:
         """Store a new snapshot with its changes and their outbox rows, atomically.
 
@@ -146,13 +161,13 @@ class Store(OutboxStore, ChangeLogStore):
             self._put_body(page, now)
             if snapshot.kind == "items":
                 self._put_items(source.id, snapshot, page.fetched_at)
+            self.put_documents(followed.documents, followed.pages, now)
+            self.mark_checked(followed.checked, now)
             change_ids = [
                 self._put_change(source, page, fetch_id, previous, snapshot, change, now, previous_raw)
                 for change in changes
             ]
-            for change_id, change in zip(change_ids, changes, strict=True):
-                if change.topics and not self._already_alerted(change_id, source.id, change, now):
-                    self.queue(change_id, change.topics, recipients, now)
+            self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
             self.db["source_state"].upsert(
                 {
                     "source_id": source.id,
@@ -166,6 +181,41 @@ class Store(OutboxStore, ChangeLogStore):
             )
             self._succeeded(source.id, page.fetched_at)
         return change_ids
+
+    def record_documents(
+        self,
+        source: Source,
+        followed: Followed,
+        changes: Sequence[tuple[Change, Page, str]],
+        recipients: Recipients,
+    ) -> list[int]:
+        """Known PDFs downloaded again: a re-upload is a change (page = the new bytes, with the sha256
+        of the old ones); the rest are only marked checked. One transaction."""
+        now = utc_now()
+        with self.db.atomic():
+            self.put_documents(followed.documents, followed.pages, now)
+            self.mark_checked(followed.checked, now)
+            change_ids = []
+            for change, page, old_sha in changes:
+                fetch_id = self._fetch_row(source.id, page, "document")
+                change_ids.append(
+                    self._put_change(source, page, fetch_id, None, Snapshot("text"), change, now, old_sha)
+                )
+            self._queue_alerts(source.id, change_ids, [c for c, _, _ in changes], recipients, now)
+        return change_ids
+
+    def _queue_alerts(
+        self,
+        source_id: str,
+        change_ids: Sequence[int],
+        changes: Sequence[Change],
+        recipients: Recipients,
+        now: str,
+        window: float = 3 * 86400,
+    ) -> None:
+        for change_id, change in zip(change_ids, changes, strict=True):
+            if change.topics and not self._already_alerted(change_id, source_id, change, now, window):
+                self.queue(change_id, change.topics, recipients, now)
 
     def _fetch_row(
         self,
@@ -264,22 +314,36 @@ class Store(OutboxStore, ChangeLogStore):
             "final_url": page.final_url,
             "fetched_at": page.fetched_at,
             "detected_at": now,
+            "title_key": title_key(change.title) if change.kind == "new" else "",
+            "documents": json.dumps(list(change.documents)),
+            "body_status": change.body_status,
         }
         return int(self.db["changes"].insert(row).last_pk)
 
-    def _already_alerted(self, change_id: int, source_id: str, change: Change, now: str) -> bool:
-        """One release seen through two sources (the SFC's feed and its API, English and Chinese
-        under one reference number; the HKMA's feed and its API) alerts once: the later change is
-        logged as a duplicate of the first."""
-        if change.kind != "new" or not change.item_key.startswith(("id:", "link:")):
+    def _already_alerted(
+        self, change_id: int, source_id: str, change: Change, now: str, window: float
+    ) -> bool:
+        """One release seen through two sources alerts once: the later change is logged as a
+        duplicate of the first, and the first one's alert lists it.
+
+        Same release = same identity (the SFC's feed and its API; English and Chinese under one
+        reference number; the HKMA's feed and its API, by link) or the same title from another
+        source (an HKMA release re-issued on info.gov.hk "on behalf of the HKMA")."""
+        if change.kind != "new":
             return False
-        since = (datetime.fromisoformat(now) - timedelta(seconds=DUPLICATE_WINDOW_SECONDS)).isoformat()
+        by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
+        by_title = title_key(change.title)
+        if not by_key and not by_title:
+            return False
+        since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         first = next(
             iter(
                 self.db.execute(
-                    """SELECT id FROM changes WHERE item_key = ? AND source_id != ? AND kind = 'new'
-                       AND topics != '[]' AND detected_at >= ? AND id != ? ORDER BY id LIMIT 1""",
-                    [change.item_key, source_id, since, change_id],
+                    """SELECT id FROM changes
+                       WHERE (item_key = ? OR title_key = ?) AND source_id != ? AND kind = 'new'
+                       AND topics != '[]' AND detected_at >= ? AND id != ? AND duplicate_of IS NULL
+                       ORDER BY id LIMIT 1""",
+                    [by_key or "\x00", by_title or "\x00", source_id, since, change_id],
                 )
             ),
             None,

@@ -6,13 +6,20 @@ import json
 import zlib
 
 from monitor.errors import InvalidTransition, UnknownChange
-from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review
+from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
 from monitor.store.clock import utc_now
 
-SELECT_CHANGES = """
+# Every change row comes with its review state, its source's language and the other sources
+# the same release was seen through (its duplicates), as a JSON list.
+SIGHTINGS = """
+           COALESCE((SELECT s.language FROM sources s WHERE s.id = c.source_id), '') AS language,
+           (SELECT json_group_array(json_array(d.source_id, d.link, COALESCE(ds.language, ''), d.title))
+              FROM changes d LEFT JOIN sources ds ON ds.id = d.source_id
+              WHERE d.duplicate_of = c.id) AS seen_in"""
+SELECT_CHANGES = f"""
     SELECT c.*, f.http_status, f.headers,
            COALESCE((SELECT r.state FROM reviews r WHERE r.change_id = c.id ORDER BY r.id DESC LIMIT 1),
-                    'new') AS state
+                    'new') AS state,{SIGHTINGS}
     FROM changes c JOIN fetches f ON f.id = c.fetch_id
 """
 
@@ -95,6 +102,8 @@ def logged_from_row(row: dict) -> LoggedChange:
         diff=row["diff"],
         topics=tuple(json.loads(row["topics"])),
         matches={k: tuple(v) for k, v in json.loads(row["matches"]).items()},
+        documents=tuple(json.loads(row.get("documents") or "[]")),
+        body_status=row.get("body_status") or "",
     )
     return LoggedChange(
         id=row["id"],
@@ -110,4 +119,6 @@ def logged_from_row(row: dict) -> LoggedChange:
         http_status=row.get("http_status") or 0,
         headers=json.loads(row.get("headers") or "{}"),
         state=row.get("state") or "new",
+        language=row.get("language") or "",
+        seen_in=tuple(Sighting(*seen) for seen in json.loads(row.get("seen_in") or "[]")),
     )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 
 from monitor.models import Alert
-from monitor.store.changelog import logged_from_row
+from monitor.store.changelog import SIGHTINGS, logged_from_row
 from monitor.store.clock import utc_now
 
 Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
@@ -36,7 +36,7 @@ class OutboxStore:
 
     def pending_alerts(self, chat: str) -> list[Alert]:
         rows = self.db.query(
-            """SELECT o.id AS outbox_id, o.chat, o.notice, o.created_at AS queued_at, c.*
+            f"""SELECT o.id AS outbox_id, o.chat, o.notice, o.created_at AS queued_at, c.*,{SIGHTINGS}
                FROM outbox o LEFT JOIN changes c ON c.id = o.change_id
                WHERE o.status = 'pending' AND o.chat = ? ORDER BY o.id""",
             [chat],

@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS sources (
     topics TEXT NOT NULL DEFAULT '[]',
     interval_seconds REAL NOT NULL,
     in_config INTEGER NOT NULL DEFAULT 1,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    language TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS fetches (
     id INTEGER PRIMARY KEY,
@@ -93,11 +94,30 @@ CREATE TABLE IF NOT EXISTS changes (
     duplicate_of INTEGER REFERENCES changes(id),
     final_url TEXT NOT NULL DEFAULT '',
     fetched_at TEXT NOT NULL,
-    detected_at TEXT NOT NULL
+    detected_at TEXT NOT NULL,
+    title_key TEXT NOT NULL DEFAULT '',
+    documents TEXT NOT NULL DEFAULT '[]',
+    body_status TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS changes_source ON changes (source_id, detected_at);
 CREATE INDEX IF NOT EXISTS changes_detected ON changes (detected_at);
 CREATE INDEX IF NOT EXISTS changes_item ON changes (item_key, detected_at);
+CREATE INDEX IF NOT EXISTS changes_title ON changes (title_key, detected_at);
+CREATE INDEX IF NOT EXISTS changes_duplicate ON changes (duplicate_of);
+-- The text behind items (detail pages, content APIs, PDFs), by URL: a cache across rounds, and
+-- the last bytes seen of each PDF, to notice a silent re-upload under the same URL.
+CREATE TABLE IF NOT EXISTS documents (
+    url TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    content_type TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    text BLOB NOT NULL,
+    links TEXT NOT NULL DEFAULT '[]',
+    fetched_at TEXT NOT NULL,
+    checked_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_due ON documents (source_id, content_type, checked_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     change_id INTEGER REFERENCES changes(id),
@@ -155,4 +175,8 @@ ADDED_COLUMNS = (
     ("changes", "old_raw_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("changes", "duplicate_of", "INTEGER REFERENCES changes(id)"),
     ("outbox", "notice", "TEXT NOT NULL DEFAULT ''"),
+    ("sources", "language", "TEXT NOT NULL DEFAULT ''"),
+    ("changes", "title_key", "TEXT NOT NULL DEFAULT ''"),
+    ("changes", "documents", "TEXT NOT NULL DEFAULT '[]'"),
+    ("changes", "body_status", "TEXT NOT NULL DEFAULT ''"),
 )

@@ -1,0 +1,113 @@
+"""Page -> Document: the readable text behind an item (a release page, an API's content, a PDF).
+
+Pure, like the other extractors: the PDFs a detail page links to are returned as links for
+run.py to fetch, never fetched from here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from urllib.parse import urljoin
+
+from monitor.errors import ExtractError
+from monitor.extract.api import lookup
+from monitor.extract.dom import parse_html, select, text_lines
+from monitor.models import Document, Page, Source
+
+log = logging.getLogger("monitor.extract")
+
+# Where a regulator's page keeps the text of a release, tried in order when no detail_select is set.
+MAIN_CONTENT = ("#pressrelease", "main", "article", "#content", ".content", "#main", "body")
+CHROME = "header, footer, nav, form, aside, .breadcrumb, .share-tools, #skip, .skip-link"
+PDF_LINK = re.compile(r"\.pdf(?:$|[?#])", re.I)
+MAX_PDF_PAGES = 200  # a 2,000-page annex is not read to its end: the first pages carry the subject
+
+# Government press releases (info.gov.hk) end with a footer that is not part of the release:
+# "Ends/Thursday, January 22, 2026" / "Issued at HKT 15:00" / "NNNN", and in Chinese "完" /
+# "2026年1月22日（星期四）" / "香港時間15時00分發出".
+GOV_FOOTER = re.compile(
+    r"^(?:Ends\s*/.*|Issued at HKT \d{1,2}:\d{2}|NNNN|完|"
+    r"\d{4}年\d{1,2}月\d{1,2}日\s*[（(]星期.[）)]|香港時間\d{1,2}時\d{1,2}分發出)$"
+)
+
+
+def read_document(source: Source, page: Page) -> Document:
+    """The text of a fetched detail page, content API answer or PDF."""
+    if page.body[:5] == b"%PDF-" or "pdf" in page.headers.get("content-type", ""):
+        return _document(source, page, "pdf", _pdf_text(page.body))
+    if source.detail_field:
+        return _from_json(source, page)
+    root = parse_html(page.text)
+    text, links = _html_text(root, source.detail_select, page.final_url, source.detail_pdfs)
+    return _document(source, page, "html", text, links)
+
+
+def strip_footer(lines: list[str]) -> list[str]:
+    """Drop the Government's end-of-release lines (and anything after "Ends/")."""
+    kept: list[str] = []
+    for line in lines:
+        if line.startswith("Ends/") or line == "完":
+            break
+        if not GOV_FOOTER.match(line):
+            kept.append(line)
+    return kept
+
+
+def _from_json(source: Source, page: Page) -> Document:
+    try:
+        data = json.loads(page.text)
+    except json.JSONDecodeError as exc:
+        raise ExtractError(f"detail is not JSON ({exc.msg} at line {exc.lineno})") from None
+    value = lookup(data, source.detail_field)
+    if not isinstance(value, str):
+        raise ExtractError(f'detail JSON has no text at "{source.detail_field}"')
+    if "<" not in value:
+        return _document(source, page, "json", value.strip())
+    root = parse_html(f"<html><body>{value}</body></html>")
+    text, links = _html_text(root, source.detail_select, page.final_url, source.detail_pdfs)
+    return _document(source, page, "json", text, links)
+
+
+def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple[str, ...]]:
+    for element in select(root, CHROME):
+        element.drop_tree()
+    candidates = (css,) if css else MAIN_CONTENT
+    found = next((hits[0] for c in candidates if (hits := select(root, c))), None)
+    if found is None:
+        raise ExtractError(f'detail_select "{css}" matched nothing (layout changed?)')
+    links: list[str] = []
+    for anchor in found.iter("a"):
+        href = (anchor.get("href") or "").strip()
+        if PDF_LINK.search(href) and len(links) < max_pdfs:
+            url = urljoin(base_url, href)
+            if url not in links:
+                links.append(url)
+    return "\n".join(strip_footer(text_lines(found))), tuple(links)
+
+
+def _pdf_text(body: bytes) -> str:
+    from pypdf import PdfReader  # imported here: only rounds that meet a PDF pay for it
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(body))
+        pages = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
+    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+        raise ExtractError(f"PDF cannot be read ({type(exc).__name__}: {exc})") from None
+    lines = (line.strip() for text in pages for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _document(source: Source, page: Page, kind: str, text: str, links: tuple[str, ...] = ()) -> Document:
+    return Document(
+        url=page.url,
+        sha256=page.sha256,
+        text=text,
+        content_type=kind,
+        fetched_at=page.fetched_at,
+        source_id=source.id,
+        links=links,
+    )

@@ -1,0 +1,162 @@
+"""Following new items to their text: the detail part of one source's round.
+
+A feed's title alone misses releases (the SFC's and HKMA's feeds carry no description), so each
+new item is followed to its detail page or content API and the PDFs that links to, and is
+classified on all of that text. Known PDFs are downloaded again now and then: the same URL
+serving different text is a silent re-upload, reported as a "changed" change with a text diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from monitor.errors import SourceError
+from monitor.extract.document import read_document
+from monitor.fetch import Fetcher
+from monitor.models import Change, Document, Followed, Page, Source
+
+log = logging.getLogger("monitor.follow")
+
+Cache = Callable[[Iterable[str]], Mapping[str, Document]]
+MAX_BODY_CHARS = 200_000  # what is classified of one item: a long PDF's first ~60 pages
+
+
+@dataclass
+class Budget:
+    """Detail fetches left for one source in this round (the rest alert on their titles)."""
+
+    left: int
+    fetched: list[Document] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+def detail_url(source: Source, change: Change) -> str:
+    """The item's detail URL: its link, or the source's template filled with its id and link."""
+    if source.detail == "link":
+        return change.link
+    ref = change.item_key.removeprefix("id:") if change.item_key.startswith("id:") else ""
+    if "{id}" in source.detail and not ref:
+        return ""
+    return source.detail.replace("{id}", ref).replace("{link}", change.link).replace("{key}", change.item_key)
+
+
+async def follow(
+    fetcher: Fetcher, cache: Cache, source: Source, changes: Sequence[Change], limit: int
+) -> tuple[tuple[Change, ...], Followed]:
+    """Each new item with the text of its detail page and PDFs, and what was fetched for it."""
+    wanted = [c for c in changes if c.kind == "new"]
+    if not source.detail or not wanted:
+        return tuple(changes), Followed()
+    urls = {id(c): detail_url(source, c) for c in wanted}
+    cached = dict(cache(u for u in urls.values() if u))
+    budget = Budget(limit)
+    bodies = await asyncio.gather(*(_body(fetcher, source, urls[id(c)], cached, budget) for c in wanted))
+    followed_by_change = {id(c): body for c, body in zip(wanted, bodies, strict=True)}
+    result = tuple(
+        _with_body(c, *followed_by_change[id(c)]) if id(c) in followed_by_change else c for c in changes
+    )
+    fetched = tuple(replace(d, title=_title_for(d.url, result)) for d in budget.fetched)
+    return result, Followed(fetched, tuple(budget.pages))
+
+
+async def _body(
+    fetcher: Fetcher, source: Source, url: str, cached: dict[str, Document], budget: Budget
+) -> tuple[str, tuple[str, ...], str]:
+    """(text, the URLs it came from, status) for one item."""
+    if not url:
+        return "", (), "not fetched: the item has no link or id for its detail URL"
+    try:
+        page_doc = await _document(fetcher, source, url, cached, budget)
+    except SourceError as exc:
+        log.info("%s: detail %s not fetched: %s", source.id, url, exc)
+        return "", (), f"not fetched: {exc}"
+    texts, urls = [page_doc.text], [url]
+    for pdf_url in page_doc.links[: source.detail_pdfs]:
+        try:
+            pdf = await _document(fetcher, source, pdf_url, cached, budget)
+        except SourceError as exc:  # the release's own text is enough to alert on
+            log.info("%s: linked PDF %s not read: %s", source.id, pdf_url, exc)
+            continue
+        texts.append(pdf.text)
+        urls.append(pdf_url)
+    return "\n".join(texts)[:MAX_BODY_CHARS], tuple(urls), "fetched"
+
+
+async def _document(
+    fetcher: Fetcher, source: Source, url: str, cached: dict[str, Document], budget: Budget
+) -> Document:
+    if url in cached:
+        return cached[url]
+    if not budget.take():
+        raise SourceError("more new items than [settings] detail_limit this round")
+    page = await fetcher.fetch_document(source, url)
+    document = read_document(source, page)
+    cached[url] = document
+    budget.fetched.append(document)
+    budget.pages.append(page)
+    return document
+
+
+def _with_body(change: Change, text: str, urls: tuple[str, ...], status: str) -> Change:
+    return replace(change, body=text, documents=urls, body_status=status)
+
+
+def _title_for(url: str, changes: Sequence[Change]) -> str:
+    return next((c.title for c in changes if url in c.documents), "")
+
+
+async def recheck(
+    fetcher: Fetcher, source: Source, due: Sequence[Document]
+) -> tuple[list[tuple[Change, Page, str]], Followed]:
+    """Download known PDFs again: (re-upload changes with the new bytes and the old sha256, what to
+    store). Same bytes, or new bytes with the same text (a re-saved file), are not changes."""
+    changes: list[tuple[Change, Page, str]] = []
+    documents: list[Document] = []
+    pages: list[Page] = []
+    checked: list[str] = []
+    for old in due:
+        try:
+            page = await fetcher.fetch_document(source, old.url)
+            if page.sha256 == old.sha256:
+                checked.append(old.url)
+                continue
+            new = replace(read_document(source, page), title=old.title)
+        except SourceError as exc:  # tried again at the next recheck
+            log.info("%s: recheck of %s failed: %s", source.id, old.url, exc)
+            continue
+        documents.append(new)
+        pages.append(page)
+        if new.text != old.text:
+            changes.append((reuploaded(source, old, new), page, old.sha256))
+    return changes, Followed(tuple(documents), tuple(pages), tuple(checked))
+
+
+def reuploaded(source: Source, old: Document, new: Document) -> Change:
+    """A document whose URL now serves different text: a "changed" change with a line diff."""
+    before, after = old.text.splitlines(), new.text.splitlines()
+    diff_lines = list(difflib.unified_diff(before, after, "before", "after", lineterm="", n=1))
+    added = tuple(line[1:] for line in diff_lines if line.startswith("+") and not line.startswith("+++"))
+    removed = tuple(line[1:] for line in diff_lines if line.startswith("-") and not line.startswith("---"))
+    return Change(
+        source_id=source.id,
+        kind="changed",
+        title=old.title or new.url,
+        item_key=f"doc:{new.url}",
+        link=new.url,
+        before="the document was re-uploaded under the same URL with different text",
+        added=added,
+        removed=removed,
+        diff="\n".join(diff_lines),
+        documents=(new.url,),
+        body_status="fetched",
+    )

@@ -1,0 +1,355 @@
+"""New items followed to their text: detail pages, the SFC's content API, linked PDFs, re-uploads,
+and one alert for one release seen through several sources."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zlib
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from monitor.localsite import Response
+from tests.pdfs import make_pdf
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+PDF = {"Content-Type": "application/pdf"}
+
+HKMA_FEED = """[[sources]]
+id = "hkma-press-en"
+regulator = "HKMA"
+kind = "rss"
+url = "{base}/hkma/rss_press-release.xml"
+detail = "link"
+language = "en"
+"""
+GOV_FEED = """[[sources]]
+id = "gov-press-en"
+regulator = "FSTB"
+kind = "rss"
+url = "{base}/gia/rss/general_en.xml"
+detail = "link"
+language = "en"
+"""
+HKMA_CIRCULARS = """[[sources]]
+id = "hkma-circulars-en"
+regulator = "HKMA"
+kind = "rss"
+url = "{base}/hkma/rss_circulars.xml"
+detail = "link"
+"""
+SFC_NEWS_API = """[[sources]]
+id = "sfc-news-api-{lang}"
+regulator = "SFC"
+kind = "json"
+method = "POST"
+url = "{base}/edistributionWeb/api/news/search"
+body = {{ lang = "{LANG}", category = "all", year = "all", pageNo = 0, pageSize = 20 }}
+items_path = "items"
+item_id = "newsRefNo"
+title = "title"
+date = "issueDate"
+link = "https://apps.sfc.hk/edistributionWeb/gateway/{LANG}/news-and-announcements/news/doc?refNo={{newsRefNo}}"
+detail = "{base}/edistributionWeb/api/news/content?refNo={{id}}&lang={LANG}"
+detail_field = "html"
+language = "{lang_code}"
+"""
+
+
+def sfc_news_api(lang: str) -> str:
+    code = {"en": "en", "tc": "zh"}[lang]
+    return SFC_NEWS_API.format(lang=lang, LANG=lang.upper(), lang_code=code, base="{base}")
+
+
+def rss(base: str, items: list[tuple[str, str, str]]) -> bytes:
+    """An RSS 2.0 feed like the HKMA's and the Government's: no description worth reading."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link><description></description>"
+        f"<pubDate>{date}</pubDate></item>"
+        for title, path, date in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Press releases</title>'
+        f"<link>{base}/</link>{entries}</channel></rss>"
+    ).encode()
+
+
+def gov_release(title: str, paragraphs: list[str]) -> bytes:
+    """An info.gov.hk press release page: site chrome, the release, and its "Ends/" footer."""
+    body = "<br><br>".join(paragraphs)
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><div id="header"><a href="/gia/">Press Releases</a> | <a href="/">GovHK</a></div>
+<div id="contentBody"><span id="PRHeadlineSpan">{title}</span>
+<span id="pressrelease" style="font-size:1em">  {body}<br><br>Ends/Thursday, January 22, 2026
+<br>Issued at HKT 15:00<br><br>NNNN</span></div>
+<div id="footer">2026 | Important notices | Privacy Policy</div></body></html>""".encode()
+
+
+def hkma_release(title: str, paragraphs: list[str], pdf: str = "") -> bytes:
+    """An hkma.gov.hk press release page; its attachments are linked PDFs."""
+    text = "".join(f"<p>{p}</p>" for p in paragraphs)
+    attachment = f'<p><a href="{pdf}">Annex (PDF File, 120 KB)</a></p>' if pdf else ""
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title} - HKMA</title></head>
+<body><header><nav><a href="/eng/">Home</a><a href="/eng/news-and-media/">News</a></nav></header>
+<main><h1>{title}</h1>{text}{attachment}<p class="date">22 January 2026</p></main>
+<footer>Last revision date: 22 January 2026</footer></body></html>""".encode()
+
+
+class Feeds:
+    """Routes whose answers change between rounds, like a regulator publishing."""
+
+    def __init__(self, site):
+        self.site = site
+        self.items: dict[str, list[tuple[str, str, str]]] = {}
+        self.pages: dict[str, tuple[int, bytes, dict]] = {}
+
+    def feed(self, path: str, items: list[tuple[str, str, str]]) -> None:
+        first = path not in self.items
+        self.items[path] = items
+        if first:
+            self.site.routes[path] = lambda handler: Response(
+                200, rss(self.site.base_url, self.items[path]), RSS
+            )
+
+    def page(self, path: str, body: bytes, headers: dict | None = None, status: int = 200) -> None:
+        first = path not in self.pages
+        self.pages[path] = (status, body, headers or HTML)
+        if first:
+            self.site.routes[path] = lambda handler: Response(*self.pages[path])
+
+    def requested(self, path: str) -> int:
+        return sum(1 for requested, _ in self.site.requests if requested.split("?")[0] == path)
+
+
+OLD_HKMA = ("Exchange Fund Position at end-December 2025", "/hkma/press/20260107-3/", "Wed, 07 Jan 2026")
+OLD_GOV = ("LCQ1: Land supply", "/gia/general/202601/21/P2026012100300.htm", "Wed, 21 Jan 2026")
+NEW_TITLE = "HKMA publishes guidance for licensed issuers"  # no topic term in the title
+
+
+def test_a_release_is_classified_on_its_text_and_alerts_once_with_every_link(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    feeds.feed("/gia/rss/general_en.xml", [OLD_GOV])
+    monitor.write(HKMA_FEED, GOV_FEED)
+    assert monitor.round(capsys)[:2] == (0, "")  # the baseline follows nothing
+    assert feeds.requested("/hkma/press/20260107-3/") == 0
+
+    text = [
+        "The Hong Kong Monetary Authority (HKMA) today published guidance for licensed stablecoin "
+        "issuers on the management of reserve assets.",
+        "The guidance takes effect on 1 March 2026.",
+    ]
+    hkma_path, gov_path = "/hkma/press/20260122-3/", "/gia/general/202601/22/P2026012200254.htm"
+    feeds.page(hkma_path, hkma_release(NEW_TITLE, text))
+    feeds.page(gov_path, gov_release(NEW_TITLE, ["The following is issued on behalf of the HKMA:", *text]))
+    feeds.feed("/hkma/rss_press-release.xml", [(NEW_TITLE, hkma_path, "Thu, 22 Jan 2026"), OLD_HKMA])
+    feeds.feed("/gia/rss/general_en.xml", [(NEW_TITLE, gov_path, "Thu, 22 Jan 2026"), OLD_GOV])
+    code, out, _ = monitor.round(capsys)
+
+    assert code == 0
+    assert out.count(f"NEW: {NEW_TITLE}") == 1, out
+    assert "stablecoin issuer" in out.split("Matched: ")[1].split("\n")[0]
+    links = {line.split()[1] for line in out.splitlines() if line.startswith(("Link:", "Also:"))}
+    assert links == {monitor.site.url(hkma_path), monitor.site.url(gov_path)}
+    assert "English)" in out
+    with sqlite3.connect(monitor.db) as conn:
+        logged = conn.execute(
+            "SELECT source_id, duplicate_of, body_status FROM changes ORDER BY id"
+        ).fetchall()
+        gov_text = conn.execute("SELECT text FROM documents WHERE url LIKE '%P2026012200254%'").fetchone()[0]
+    assert len(logged) == 2 and [dup for _, dup, _ in logged].count(None) == 1
+    assert {status for _, _, status in logged} == {"fetched"}
+    gov_text = zlib.decompress(gov_text).decode()
+    assert "reserve assets" in gov_text
+    for boilerplate in ("Ends/", "Issued at HKT", "NNNN", "Privacy Policy", "GovHK"):
+        assert boilerplate not in gov_text
+
+
+def test_the_sfc_content_api_and_its_linked_pdf_are_read(monitor, capsys):
+    searches = {"items": [{"newsRefNo": "26PR120", "title": "Old release", "issueDate": "2026-07-30"}]}
+    content_asked = []
+
+    def search(handler):
+        return Response(200, json.dumps(searches).encode(), {"Content-Type": "application/json"})
+
+    def content(handler):
+        content_asked.append(handler.path.split("?", 1)[1])
+        html = (
+            "<p>The Securities and Futures Commission (SFC) today published the conclusions of its "
+            'consultation.</p><p>See the <a href="/files/26PR121-appendix.pdf">appendix</a>.</p>'
+        )
+        return Response(200, json.dumps({"html": html}).encode(), {"Content-Type": "application/json"})
+
+    appendix = make_pdf(["Appendix", "Requirements for perpetual contracts on virtual assets"])
+    monitor.site.routes["/edistributionWeb/api/news/search"] = search
+    monitor.site.routes["/edistributionWeb/api/news/content"] = content
+    monitor.site.routes["/files/26PR121-appendix.pdf"] = lambda h: Response(200, appendix, PDF)
+    monitor.write(sfc_news_api("en"))
+    assert monitor.round(capsys)[:2] == (0, "")
+
+    new = {"newsRefNo": "26PR121", "title": "SFC concludes consultation", "issueDate": "2026-07-31"}
+    searches["items"].insert(0, new)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0
+    assert content_asked == ["refNo=26PR121&lang=EN"]
+    assert "NEW: SFC concludes consultation" in out
+    # "Securities and Futures Commission" in the text is not "futures": only the appendix's terms count
+    assert "Matched: derivatives (perpetual contract, virtual asset);" in out
+    with sqlite3.connect(monitor.db) as conn:
+        documents = json.loads(conn.execute("SELECT documents FROM changes").fetchone()[0])
+        pdf_rows = conn.execute("SELECT sha256 FROM documents WHERE content_type = 'pdf'").fetchall()
+        stored = conn.execute("SELECT content FROM bodies WHERE sha256 = ?", pdf_rows[0]).fetchone()[0]
+    assert documents[1] == monitor.site.url("/files/26PR121-appendix.pdf")
+    assert zlib.decompress(stored) == appendix  # the PDF's exact bytes, kept as evidence
+
+
+def test_an_item_whose_text_cannot_be_fetched_alerts_on_its_title(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    feeds.page("/hkma/press/20260410-4/", b"<html><title>Service Unavailable</title></html>", status=503)
+    feeds.page("/hkma/press/20260410-5/", b"<html><title>Service Unavailable</title></html>", status=503)
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [
+            ("Granting of stablecoin issuer licences", "/hkma/press/20260410-4/", "Fri, 10 Apr 2026"),
+            ("HKMA announces new phase of guidance", "/hkma/press/20260410-5/", "Fri, 10 Apr 2026"),
+            OLD_HKMA,
+        ],
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0  # the listing itself was read: not a source failure
+    assert "NEW: Granting of stablecoin issuer licences" in out
+    assert "Note:    body not fetched (HTTP 503" in out
+    assert "new phase of guidance" not in out  # no topic in its title, and no text to find one in
+    with sqlite3.connect(monitor.db) as conn:
+        statuses = [r[0] for r in conn.execute("SELECT body_status FROM changes ORDER BY id")]
+    assert all(s.startswith("not fetched: HTTP 503") for s in statuses) and len(statuses) == 2
+
+
+def test_new_items_beyond_the_detail_limit_alert_on_their_titles(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.config.write_text(
+        monitor.config.read_text().replace("max_bytes = 200000", "max_bytes = 200000\ndetail_limit = 1")
+    )
+    monitor.round(capsys)
+    items = []
+    for n in (1, 2, 3):
+        path = f"/hkma/press/20260527-{n}/"
+        feeds.page(path, hkma_release(f"Stablecoin update {n}", ["Licensed stablecoin issuers."]))
+        items.append((f"Stablecoin update {n}", path, "Wed, 27 May 2026"))
+    feeds.feed("/hkma/rss_press-release.xml", [*items, OLD_HKMA])
+    code, out, _ = monitor.round(capsys)
+    assert code == 0
+    assert out.count("NEW: Stablecoin update") == 3
+    assert out.count("body not fetched (more new items than [settings] detail_limit this round)") == 2
+    assert sum(feeds.requested(path) for _, path, _ in items) == 1
+
+
+def test_a_pdf_re_uploaded_under_the_same_url_is_a_change_with_a_text_diff(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.config.write_text(
+        monitor.config.read_text().replace(
+            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"'
+        )
+    )
+    monitor.round(capsys)
+    path, title = (
+        "/media/eng/doc/20260527e1.pdf",
+        "Guideline on supervision of stablecoin issuers (PDF File, 2 KB)",
+    )
+    lines = ["Guideline on supervision of licensed stablecoin issuers", "The annual licence fee is HK$1m."]
+    feeds.page(path, make_pdf(lines), PDF)
+    feeds.feed("/hkma/rss_circulars.xml", [(title, path, "Wed, 27 May 2026"), OLD_HKMA])
+    code, out, _ = monitor.round(capsys)
+    assert "NEW: Guideline on supervision of stablecoin issuers" in out
+
+    time.sleep(1.1)
+    feeds.page(path, make_pdf(lines, created="20260601090000+08'00'"), PDF)  # re-saved, same text
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")
+
+    time.sleep(1.1)
+    changed = [lines[0], "The annual licence fee is HK$2m."]
+    feeds.page(path, make_pdf(changed, created="20260602090000+08'00'"), PDF)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0
+    assert "CHANGED: Guideline on supervision of stablecoin issuers" in out
+    assert "+ The annual licence fee is HK$2m." in out
+    assert "- The annual licence fee is HK$1m." in out
+    with sqlite3.connect(monitor.db) as conn:
+        change_id = conn.execute("SELECT id FROM changes WHERE kind = 'changed'").fetchone()[0]
+    assert monitor("show", str(change_id), "--raw", capsys=capsys)[0] == 0
+    code, before, _ = monitor("show", str(change_id), "--before", capsys=capsys)
+    assert code == 0 and "HK$1m" in before  # the old file's bytes: its text is in its content stream
+
+
+def test_english_and_chinese_copies_of_one_sfc_release_alert_once_naming_both(monitor, capsys):
+    answers = {
+        "EN": [{"newsRefNo": "26PR100", "title": "Old", "issueDate": "2026-07-01"}],
+        "TC": [{"newsRefNo": "26PR100", "title": "舊新聞稿", "issueDate": "2026-07-01"}],
+    }
+
+    def search(handler):
+        lang = json.loads(handler.body)["lang"]
+        return Response(
+            200, json.dumps({"items": answers[lang]}).encode(), {"Content-Type": "application/json"}
+        )
+
+    def content(handler):
+        return Response(200, json.dumps({"html": "<p>Stablecoin licensing.</p>"}).encode(), {})
+
+    monitor.site.routes["/edistributionWeb/api/news/search"] = search
+    monitor.site.routes["/edistributionWeb/api/news/content"] = content
+    monitor.write(sfc_news_api("en"), sfc_news_api("tc"))
+    monitor.round(capsys)
+    answers["EN"].insert(
+        0, {"newsRefNo": "26PR101", "title": "SFC and HKMA on stablecoins", "issueDate": "2026-07-31"}
+    )
+    answers["TC"].insert(
+        0, {"newsRefNo": "26PR101", "title": "證監會與金管局就穩定幣", "issueDate": "2026-07-31"}
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0
+    assert out.count("NEW: ") == 1, out
+    also = [line for line in out.splitlines() if line.startswith("Also:")]
+    assert len(also) == 1  # whichever language was recorded first alerts; the other is listed
+    other = "(sfc-news-api-tc, Chinese)" if "/TC/" in also[0] else "(sfc-news-api-en, English)"
+    assert also[0].endswith(other)
+    for lang in ("EN", "TC"):
+        assert f"/{lang}/news-and-announcements/news/doc?refNo=26PR101" in out
+
+
+def test_detail_settings_are_checked(tmp_path):
+    config = tmp_path / "sources.toml"
+    topics = '[topics.stablecoin]\nterms = ["stablecoin"]\n\n'
+    config.write_text(
+        topics
+        + '[[sources]]\nid = "sfc-news"\nregulator = "SFC"\nkind = "rss"\nurl = "https://www.sfc.hk/rss"\n'
+        'detail = "https://apps.sfc.hk/api/content?refNo={ref}"\n'
+    )
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        assert "sfc-news" in str(exc) and "detail" in str(exc) and "{ref}" in str(exc)
+        assert "line 4" in str(exc)
+    else:
+        raise AssertionError("an unknown template field was accepted")
+    config.write_text(
+        topics
+        + '[[sources]]\nid = "sfc-news"\nregulator = "SFC"\nkind = "rss"\nurl = "https://www.sfc.hk/rss"\n'
+        'detail_select = "main"\n'
+    )
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        assert "detail_select" in str(exc) and "needs detail" in str(exc)
+    else:
+        raise AssertionError("detail_select without detail was accepted")
