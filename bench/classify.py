@@ -29,9 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's `monitor`, even when it is not installed
 
-from monitor.classify import compile_topics, match_topics  # noqa: E402
+from monitor.classify import classify, compile_topics  # noqa: E402
 from monitor.config import load_config  # noqa: E402
 from monitor.errors import ConfigError  # noqa: E402
+from monitor.models import Change  # noqa: E402
 
 LABELS = Path(__file__).resolve().parent / "labels"
 MIN_POSITIVES = 10
@@ -71,8 +72,9 @@ def report(split: str, items: list[dict], compiled: dict, bodies: bool, errors: 
     scores = {name: {"labelled": 0, "predicted": 0, "tp": 0, "fp": 0, "fn": 0} for name in names}
     labelled_items = predicted_items = exact = 0
     for item in items:
-        text = item["title"] + ("\n" + item["body"] if bodies and item.get("body") else "")
-        found = match_topics(text, compiled, names)
+        body = item.get("body", "") if bodies else ""
+        # The monitor's own rule: title as is, a body must name a topic at least twice.
+        found = classify(Change("bench", "new", item["title"], body=body), compiled, names).matches
         labels = set(item["topics"]) & set(names)
         labelled_items += bool(labels)
         predicted_items += bool(found)

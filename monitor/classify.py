@@ -62,7 +62,7 @@ NEAR = 200  # characters: a co-term further than this from the term is about som
 
 
 def match_topics(
-    text: str, topics: Mapping[str, CompiledTopic], names: Iterable[str]
+    text: str, topics: Mapping[str, CompiledTopic], names: Iterable[str], min_mentions: int = 1
 ) -> dict[str, tuple[str, ...]]:
     """{topic: matched terms} for the topics among `names` that `text` is about.
 
@@ -77,7 +77,7 @@ def match_topics(
         compiled = topics[name]
         masked = _mask(folded, compiled.exclude)
         terms = _found(masked, compiled.terms)
-        if not terms:
+        if not terms or _mentions(masked, compiled.terms) < min_mentions:
             continue
         if compiled.requires:
             co_terms = _near(masked, compiled.terms, compiled.requires)
@@ -88,12 +88,24 @@ def match_topics(
     return found
 
 
+BODY_MIN_MENTIONS = 2  # a release about a topic names it more than once; a speech in passing, once
+
+
 def classify(change: Change, topics: Mapping[str, CompiledTopic], names: Iterable[str]) -> Change:
-    """The change with its topics and matched terms: on its title, description, fetched body
-    (detail page and PDFs) and changed lines."""
-    text = "\n".join([change.title, change.text, change.body, *change.added, *change.removed])
+    """The change with its topics and matched terms: on its title, description and changed lines,
+    and on its fetched body (detail page and PDFs), where a topic must be named at least twice."""
+    names = tuple(names)
+    text = "\n".join([change.title, change.text, *change.added, *change.removed])
     matches = match_topics(text, topics, names)
-    return replace(change, topics=tuple(matches), matches=matches)
+    if change.body:
+        for name, terms in match_topics(change.body, topics, names, BODY_MIN_MENTIONS).items():
+            matches[name] = tuple(dict.fromkeys((*matches.get(name, ()), *terms)))
+    ordered = {name: matches[name] for name in names if name in matches}
+    return replace(change, topics=tuple(ordered), matches=ordered)
+
+
+def _mentions(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> int:
+    return sum(len(pattern.findall(text)) for _, pattern in patterns)
 
 
 def _mask(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> str:

@@ -88,3 +88,20 @@ def test_a_body_is_matched_on_terms_near_each_other_with_excluded_phrases_masked
     both = "The OTC derivatives regulatory regime, and separately virtual asset derivatives."
     assert "derivatives" in topics_of(both)  # the excluded phrase is masked, not a veto
     assert "derivatives" not in topics_of("Consultation on the OTC derivatives regulatory regime for crypto")
+
+
+def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
+    """The Financial Secretary at Davos (a real release of 2026-01-22) mentions blockchain once."""
+    from monitor.classify import classify
+    from monitor.models import Change
+
+    speech = (
+        "The Financial Secretary, Mr Paul Chan, continued his visit to Davos today. "
+        "He highlighted that breakthroughs in technologies such as artificial intelligence and "
+        "blockchain are driving profound industrial transformation and economic growth."
+    )
+    title = "FS promotes Hong Kong's advantages to global leaders in Switzerland (with photos/video)"
+    assert classify(Change("gov-press-en", "new", title, body=speech), TOPICS, TOPICS).topics == ()
+    release = "The HKMA granted stablecoin issuer licences today. " + "Each licensed stablecoin issuer ..."
+    found = classify(Change("hkma-press-en", "new", "Granting of licences", body=release), TOPICS, TOPICS)
+    assert "stablecoin" in found.topics

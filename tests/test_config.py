@@ -31,7 +31,7 @@ def test_shipped_sources_toml_is_valid_and_covers_the_regulators():
 def test_validate_command_accepts_the_shipped_file():
     result = run_cli("validate")
     assert result.returncode == 0, result.stderr
-    assert "sources.toml: 13 sources, 4 topics: OK" in result.stdout
+    assert "sources.toml: 25 sources, 4 topics: OK" in result.stdout
 
 
 def test_demo_topics_are_the_shipped_topics():

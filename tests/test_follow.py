@@ -139,7 +139,7 @@ def test_a_release_is_classified_on_its_text_and_alerts_once_with_every_link(mon
     text = [
         "The Hong Kong Monetary Authority (HKMA) today published guidance for licensed stablecoin "
         "issuers on the management of reserve assets.",
-        "The guidance takes effect on 1 March 2026.",
+        "Licensed stablecoin issuers are expected to comply with the guidance from 1 March 2026.",
     ]
     hkma_path, gov_path = "/hkma/press/20260122-3/", "/gia/general/202601/22/P2026012200254.htm"
     feeds.page(hkma_path, hkma_release(NEW_TITLE, text))
@@ -182,7 +182,13 @@ def test_the_sfc_content_api_and_its_linked_pdf_are_read(monitor, capsys):
         )
         return Response(200, json.dumps({"html": html}).encode(), {"Content-Type": "application/json"})
 
-    appendix = make_pdf(["Appendix", "Requirements for perpetual contracts on virtual assets"])
+    appendix = make_pdf(
+        [
+            "Appendix",
+            "Requirements for perpetual contracts on virtual assets",
+            "Platforms offering perpetual contracts to professional investors must ...",
+        ]
+    )
     monitor.site.routes["/edistributionWeb/api/news/search"] = search
     monitor.site.routes["/edistributionWeb/api/news/content"] = content
     monitor.site.routes["/files/26PR121-appendix.pdf"] = lambda h: Response(200, appendix, PDF)
@@ -196,7 +202,7 @@ def test_the_sfc_content_api_and_its_linked_pdf_are_read(monitor, capsys):
     assert content_asked == ["refNo=26PR121&lang=EN"]
     assert "NEW: SFC concludes consultation" in out
     # "Securities and Futures Commission" in the text is not "futures": only the appendix's terms count
-    assert "Matched: derivatives (perpetual contract, virtual asset);" in out
+    assert "Matched: derivatives (perpetual contract, virtual asset)" in out
     with sqlite3.connect(monitor.db) as conn:
         documents = json.loads(conn.execute("SELECT documents FROM changes").fetchone()[0])
         pdf_rows = conn.execute("SELECT sha256 FROM documents WHERE content_type = 'pdf'").fetchall()
@@ -353,3 +359,13 @@ def test_detail_settings_are_checked(tmp_path):
         assert "detail_select" in str(exc) and "needs detail" in str(exc)
     else:
         raise AssertionError("detail_select without detail was accepted")
+
+
+def test_the_chinese_government_footer_is_stripped():
+    from monitor.extract.document import strip_footer
+
+    lines = ["下稿代香港金融管理局發出︰", "金管局今日發布穩定幣發行人指引。", "完", "2026年1月22日（星期四）",
+             "香港時間15時00分發出"]  # fmt: skip
+    assert strip_footer(lines) == lines[:2]
+    english = ["The HKMA today ...", "Ends/Thursday, January 22, 2026", "Issued at HKT 15:00", "NNNN"]
+    assert strip_footer(english) == english[:1]
