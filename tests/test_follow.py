@@ -369,3 +369,30 @@ def test_the_chinese_government_footer_is_stripped():
     assert strip_footer(lines) == lines[:2]
     english = ["The HKMA today ...", "Ends/Thursday, January 22, 2026", "Issued at HKT 15:00", "NNNN"]
     assert strip_footer(english) == english[:1]
+
+
+def test_the_hkma_english_and_chinese_pages_of_one_release_alert_once(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    chinese_feed = HKMA_FEED.replace("hkma-press-en", "hkma-press-tc").replace(
+        "rss_press-release.xml", "chi/rss_press-release.xml").replace('"en"', '"zh"')  # fmt: skip
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    feeds.feed(
+        "/hkma/chi/rss_press-release.xml", [("外匯基金", "/hkma/chi/press/20260107-3/", "Wed, 07 Jan 2026")]
+    )
+    monitor.write(HKMA_FEED.replace("detail", "# detail"), chinese_feed.replace("detail", "# detail"))
+    monitor.round(capsys)
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [
+            ("Granting of stablecoin issuer licences", "/hkma/eng/press/20260410-4/", "Fri, 10 Apr 2026"),
+            OLD_HKMA,
+        ],
+    )
+    feeds.feed(
+        "/hkma/chi/rss_press-release.xml",
+        [("批出穩定幣發行人牌照", "/hkma/chi/press/20260410-4/", "Fri, 10 Apr 2026")],
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0
+    assert out.count("NEW: ") == 1, out
+    assert "/hkma/chi/press/20260410-4/" in out and "/hkma/eng/press/20260410-4/" in out

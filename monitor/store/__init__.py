@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import zlib
 from collections.abc import Sequence
@@ -27,20 +26,11 @@ from monitor.store.changelog import ChangeLogStore
 from monitor.store.clock import utc_now
 from monitor.store.codec import decode_snapshot, encode_snapshot
 from monitor.store.documents import DocumentStore
+from monitor.store.events import link_key, title_key
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
-PDF_SIZE_SUFFIX = re.compile(r"\s*\((?:PDF File|PDF 檔案)[^)]*\)\s*$", re.I)
-MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
-
-
-def title_key(title: str) -> str:
-    """A title reduced to what two sources of one release share: case, spacing, punctuation and
-    the HKMA's " (PDF File, 131.0 KB)" suffix do not count."""
-    text = PDF_SIZE_SUFFIX.sub("", title).casefold()
-    key = "".join(ch for ch in text if ch.isalnum())
-    return key if len(key) >= MIN_TITLE_KEY else ""
 
 
 class Store(OutboxStore, ChangeLogStore, DocumentStore):
@@ -315,6 +305,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
             "fetched_at": page.fetched_at,
             "detected_at": now,
             "title_key": title_key(change.title) if change.kind == "new" else "",
+            "link_key": link_key(change.link) if change.kind == "new" else "",
             "documents": json.dumps(list(change.documents)),
             "body_status": change.body_status,
         }
@@ -327,23 +318,25 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
         duplicate of the first, and the first one's alert lists it.
 
         Same release = same identity (the SFC's feed and its API; English and Chinese under one
-        reference number; the HKMA's feed and its API, by link) or the same title from another
-        source (an HKMA release re-issued on info.gov.hk "on behalf of the HKMA")."""
+        reference number; the HKMA's feed and its API, by link), the same link but for its language
+        (the HKMA's /eng/ and /chi/ pages) or the same title from another source (an HKMA release
+        re-issued on info.gov.hk "on behalf of the HKMA")."""
         if change.kind != "new":
             return False
         by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
-        by_title = title_key(change.title)
-        if not by_key and not by_title:
+        by_title, by_link = title_key(change.title), link_key(change.link)
+        if not (by_key or by_title or by_link):
             return False
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         first = next(
             iter(
                 self.db.execute(
                     """SELECT id FROM changes
-                       WHERE (item_key = ? OR title_key = ?) AND source_id != ? AND kind = 'new'
-                       AND topics != '[]' AND detected_at >= ? AND id != ? AND duplicate_of IS NULL
+                       WHERE (item_key = ? OR title_key = ? OR link_key = ?) AND source_id != ?
+                       AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
+                       AND duplicate_of IS NULL
                        ORDER BY id LIMIT 1""",
-                    [by_key or "\x00", by_title or "\x00", source_id, since, change_id],
+                    [by_key or "\x00", by_title or "\x00", by_link or "\x00", source_id, since, change_id],
                 )
             ),
             None,

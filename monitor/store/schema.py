@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS changes (
     fetched_at TEXT NOT NULL,
     detected_at TEXT NOT NULL,
     title_key TEXT NOT NULL DEFAULT '',
+    link_key TEXT NOT NULL DEFAULT '',
     documents TEXT NOT NULL DEFAULT '[]',
     body_status TEXT NOT NULL DEFAULT ''
 );
@@ -103,6 +104,7 @@ CREATE INDEX IF NOT EXISTS changes_source ON changes (source_id, detected_at);
 CREATE INDEX IF NOT EXISTS changes_detected ON changes (detected_at);
 CREATE INDEX IF NOT EXISTS changes_item ON changes (item_key, detected_at);
 CREATE INDEX IF NOT EXISTS changes_title ON changes (title_key, detected_at);
+CREATE INDEX IF NOT EXISTS changes_link ON changes (link_key, detected_at);
 CREATE INDEX IF NOT EXISTS changes_duplicate ON changes (duplicate_of);
 -- The text behind items (detail pages, content APIs, PDFs), by URL: a cache across rounds, and
 -- the last bytes seen of each PDF, to notice a silent re-upload under the same URL.
@@ -177,6 +179,7 @@ ADDED_COLUMNS = (
     ("outbox", "notice", "TEXT NOT NULL DEFAULT ''"),
     ("sources", "language", "TEXT NOT NULL DEFAULT ''"),
     ("changes", "title_key", "TEXT NOT NULL DEFAULT ''"),
+    ("changes", "link_key", "TEXT NOT NULL DEFAULT ''"),
     ("changes", "documents", "TEXT NOT NULL DEFAULT '[]'"),
     ("changes", "body_status", "TEXT NOT NULL DEFAULT ''"),
 )

@@ -1,0 +1,27 @@
+"""When two changes from different sources are one release: the keys the change log matches on."""
+
+from __future__ import annotations
+
+import re
+
+PDF_SIZE_SUFFIX = re.compile(r"\s*\((?:PDF File|PDF 檔案)[^)]*\)\s*$", re.I)
+MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
+# The language segments of the regulators' URLs: /eng/ and /chi/ (HKMA), /en/ and /tc/ (SFC),
+# lang=en|tc (APIs). The same release in English and Chinese differs only there.
+LANGUAGE_SEGMENT = re.compile(r"/(?:eng|chi|en|tc|sc|zh)(?=/)|(?<=[?&])lang=(?:en|tc|sc|zh)", re.I)
+
+
+def title_key(title: str) -> str:
+    """A title reduced to what two sources of one release share: case, spacing, punctuation and
+    the HKMA's " (PDF File, 131.0 KB)" suffix do not count."""
+    text = PDF_SIZE_SUFFIX.sub("", title).casefold()
+    key = "".join(ch for ch in text if ch.isalnum())
+    return key if len(key) >= MIN_TITLE_KEY else ""
+
+
+def link_key(link: str) -> str:
+    """A link without its language: the HKMA's /eng/ and /chi/ pages of one release are one."""
+    if not link:
+        return ""
+    bare = re.sub(r"^https?://", "", link.strip()).rstrip("/")
+    return LANGUAGE_SEGMENT.sub("", bare).lower()
