@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "httpcore", "telegram", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # "incorrect startxref" on many real PDFs
     try:
         return COMMANDS[args.command](args)
     except SourceError as exc:  # `check` of one source: the source failed, not the command line

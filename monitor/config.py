@@ -142,6 +142,9 @@ def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:
 def _settings(name: str, raw: dict[str, Any]) -> Settings:
     values = _typed(name, "[settings]", raw, SETTINGS_KEYS)
     values.setdefault("user_agent", f"hk-policy-monitor/{__version__} (+{PROJECT_URL})")
+    for key in ("max_bytes", "document_max_bytes"):
+        if key in values and values[key] < 1024:
+            raise ConfigError(name, "[settings]", key, "must be at least 1024 (bytes)")
     return Settings(**values)
 
 
@@ -155,7 +158,10 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
         if kind == "interval":
             values[key] = _interval(name, where, value, key=key)
         elif kind == "duration":  # an interval that may be 0: "never"
-            values[key] = 0.0 if value in (0, "0") else _interval(name, where, value, key=key)
+            zero = isinstance(value, int | float | str) and re.fullmatch(
+                r"\s*0+(\.0*)?\s*[smhd]?\s*", str(value)
+            )
+            values[key] = 0.0 if zero else _interval(name, where, value, key=key, zero_ok=True)
         elif kind is str:
             values[key] = _string(name, where, key, value)
         else:
@@ -317,10 +323,13 @@ def _api(raw: dict[str, Any], fail) -> dict[str, Any]:
     }
 
 
-def _interval(name: str, where: str, value: Any, at: str = "", key: str = "interval") -> float:
+def _interval(
+    name: str, where: str, value: Any, at: str = "", key: str = "interval", zero_ok: bool = False
+) -> float:
     seconds = parse_interval(value)
     if seconds is None:
-        raise ConfigError(name, where, key, f"{value!r} is not like '90s', '15m', '6h'{at}")
+        never = " or 0 (never)" if zero_ok else ""
+        raise ConfigError(name, where, key, f"{value!r} is not like '90s', '15m', '6h'{never}{at}")
     return seconds
 
 

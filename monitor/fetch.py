@@ -113,7 +113,10 @@ class Fetcher:
                     ) as response:
                         self._check_status(response, document)
                         cap = self._settings.document_max_bytes if document else self._settings.max_bytes
-                        body = b"" if response.status_code == 304 else await self._read(response, cap)
+                        setting = "document_max_bytes" if document else "max_bytes"
+                        body = (
+                            b"" if response.status_code == 304 else await self._read(response, cap, setting)
+                        )
         except TimeoutError:
             raise RetryableFetchError(f"timed out after {timeout * 3:g}s reading the body") from None
         except httpx.TooManyRedirects:
@@ -162,20 +165,21 @@ class Fetcher:
         if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
             raise FetchError(f"unexpected content type {content_type.split(';')[0]}")
 
-    async def _read(self, response: httpx.Response, cap: int) -> bytes:
+    async def _read(self, response: httpx.Response, cap: int, setting: str) -> bytes:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise FetchError(_too_big(cap))
+            raise FetchError(_too_big(cap, setting))
         body = bytearray()
         async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb hits the cap too
             body += chunk
             if len(body) > cap:
-                raise FetchError(_too_big(cap))
+                raise FetchError(_too_big(cap, setting))
         return bytes(body)
 
 
-def _too_big(cap: int) -> str:
-    return f"body larger than {cap / 1_048_576:g} MB (raise [settings] max_bytes if this is expected)"
+def _too_big(cap: int, setting: str) -> str:
+    size = f"{cap / 1_048_576:g} MB" if cap >= 1_048_576 else f"{cap:,} bytes"
+    return f"body larger than {size} (raise [settings] {setting} if this is expected)"
 
 
 def _refuse_soft_404(text: str) -> None:

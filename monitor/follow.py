@@ -23,21 +23,37 @@ log = logging.getLogger("monitor.follow")
 
 Cache = Callable[[Iterable[str]], Mapping[str, Document]]
 MAX_BODY_CHARS = 200_000  # what is classified of one item: a long PDF's first ~60 pages
+MIN_TEXT = 40  # characters: less than this from a detail page is a script shell, not a release
 
 
 @dataclass
-class Budget:
-    """Detail fetches left for one source in this round (the rest alert on their titles)."""
+class Follower:
+    """One source's detail fetches in one round: the cache, and the fetches left (the budget)."""
 
+    fetcher: Fetcher
+    source: Source
+    cache: Cache
     left: int
+    known: dict[str, Document] = field(default_factory=dict)
     fetched: list[Document] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
 
-    def take(self) -> bool:
+    async def document(self, url: str) -> Document:
+        """The document at `url`: from the cache when known (re-uploads are the recheck's job),
+        else fetched, within the budget."""
+        if url not in self.known:
+            self.known.update(self.cache([url]))
+        if url in self.known:
+            return self.known[url]
         if self.left <= 0:
-            return False
+            raise SourceError("more new items than [settings] detail_limit this round")
         self.left -= 1
-        return True
+        page = await self.fetcher.fetch_document(self.source, url)
+        document = await _read(self.source, page)
+        self.known[url] = document
+        self.fetched.append(document)
+        self.pages.append(page)
+        return document
 
 
 def detail_url(source: Source, change: Change) -> str:
@@ -55,56 +71,50 @@ async def follow(
 ) -> tuple[tuple[Change, ...], Followed]:
     """Each new item with the text of its detail page and PDFs, and what was fetched for it."""
     wanted = [c for c in changes if c.kind == "new"]
-    if not source.detail or not wanted:
+    if not source.detail or not wanted or limit <= 0:
         return tuple(changes), Followed()
-    urls = {id(c): detail_url(source, c) for c in wanted}
-    cached = dict(cache(u for u in urls.values() if u))
-    budget = Budget(limit)
-    bodies = await asyncio.gather(*(_body(fetcher, source, urls[id(c)], cached, budget) for c in wanted))
-    followed_by_change = {id(c): body for c, body in zip(wanted, bodies, strict=True)}
-    result = tuple(
-        _with_body(c, *followed_by_change[id(c)]) if id(c) in followed_by_change else c for c in changes
-    )
-    fetched = tuple(replace(d, title=_title_for(d.url, result)) for d in budget.fetched)
-    return result, Followed(fetched, tuple(budget.pages))
+    follower = Follower(fetcher, source, cache, limit)
+    follower.known.update(cache(u for c in wanted if (u := detail_url(source, c))))
+    bodies = await asyncio.gather(*(_body(follower, detail_url(source, c)) for c in wanted))
+    by_change = {id(c): body for c, body in zip(wanted, bodies, strict=True)}
+    result = tuple(_with_body(c, *by_change[id(c)]) if id(c) in by_change else c for c in changes)
+    fetched = tuple(replace(d, title=_title_for(d.url, result)) for d in follower.fetched)
+    return result, Followed(fetched, tuple(follower.pages))
 
 
-async def _body(
-    fetcher: Fetcher, source: Source, url: str, cached: dict[str, Document], budget: Budget
-) -> tuple[str, tuple[str, ...], str]:
+async def _body(follower: Follower, url: str) -> tuple[str, tuple[str, ...], str]:
     """(text, the URLs it came from, status) for one item."""
+    source = follower.source
     if not url:
         return "", (), "not fetched: the item has no link or id for its detail URL"
     try:
-        page_doc = await _document(fetcher, source, url, cached, budget)
-    except SourceError as exc:
+        page_doc = await follower.document(url)
+    except Exception as exc:  # whatever goes wrong with one item's text, the item still counts
         log.info("%s: detail %s not fetched: %s", source.id, url, exc)
-        return "", (), f"not fetched: {exc}"
+        return "", (), f"not fetched: {_reason(exc)}"
     texts, urls = [page_doc.text], [url]
     for pdf_url in page_doc.links[: source.detail_pdfs]:
         try:
-            pdf = await _document(fetcher, source, pdf_url, cached, budget)
-        except SourceError as exc:  # the release's own text is enough to alert on
-            log.info("%s: linked PDF %s not read: %s", source.id, pdf_url, exc)
+            pdf = await follower.document(pdf_url)
+        except Exception as exc:  # the release's own text is enough to alert on
+            log.info("%s: linked PDF %s not read: %s", source.id, pdf_url, _reason(exc))
             continue
         texts.append(pdf.text)
         urls.append(pdf_url)
-    return "\n".join(texts)[:MAX_BODY_CHARS], tuple(urls), "fetched"
+    text = "\n".join(texts)[:MAX_BODY_CHARS]
+    if len(text.strip()) < MIN_TEXT:
+        return text, tuple(urls), "not fetched: the detail page has no readable text (a JavaScript page?)"
+    return text, tuple(urls), "fetched"
 
 
-async def _document(
-    fetcher: Fetcher, source: Source, url: str, cached: dict[str, Document], budget: Budget
-) -> Document:
-    if url in cached:
-        return cached[url]
-    if not budget.take():
-        raise SourceError("more new items than [settings] detail_limit this round")
-    page = await fetcher.fetch_document(source, url)
-    document = read_document(source, page)
-    cached[url] = document
-    budget.fetched.append(document)
-    budget.pages.append(page)
-    return document
+async def _read(source: Source, page: Page) -> Document:
+    if page.body.startswith(b"%PDF-"):  # pypdf is slow on big files: keep the other fetches moving
+        return await asyncio.to_thread(read_document, source, page)
+    return read_document(source, page)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, SourceError) else f"internal error: {type(exc).__name__}: {exc}"[:300]
 
 
 def _with_body(change: Change, text: str, urls: tuple[str, ...], status: str) -> Change:
@@ -130,9 +140,10 @@ async def recheck(
             if page.sha256 == old.sha256:
                 checked.append(old.url)
                 continue
-            new = replace(read_document(source, page), title=old.title)
-        except SourceError as exc:  # tried again at the next recheck
-            log.info("%s: recheck of %s failed: %s", source.id, old.url, exc)
+            new = replace(await _read(source, page), title=old.title)
+        except Exception as exc:  # tried again at the next recheck; meanwhile the others get a turn
+            log.info("%s: recheck of %s failed: %s", source.id, old.url, _reason(exc))
+            checked.append(old.url)
             continue
         documents.append(new)
         pages.append(page)
@@ -157,6 +168,7 @@ def reuploaded(source: Source, old: Document, new: Document) -> Change:
         added=added,
         removed=removed,
         diff="\n".join(diff_lines),
+        body=new.text,  # a guideline is on topic by its text, even when the changed lines are a fee
         documents=(new.url,),
         body_status="fetched",
     )

@@ -193,7 +193,9 @@ async def _process(ctx: RoundContext, source: Source, page: Page, previous: Prev
 async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
     """Known PDFs of the source, downloaded again once per document_recheck (a few per round)."""
     recheck_after = ctx.settings.document_recheck
-    if not source.detail or not recheck_after or ctx.dry_run or outcome.status == "error":
+    if not source.detail or not recheck_after or ctx.settings.detail_limit <= 0:
+        return outcome
+    if ctx.dry_run or outcome.status == "error":
         return outcome
     since = (datetime.now(UTC) - timedelta(seconds=recheck_after)).isoformat()
     due = ctx.store.documents_due(source.id, since, max(1, ctx.settings.detail_limit // 2))

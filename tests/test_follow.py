@@ -396,3 +396,18 @@ def test_the_hkma_english_and_chinese_pages_of_one_release_alert_once(monitor, c
     assert code == 0
     assert out.count("NEW: ") == 1, out
     assert "/hkma/chi/press/20260410-4/" in out and "/hkma/eng/press/20260410-4/" in out
+
+
+def test_document_settings_accept_never_and_refuse_nonsense(tmp_path):
+    config = tmp_path / "sources.toml"
+    source = '[[sources]]\nid = "sfc-news"\nregulator = "SFC"\nkind = "rss"\nurl = "https://www.sfc.hk/rss"\n'
+    topics = '[topics.stablecoin]\nterms = ["stablecoin"]\n\n'
+    config.write_text('[settings]\ndocument_recheck = "0s"\n' + topics + source)
+    assert load_config(config).settings.document_recheck == 0
+    config.write_text("[settings]\ndocument_max_bytes = 0\n" + topics + source)
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        assert str(exc).endswith("[settings]: document_max_bytes: must be at least 1024 (bytes)")
+    else:
+        raise AssertionError("a zero document size cap was accepted")

@@ -411,7 +411,7 @@ def test_a_gzip_bomb_hits_the_size_cap(monitor, capsys):
     monitor.site.routes["/bomb.html"] = lambda h: Response(200, bomb, headers)
     monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/bomb.html"))
     code, _, err = monitor.round(capsys)
-    assert code == 1 and "body larger than 0.190735 MB" in err
+    assert code == 1 and "body larger than 200,000 bytes" in err
 
 
 def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):

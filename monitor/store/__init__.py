@@ -204,8 +204,17 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
         window: float = 3 * 86400,
     ) -> None:
         for change_id, change in zip(change_ids, changes, strict=True):
-            if change.topics and not self._already_alerted(change_id, source_id, change, now, window):
+            first = self._first_sighting(change_id, source_id, change, now, window)
+            if not change.topics:
+                continue
+            if first is None:
                 self.queue(change_id, change.topics, recipients, now)
+                continue
+            # A chat the first sighting did not reach (its topic filter wanted what only this
+            # copy's text revealed) still gets this copy; the others already have the release.
+            reached = {r[0] for r in self.db.execute("SELECT chat FROM outbox WHERE change_id = ?", [first])}
+            others = {chat: only for chat, only in recipients.items() if chat not in reached}
+            self.queue(change_id, change.topics, others, now)
 
     def _fetch_row(
         self,
@@ -311,22 +320,22 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
         }
         return int(self.db["changes"].insert(row).last_pk)
 
-    def _already_alerted(
+    def _first_sighting(
         self, change_id: int, source_id: str, change: Change, now: str, window: float
-    ) -> bool:
-        """One release seen through two sources alerts once: the later change is logged as a
-        duplicate of the first, and the first one's alert lists it.
+    ) -> int | None:
+        """The change that first alerted for this release, if another source saw it within
+        `window`: this one is then logged as its duplicate, and that one's alert lists it.
 
         Same release = same identity (the SFC's feed and its API; English and Chinese under one
         reference number; the HKMA's feed and its API, by link), the same link but for its language
         (the HKMA's /eng/ and /chi/ pages) or the same title from another source (an HKMA release
         re-issued on info.gov.hk "on behalf of the HKMA")."""
         if change.kind != "new":
-            return False
+            return None
         by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
         by_title, by_link = title_key(change.title), link_key(change.link)
         if not (by_key or by_title or by_link):
-            return False
+            return None
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         first = next(
             iter(
@@ -341,15 +350,17 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
             ),
             None,
         )
-        if first:
-            self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
-        return first is not None
+        if not first:
+            return None
+        self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
+        return int(first[0])
 
     def prune_bodies(self, keep_days: int) -> tuple[int, int]:
         """Remove raw bodies older than `keep_days` that no change refers to; (count, bytes reclaimed).
 
         Bodies a change refers to (its version, or the one before it) are evidence: never removed;
-        nor is each source's current body, which the next change will refer to as "before".
+        nor is each source's current body or the current version of each PDF, which the next
+        change (or re-upload) will refer to as "before".
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
@@ -358,7 +369,8 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
                 """DELETE FROM bodies WHERE created_at < ?
                    AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
                    AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)
-                   AND sha256 NOT IN (SELECT raw_sha256 FROM source_state)""",
+                   AND sha256 NOT IN (SELECT raw_sha256 FROM source_state)
+                   AND sha256 NOT IN (SELECT sha256 FROM documents)""",
                 [cutoff],
             ).rowcount
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
-PDF_SIZE_SUFFIX = re.compile(r"\s*\((?:PDF File|PDF 檔案)[^)]*\)\s*$", re.I)
+PDF_SIZE_SUFFIX = re.compile(r"\s*[(（]\s*(?:PDF File|PDF\s*檔案|PDF\s*文件)[^)）]*[)）]\s*$", re.I)
 MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
 # The language segments of the regulators' URLs: /eng/ and /chi/ (HKMA), /en/ and /tc/ (SFC),
 # lang=en|tc (APIs). The same release in English and Chinese differs only there.
@@ -14,7 +15,7 @@ LANGUAGE_SEGMENT = re.compile(r"/(?:eng|chi|en|tc|sc|zh)(?=/)|(?<=[?&])lang=(?:e
 def title_key(title: str) -> str:
     """A title reduced to what two sources of one release share: case, spacing, punctuation and
     the HKMA's " (PDF File, 131.0 KB)" suffix do not count."""
-    text = PDF_SIZE_SUFFIX.sub("", title).casefold()
+    text = unicodedata.normalize("NFKC", PDF_SIZE_SUFFIX.sub("", title)).casefold()
     key = "".join(ch for ch in text if ch.isalnum())
     return key if len(key) >= MIN_TITLE_KEY else ""
 

@@ -1,0 +1,239 @@
+"""Following items to their text when documents misbehave: odd PDFs, withdrawn PDFs, re-uploads
+seen first through another item, oversized files, and the dry run."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from tests.pdfs import make_pdf
+from tests.test_follow import HKMA_CIRCULARS, OLD_HKMA, PDF, Feeds
+
+
+def broken_pdf() -> bytes:
+    # pypdf 7 raises AssertionError("mypy") on an indirect reference inside a content stream array
+    return make_pdf(["x"]).replace(b"(x) '", b"[1 0 R] TJ")
+
+
+def test_an_odd_pdf_does_not_wedge_the_source(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.round(capsys)
+    feeds.page("/media/odd.pdf", broken_pdf(), PDF)
+    feeds.page("/media/good.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
+    feeds.feed(
+        "/hkma/rss_circulars.xml",
+        [
+            ("Stablecoin issuers: odd circular", "/media/odd.pdf", "Wed, 27 May 2026"),
+            ("Stablecoin issuers: good circular", "/media/good.pdf", "Wed, 27 May 2026"),
+            OLD_HKMA,
+        ],
+    )
+    code, out, err = monitor.round(capsys)
+    assert code == 0 and "source hkma-circulars-en failed" not in err  # the listing itself was read
+    assert "NEW: Stablecoin issuers: good circular" in out
+    assert "NEW: Stablecoin issuers: odd circular" in out
+    assert "body not fetched (PDF cannot be read" in out
+    assert monitor.round(capsys)[:2] == (0, "")  # nothing is reported twice
+
+
+def test_a_pdf_that_keeps_failing_its_recheck_does_not_starve_the_others(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.config.write_text(
+        monitor.config.read_text().replace(
+            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"\ndetail_limit = 2'
+        )
+    )
+    monitor.round(capsys)
+    items = []
+    for n in (1, 2):  # detail_limit // 2 == 1 recheck per round
+        feeds.page(f"/media/{n}.pdf", make_pdf([f"Stablecoin circular {n}"]), PDF)
+        items.append((f"Stablecoin circular {n}", f"/media/{n}.pdf", "Wed, 27 May 2026"))
+    feeds.feed("/hkma/rss_circulars.xml", [items[0], OLD_HKMA])
+    monitor.round(capsys)
+    time.sleep(1.1)
+    feeds.feed("/hkma/rss_circulars.xml", [items[1], items[0], OLD_HKMA])
+    monitor.round(capsys)
+    feeds.page("/media/1.pdf", b"gone", status=404)  # the first PDF was withdrawn
+    feeds.page("/media/2.pdf", make_pdf(["Stablecoin circular 2", "Licence fee changed"]), PDF)
+    for _ in range(4):
+        time.sleep(1.1)
+        monitor.round(capsys)
+    assert feeds.requested("/media/2.pdf") > 1, "PDF 2 was never rechecked"
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM changes WHERE kind = 'changed'").fetchone()[0] == 1
+
+
+def _page(source_id: str, body: bytes = b"x"):
+    import hashlib
+
+    from monitor.models import Page
+
+    return Page(
+        source_id,
+        "https://x/",
+        "https://x/",
+        200,
+        {},
+        body,
+        "",
+        "",
+        "2026-01-22T07:00:00+00:00",
+        1,
+        hashlib.sha256(body).hexdigest(),
+    )
+
+
+def test_a_duplicate_with_more_topics_still_reaches_chats_that_only_want_those(tmp_path):
+    from monitor.models import Change, Snapshot, Source
+    from monitor.store import Store
+
+    store = Store.open(tmp_path / "m.db")
+    recipients = {"all": None, "stablecoin-only": frozenset({"stablecoin"})}
+    src = {
+        n: Source(n, "SFC", "json", "https://x/", ("stablecoin", "virtual-assets"), 60) for n in ("en", "tc")
+    }
+    store.sync_sources(list(src.values()))
+    for n, topics in (("en", ("virtual-assets",)), ("tc", ("stablecoin", "virtual-assets"))):
+        store.record_snapshot(src[n], _page(n), None, Snapshot("items"), [], recipients)  # baseline
+        change = Change(n, "new", f"release {n}", item_key="id:26PR101", link=f"https://x/{n}", topics=topics)
+        store.record_snapshot(
+            src[n], _page(n, n.encode()), Snapshot("items"), Snapshot("items"), [change], recipients
+        )
+    chats = [r[0] for r in store.db.execute("SELECT chat FROM outbox")]
+    assert "stablecoin-only" in chats, chats
+
+
+def test_prune_keeps_the_pdf_bytes_a_later_re_upload_will_need(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.round(capsys)
+    feeds.page("/media/g.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
+    feeds.feed(
+        "/hkma/rss_circulars.xml", [("Stablecoin guideline", "/media/g.pdf", "Wed, 27 May 2026"), OLD_HKMA]
+    )
+    monitor.round(capsys)
+    with sqlite3.connect(monitor.db) as conn:
+        sha = conn.execute("SELECT sha256 FROM documents").fetchone()[0]
+        conn.execute("UPDATE bodies SET created_at = '2000-01-01T00:00:00+00:00'")
+    assert monitor("prune", "--keep-days", "30", capsys=capsys)[0] == 0
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM bodies WHERE sha256 = ?", [sha]).fetchone()[0] == 1
+
+
+def test_a_too_big_pdf_names_the_setting_to_raise(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.config.write_text(
+        monitor.config.read_text().replace(
+            "max_bytes = 200000", "max_bytes = 200000\ndocument_max_bytes = 1024"
+        )
+    )
+    monitor.round(capsys)
+    feeds.page(
+        "/media/g.pdf",
+        make_pdf([f"Guideline for licensed stablecoin issuers, paragraph {n}" for n in range(40)]),
+        PDF,
+    )
+    feeds.feed(
+        "/hkma/rss_circulars.xml", [("Stablecoin guideline", "/media/g.pdf", "Wed, 27 May 2026"), OLD_HKMA]
+    )
+    _, out, _ = monitor.round(capsys)
+    note = next(line for line in out.splitlines() if line.startswith("Note:"))
+    assert (
+        note
+        == "Note:    body not fetched (body larger than 1,024 bytes (raise [settings] document_max_bytes if this is expected))"
+    )
+
+
+def test_dry_run_stores_nothing(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.round(capsys)
+    feeds.page("/media/g.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
+    feeds.feed(
+        "/hkma/rss_circulars.xml", [("Stablecoin guideline", "/media/g.pdf", "Wed, 27 May 2026"), OLD_HKMA]
+    )
+
+    def counts():
+        with sqlite3.connect(monitor.db) as conn:
+            return [
+                conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("documents", "bodies", "changes", "fetches", "outbox")
+            ]
+
+    before = counts()
+    code, out, _ = monitor("run", "--once", "--all", "--dry-run", capsys=capsys)
+    assert code == 0 and "Stablecoin guideline" in out
+    assert counts() == before
+
+
+def test_a_re_upload_of_an_on_topic_pdf_alerts_even_if_the_changed_lines_do_not_name_the_topic(
+    monitor, capsys
+):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS)
+    monitor.config.write_text(
+        monitor.config.read_text().replace(
+            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"'
+        )
+    )
+    monitor.round(capsys)
+    path, title = "/media/g.pdf", "Guideline on supervision of licensed issuers (PDF File, 2 KB)"
+    lines = ["Licensed stablecoin issuers", "Stablecoin reserve assets", "The annual licence fee is HK$1m."]
+    feeds.page(path, make_pdf(lines), PDF)
+    feeds.feed("/hkma/rss_circulars.xml", [(title, path, "Wed, 27 May 2026"), OLD_HKMA])
+    _, out, _ = monitor.round(capsys)
+    assert "NEW: Guideline on supervision of licensed issuers" in out  # on topic through its text
+    time.sleep(1.1)
+    feeds.page(
+        path, make_pdf([*lines[:2], "The annual licence fee is HK$2m."], created="20260602090000+08'00'"), PDF
+    )
+    _, out, _ = monitor.round(capsys)
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM changes WHERE kind = 'changed'").fetchone()[0] == 1
+    assert "CHANGED: Guideline on supervision of licensed issuers" in out, out
+
+
+def test_a_re_upload_is_not_swallowed_when_another_item_links_the_same_pdf(monitor, capsys):
+    from tests.test_follow import HKMA_FEED, hkma_release
+
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_CIRCULARS, HKMA_FEED)
+    monitor.config.write_text(
+        monitor.config.read_text().replace(
+            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"'
+        )
+    )
+    monitor.round(capsys)
+    pdf = "/media/eng/doc/20260527e1.pdf"
+    lines = ["Guideline on licensed stablecoin issuers", "The annual licence fee is HK$1m."]
+    feeds.page(pdf, make_pdf(lines), PDF)
+    feeds.feed(
+        "/hkma/rss_circulars.xml",
+        [("Stablecoin guideline (PDF File, 2 KB)", pdf, "Wed, 27 May 2026"), OLD_HKMA],
+    )
+    monitor.round(capsys)
+    # silently re-uploaded; then a press release links it before the daily recheck comes round
+    feeds.page(
+        pdf, make_pdf([lines[0], "The annual licence fee is HK$2m."], created="20260602090000+08'00'"), PDF
+    )
+    feeds.page("/hkma/press/1/", hkma_release("HKMA on stablecoin fees", ["Stablecoin fees."], pdf=pdf))
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [("HKMA on stablecoin fees", "/hkma/press/1/", "Thu, 28 May 2026"), OLD_HKMA],
+    )
+    monitor.round(capsys)
+    time.sleep(1.1)
+    monitor.round(capsys)
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM changes WHERE kind = 'changed'").fetchone()[0] == 1
