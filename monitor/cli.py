@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from monitor import __version__
+from monitor import __version__, logs
 from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE
@@ -40,13 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="state database (env MONITOR_DB; default ./state/monitor.db)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
+    _log_format(parser, os.environ.get("MONITOR_LOG_FORMAT", "text"))
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = commands.add_parser("run", help="poll the sources (one round with --once, else forever)")
     run.add_argument("--once", action="store_true", help="one round over every due source, then exit")
     run.add_argument("--dry-run", action="store_true", help="compute and print alerts, store nothing")
     run.add_argument("--all", action="store_true", help="poll every source now, due or not")
+    _log_format(run, argparse.SUPPRESS)
 
     check = commands.add_parser("check", help="fetch and extract one source, print it, write nothing")
     check.add_argument("source_id")
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bot = commands.add_parser("bot", help="answer Telegram commands and send pending alerts (needs a token)")
     bot.add_argument("--once", action="store_true", help="handle the commands waiting now, then exit")
+    _log_format(bot, argparse.SUPPRESS)
 
     log = commands.add_parser("log", help="the change log, newest first")
     _filters(log)
@@ -90,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_format(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default,
+        help="log lines as text or JSON objects (env MONITOR_LOG_FORMAT; default text)",
+    )
+
+
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="")
     parser.add_argument("--regulator", default="")
@@ -102,14 +114,14 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
+    logs.configure(
+        logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
+        args.log_format,
+        # The services (`run`, `bot`) log to stdout, as containers expect; the other commands
+        # keep stdout for their output (`log`, `export`, `show --raw`) and log to stderr.
+        sys.stdout if args.command in ("run", "bot") else sys.stderr,
+        secrets=[os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()],
     )
-    for noisy in ("httpx", "httpcore", "telegram", "hpack"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # "incorrect startxref" on many real PDFs
     try:
         return COMMANDS[args.command](args)

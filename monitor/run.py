@@ -234,8 +234,23 @@ def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failur
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:
+    """One line per source per round; the fields also go to `--log-format json` as they are."""
+    fields = {
+        "source": outcome.source_id,
+        "status": outcome.status,
+        "items": outcome.items,
+        "changes": len(outcome.changes),
+        "alerts": outcome.alerts,
+        "duration_ms": outcome.duration_ms,
+    }
     if outcome.status == "error":
-        log.warning("source %s failed: %s (%d ms)", outcome.source_id, outcome.error, outcome.duration_ms)
+        log.warning(
+            "source %s failed: %s (%d ms)",
+            outcome.source_id,
+            outcome.error,
+            outcome.duration_ms,
+            extra={**fields, "error": outcome.error},
+        )
         return
     log.info(
         "%s: %s, %d items/lines, %d changes, %d alerts (%d ms)",
@@ -245,6 +260,7 @@ def _log_outcome(outcome: SourceOutcome) -> None:
         len(outcome.changes),
         outcome.alerts,
         outcome.duration_ms,
+        extra=fields,
     )
 
 

@@ -162,8 +162,9 @@ def test_unreachable_host_fails_with_a_reason_and_exit_1(tmp_path):
     )
     result = run_cli("--config", str(config), "--db", str(tmp_path / "m.db"), "run", "--once")
     assert result.returncode == 1
-    assert "source sfc-press-en failed: connection failed: ConnectError" in result.stderr
-    assert "Traceback" not in result.stderr
+    # `run` logs to stdout, one line per source, as a container's log collector expects
+    assert "source sfc-press-en failed: connection failed: ConnectError" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_layout_change_is_an_error_and_keeps_the_old_snapshot(monitor, capsys):

@@ -1,0 +1,56 @@
+"""Logging set-up: plain lines or JSON lines (`--log-format json`), never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TextIO
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# The structured fields a log line may carry (`extra=`); JSON lines keep them as they are.
+FIELDS = ("source", "status", "items", "changes", "alerts", "duration_ms", "error")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors: time (UTC), level, logger, message, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({key: getattr(record, key) for key in FIELDS if hasattr(record, key)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class Redacting(logging.Formatter):
+    """Wraps a formatter; whatever a library puts in a message, a secret comes out as <redacted>.
+    (A Bot API URL carries the token, and httpx logs URLs.)"""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]):
+        super().__init__()
+        self._inner = inner
+        self._secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self._inner.format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str] = ()) -> None:
+    """Root logging to `stream`. Like logging.basicConfig, it leaves a logging set-up already in
+    place (a test's log capture) alone."""
+    inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT, "%Y-%m-%d %H:%M:%S")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(Redacting(inner, secrets))
+    logging.basicConfig(level=level, handlers=[handler])
+    for noisy in ("httpx", "httpcore", "telegram", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
