@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from monitor import commands
+    from monitor import commands, service
 
     store = open_store(args.db, config)
     telegram = telegram_env()
@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, not args.once)
             if args.once:
                 return await commands.run_once(config, store, channel, everything=args.all)
-            await commands.run_forever(config, store, channel)
+            await service.run_forever(config, store, channel, everything=args.all)
             return EXIT_OK
 
     try:

@@ -1,11 +1,14 @@
-"""What the `run`, `bot` and `check` commands do: rounds, then delivery of what they queued."""
+"""What the `run`, `bot` and `check` commands do: rounds, then delivery of what they queued; and
+the clean stop on SIGTERM or SIGINT that `run` shares with its long-running form (service.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +23,15 @@ from monitor.fetch import Fetcher, open_client
 from monitor.models import Config, Snapshot, Source
 from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
-from monitor.run import RoundResult, dry_run_alerts, due_sources, run_round, seconds_until_due
+from monitor.run import RoundResult, dry_run_alerts, run_round
+from monitor.schedule import due_sources
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor")
-IDLE_CHECK_SECONDS = 60.0
+IDLE_CHECK_SECONDS = 60.0  # pending alerts are retried at least this often
+STOP_WAIT_SECONDS = 3.0  # after SIGTERM: how long the running sources may take to finish
+FLUSH_SECONDS = 4.0  # then: how long pending alerts may take to send (docker stop waits 10 s)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
@@ -43,6 +50,11 @@ class Channel:
             return [CONSOLE]
         return [config.telegram.ops_chat] if config.telegram.ops_chat else list(store.recipients())
 
+    def stop_by(self, deadline: float) -> None:
+        """Stopping: no message starts after `deadline` (event-loop time), even in a delivery under way."""
+        if self.telegram:
+            self.telegram.deadline = deadline
+
     async def deliver(self, store: Store) -> int:
         if not self.telegram:
             return deliver_console(store, self.out)
@@ -57,26 +69,104 @@ class Channel:
             return 0
 
 
-async def _round(config: Config, store: Store, sources: list[Source], channel: Channel) -> RoundResult:
+async def round_of(config: Config, store: Store, sources: list[Source], channel: Channel) -> RoundResult:
     return await run_round(
         config, store, sources, channel.recipients(store), notice_chats=channel.notice_chats(config, store)
     )
 
 
 async def run_once(config: Config, store: Store, channel: Channel, everything: bool = False) -> int:
-    result = await _round(config, store, _to_poll(config, store, everything), channel)
-    await channel.deliver(store)
+    """One round over the due sources (every source with `everything`), then delivery.
+
+    SIGTERM or SIGINT during the round: the sources still fetching get STOP_WAIT_SECONDS to finish,
+    what was stored is sent for FLUSH_SECONDS at most, and the exit is 0 (nothing is lost: unsent
+    alerts stay in the outbox, unfinished sources are due at the next start).
+    """
+    with stop_on_signals() as stop:
+        polled = asyncio.create_task(round_of(config, store, _to_poll(config, store, everything), channel))
+        await until_done_or(stop, {polled})
+        if stop.is_set():
+            await drain({polled}, STOP_WAIT_SECONDS)
+        result = polled.result() if polled.done() and not polled.cancelled() else None
+        await flush(channel, store, stop)
+    if result is None:
+        return EXIT_OK
     return _summarise(result, len(config.sources))
 
 
-async def run_forever(config: Config, store: Store, channel: Channel) -> None:
-    """Each source on its own interval; in between, answer bot commands and retry pending alerts."""
-    while True:
-        due = due_sources(config.sources, store.health(), _now())
-        if due:
-            _summarise(await _round(config, store, due, channel), len(config.sources))
-        await channel.deliver(store)
-        await _idle(_seconds_to_next(config, store), channel)
+async def until_done_or(
+    stop: asyncio.Event, tasks: set, timeout: float | None = None, also: asyncio.Event | None = None
+) -> None:
+    """Wait until `stop` (or `also`) is set, one of `tasks` ends, or `timeout` seconds pass."""
+    waiters = {asyncio.create_task(event.wait()) for event in (stop, also) if event}
+    try:
+        await asyncio.wait({*waiters, *tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def drain(tasks: set, seconds: float) -> int:
+    """Give `tasks` `seconds` to finish, then cancel the rest; returns how many were cancelled.
+    A cancelled round has no transaction open: every write happens between two awaits."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return len(pending)
+
+
+async def flush(channel: Channel, store: Store, stop: asyncio.Event) -> None:
+    """Send what is pending; once `stop` is set (before or during), for FLUSH_SECONDS at most:
+    no message starts after that, and a send that hangs is cut off 2 s later."""
+    loop = asyncio.get_running_loop()
+    limit = asyncio.timeout(None)
+
+    def stopping() -> None:
+        channel.stop_by(loop.time() + FLUSH_SECONDS)
+        limit.reschedule(loop.time() + FLUSH_SECONDS + 2)
+
+    try:
+        async with limit:
+            if stop.is_set():
+                stopping()
+            watcher = loop.create_task(_when_set(stop, stopping))
+            try:
+                await channel.deliver(store)
+            finally:
+                watcher.cancel()
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        log.warning("stopped while sending: the alert being sent may arrive twice")
+
+
+async def _when_set(event: asyncio.Event, then) -> None:
+    await event.wait()
+    then()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """SIGTERM (docker stop, Kubernetes) and SIGINT (Ctrl-C) set the event: stop taking new work."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            log.info("%s: stopping: no new sources; the running ones finish, then pending alerts are sent",
+                     signal.Signals(signum).name)  # fmt: skip
+        stop.set()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield stop
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 async def run_bot(store: Store, channel: Channel, once: bool = False) -> None:
@@ -170,7 +260,7 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
 
 
 def _to_poll(config: Config, store: Store, everything: bool) -> list[Source]:
-    return list(config.sources) if everything else due_sources(config.sources, store.health(), _now())
+    return list(config.sources) if everything else due_sources(config.sources, store.health(), now_utc())
 
 
 def _summarise(result: RoundResult, configured: int) -> int:
@@ -185,11 +275,5 @@ def _summarise(result: RoundResult, configured: int) -> int:
     return EXIT_SOURCES_FAILED if failed else EXIT_OK
 
 
-def _seconds_to_next(config: Config, store: Store) -> float:
-    health, now = store.health(), _now()
-    wait = min(seconds_until_due(s, health.get(s.id), now) for s in config.sources)
-    return min(max(wait, 1.0), IDLE_CHECK_SECONDS)
-
-
-def _now() -> datetime:
+def now_utc() -> datetime:
     return datetime.now(UTC)

@@ -13,16 +13,31 @@ from lxml.cssselect import CSSSelector
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError
-from monitor.models import Config, Settings, Source, TelegramSettings, Topic
+from monitor.models import Config, Settings, Source, TelegramSettings, Topic, Window
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SOURCES_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_JITTER = 0.5
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 KINDS = ("rss", "html", "page", "json")
 DETAIL_FIELDS = ("id", "link", "key")
 
-COMMON_KEYS = {"id", "regulator", "kind", "url", "topics", "interval", "name", "language"}
+COMMON_KEYS = {
+    "id",
+    "regulator",
+    "kind",
+    "url",
+    "topics",
+    "interval",
+    "name",
+    "language",
+    "hours",
+    "days",
+    "off_hours_interval",
+}
 DETAIL_KEYS = {"detail", "detail_select", "detail_field", "detail_pdfs"}
 LANGUAGES = ("en", "zh")
 KIND_KEYS = {
@@ -64,6 +79,9 @@ SETTINGS_KEYS = {
     "document_max_bytes": int,
     "document_recheck": "duration",
     "duplicate_window": "interval",
+    "jitter": float,
+    "host_spacing": float,
+    "catch_up": float,
 }
 TOPIC_KEYS = {"terms", "requires", "exclude"}
 TELEGRAM_KEYS = {
@@ -145,6 +163,10 @@ def _settings(name: str, raw: dict[str, Any]) -> Settings:
     for key in ("max_bytes", "document_max_bytes"):
         if key in values and values[key] < 1024:
             raise ConfigError(name, "[settings]", key, "must be at least 1024 (bytes)")
+    if values.get("jitter", 0) > MAX_JITTER:
+        raise ConfigError(
+            name, "[settings]", "jitter", f"must be at most {MAX_JITTER} (a fraction of the interval)"
+        )
     return Settings(**values)
 
 
@@ -228,6 +250,7 @@ def _source(
     interval = settings.interval
     if "interval" in raw:
         interval = _interval(name, where, raw["interval"], at)
+    window, off_hours = _window(raw, fail)
     if kind != "json":
         for key in ("items", "title", "link", "date", "select"):
             if key in raw:
@@ -259,6 +282,8 @@ def _source(
         topics=tuple(t.lower() for t in source_topics),
         interval=interval,
         name=_string(name, where, "name", raw.get("name", "")),
+        window=window,
+        off_hours_interval=off_hours,
         items=raw.get("items", ""),
         title=raw.get("title", ""),
         link=raw.get("link", ""),
@@ -331,6 +356,46 @@ def _interval(
         never = " or 0 (never)" if zero_ok else ""
         raise ConfigError(name, where, key, f"{value!r} is not like '90s', '15m', '6h'{never}{at}")
     return seconds
+
+
+def _window(raw: dict[str, Any], fail) -> tuple[Window | None, float]:
+    """Working hours: `hours` (Hong Kong time) on `days` use `interval`; other times `off_hours_interval`."""
+    if "hours" not in raw:
+        for key in ("days", "off_hours_interval"):
+            if key in raw:
+                raise fail(key, 'needs hours = "HH:MM-HH:MM" (the working hours it goes with)')
+        return None, 0.0
+    match = HOURS.match(raw["hours"]) if isinstance(raw["hours"], str) else None
+    start = int(match[1]) * 60 + int(match[2]) if match else -1
+    end = int(match[3]) * 60 + int(match[4]) if match else -1
+    if not match or max(int(match[2]), int(match[4])) > 59 or not 0 <= start < 1440 or not 0 <= end <= 1440:
+        raise fail("hours", f'must be like "08:00-22:00" (Hong Kong time), not {raw["hours"]!r}')
+    end = end or 1440  # "22:00-00:00": until midnight
+    if start == end % 1440:
+        raise fail("hours", "start and end are the same time (leave hours out to poll at one interval)")
+    days = _days(raw.get("days", "mon-fri"))
+    if days is None:
+        raise fail("days", f'must be days like "mon-fri" or "mon,wed,fri", not {raw["days"]!r}')
+    if "off_hours_interval" not in raw:
+        raise fail("off_hours_interval", "required with hours (the interval outside those hours)")
+    off_hours = parse_interval(raw["off_hours_interval"])
+    if off_hours is None:
+        raise fail("off_hours_interval", f"{raw['off_hours_interval']!r} is not like '90s', '15m', '6h'")
+    return Window(days, start, end), off_hours
+
+
+def _days(value: Any) -> frozenset[int] | None:
+    """'mon-fri', 'sat,sun', 'mon-wed,fri' -> weekday numbers (Monday = 0); None when malformed."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    days: set[int] = set()
+    for part in value.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            return None
+        a, b = DAY_NAMES.index(first), DAY_NAMES.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return frozenset(days)
 
 
 def _css(name: str, where: str, key: str, value: Any, at: str) -> None:

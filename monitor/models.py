@@ -19,14 +19,25 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Working hours in Hong Kong time: `interval` applies inside, `off_hours_interval` outside."""
+
+    days: frozenset[int]  # 0 = Monday ... 6 = Sunday: the days the window starts on
+    start: int  # minutes after midnight
+    end: int  # minutes after midnight, up to 1440; end < start: the window runs past midnight
+
+
+@dataclass(frozen=True)
 class Source:
     id: str
     regulator: str
     kind: SourceKind
     url: str
     topics: tuple[str, ...]
-    interval: float  # seconds
+    interval: float  # seconds (inside `window` when there is one)
     name: str = ""
+    window: Window | None = None  # working hours; None: `interval` all the time
+    off_hours_interval: float = 0.0  # seconds, outside `window`
     # kind = "html": a listing
     items: str = ""
     title: str = ""
@@ -69,6 +80,10 @@ class Settings:
     document_max_bytes: int = 20 * 1024 * 1024  # PDFs are bigger than pages
     document_recheck: float = 86400.0  # seconds between re-downloads of a known PDF (0: never)
     duplicate_window: float = 3 * 86400.0  # one release seen again within this long alerts once
+    # `policy-monitor run` (long-running) only:
+    jitter: float = 0.1  # each wait grows by up to this fraction of the interval, at random
+    host_spacing: float = 2.0  # seconds between the starts of two sources on one host
+    catch_up: float = 60.0  # seconds over which sources already due at start are spread
 
 
 @dataclass(frozen=True)

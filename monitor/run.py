@@ -54,29 +54,8 @@ class RoundResult:
         return tuple(o for o in self.outcomes if o.status == "error")
 
 
-FAILED_RETRY_SECONDS = 300.0
 MIN_ITEMS_FOR_TURNOVER = 3
 ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
-
-
-def seconds_until_due(source: Source, last: Health | None, now: datetime) -> float:
-    """0 when the source should be polled now; never-attempted sources are always due.
-
-    A source whose last attempt failed is retried sooner (after at most 5 minutes), so a
-    regulator's short outage does not hide a release for a whole interval.
-    """
-    if not last or not last.last_attempt_at:
-        return 0.0
-    elapsed = (now - datetime.fromisoformat(last.last_attempt_at)).total_seconds()
-    if elapsed < 0:  # the clock stepped back: poll rather than stall
-        return 0.0
-    wait = min(source.interval, FAILED_RETRY_SECONDS) if last.consecutive_failures else source.interval
-    return max(0.0, wait - elapsed)
-
-
-def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: datetime) -> list[Source]:
-    """The sources whose time has come (see `seconds_until_due`)."""
-    return [s for s in sources if seconds_until_due(s, health.get(s.id), now) == 0]
 
 
 async def run_round(

@@ -106,6 +106,11 @@ class RateLimiter:
         self._next: dict[str, float] = {}
         self._next_any = 0.0
 
+    def delay(self, chat: str) -> float:
+        """How long the next message to `chat` would wait."""
+        now = asyncio.get_running_loop().time()
+        return max(0.0, self._next.get(chat, 0.0) - now, self._next_any - now)
+
     async def wait(self, chat: str) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -125,6 +130,9 @@ class TelegramSender:
         self._limiter = RateLimiter(settings)
         self._retries = retries
         self._moved = False  # a group migrated during this delivery: one more pass
+        # Set when the process is stopping (event-loop time), also during a delivery: no message is
+        # started after it, no rate limit waited out past it; the rest stays pending for the next start.
+        self.deadline: float | None = None
 
     async def deliver(self) -> int:
         """Send everything pending, chat by chat in parallel; returns the number of rows sent."""
@@ -151,6 +159,9 @@ class TelegramSender:
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
         for group, text, buttons in self._messages(self._store.pending_alerts(chat)):
+            if self._seconds_left() <= self._limiter.delay(chat):  # stopping: no time for another
+                log.info("telegram: %s: stopping; the rest stays pending for the next start", chat)
+                return sent
             try:
                 message_id, chat = await self._send_parts(chat, text, buttons)
             except ChatUnreachable:
@@ -222,7 +233,8 @@ class TelegramSender:
                 return str(message.message_id), chat
             except RetryAfter as exc:
                 seconds = _retry_after_seconds(exc)
-                if seconds > MAX_RETRY_AFTER_WAIT:  # do not hold up rounds and commands for long
+                # do not hold up rounds and commands for long, nor a stop past its deadline
+                if seconds > min(MAX_RETRY_AFTER_WAIT, self._seconds_left()):
                     raise DeliveryPostponed(f"rate limited for {seconds:.0f} s") from None
                 log.info("telegram: %s: rate limited, waiting %.0f s", chat, seconds)
                 await asyncio.sleep(seconds)
@@ -262,6 +274,11 @@ class TelegramSender:
                     reply_markup=buttons,
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _seconds_left(self) -> float:
+        if self.deadline is None:
+            return float("inf")
+        return self.deadline - asyncio.get_running_loop().time()
 
     def _unreachable(self, chat: str, exc: Exception) -> None:
         reason = self._env.redact(str(exc))

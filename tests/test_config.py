@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from monitor.config import load_config, parse_interval
+from monitor.errors import ConfigError
+from monitor.models import Window
 from tests.conftest import ROOT, TOPICS, run_cli
 
 GOOD_SOURCE = """
@@ -181,3 +184,112 @@ def test_a_config_without_topics_is_refused(tmp_path):
     result = run_cli("--config", str(path), "validate")
     assert result.returncode == 2
     assert "topics: no [topics.NAME] declared: nothing could ever alert" in result.stderr
+
+
+# --- working hours and the long-running schedule -------------------------------------------------
+
+OFFICE_HOURS = 'interval = "15m"\nhours = "08:00-22:00"\ndays = "mon-fri"\noff_hours_interval = "3h"\n'
+
+
+@pytest.fixture
+def write(tmp_path):
+    def write(text: str) -> Path:
+        path = tmp_path / "sources.toml"
+        path.write_text(text + "\n" + TOPICS, encoding="utf-8")
+        return path
+
+    return write
+
+
+def test_working_hours_are_read(write):
+    config = load_config(write(GOOD_SOURCE + OFFICE_HOURS))
+    (source,) = config.sources
+    assert source.window == Window(frozenset(range(5)), 8 * 60, 22 * 60)
+    assert (source.interval, source.off_hours_interval) == (900, 3 * 3600)
+
+
+@pytest.mark.parametrize(
+    ("days", "numbers"),
+    [
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("sat,sun", {5, 6}),
+        ("Mon-Wed, Fri", {0, 1, 2, 4}),
+        ("fri-mon", {4, 5, 6, 0}),
+    ],
+)
+def test_days(days, numbers, write):
+    text = GOOD_SOURCE + OFFICE_HOURS.replace('"mon-fri"', f'"{days}"')
+    assert load_config(write(text)).sources[0].window.days == frozenset(numbers)
+
+
+def test_hours_past_midnight_and_until_midnight(write):
+    late = load_config(write(GOOD_SOURCE + OFFICE_HOURS.replace("08:00-22:00", "22:00-02:00")))
+    assert (late.sources[0].window.start, late.sources[0].window.end) == (22 * 60, 2 * 60)
+    evening = load_config(write(GOOD_SOURCE + OFFICE_HOURS.replace("08:00-22:00", "18:00-00:00")))
+    assert evening.sources[0].window.end == 24 * 60
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            OFFICE_HOURS.replace("08:00-22:00", "8-22"),
+            "hours: must be like \"08:00-22:00\" (Hong Kong time), not '8-22' (line 2)",
+            id="hours-format",
+        ),
+        pytest.param(OFFICE_HOURS.replace("22:00", "25:00"), "hours: must be like", id="hours-range"),
+        pytest.param(
+            OFFICE_HOURS.replace("22:00", "08:00"), "hours: start and end are the same time", id="hours-empty"
+        ),
+        pytest.param(
+            OFFICE_HOURS.replace("mon-fri", "weekdays"),
+            'days: must be days like "mon-fri" or "mon,wed,fri", not \'weekdays\' (line 2)',
+            id="days",
+        ),
+        pytest.param(
+            OFFICE_HOURS.replace('off_hours_interval = "3h"\n', ""),
+            "off_hours_interval: required with hours (the interval outside those hours) (line 2)",
+            id="off-hours-missing",
+        ),
+        pytest.param(
+            OFFICE_HOURS.replace('"3h"', '"later"'),
+            "off_hours_interval: 'later' is not like",
+            id="off-hours-bad",
+        ),
+        pytest.param(
+            'off_hours_interval = "3h"\n',
+            'off_hours_interval: needs hours = "HH:MM-HH:MM" (the working hours it goes with) (line 2)',
+            id="off-hours-alone",
+        ),
+        pytest.param('days = "sat"\n', "days: needs hours", id="days-alone"),
+    ],
+)
+def test_bad_working_hours_are_refused(text, message, write):
+    path = write(GOOD_SOURCE + text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: sfc-press-en: ")
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("jitter = 0.8", "[settings]: jitter: must be at most 0.5 (a fraction of the interval)"),
+        ("host_spacing = -1", "[settings]: host_spacing: must be a non-negative number"),
+        ("catch_up = '1m'", "[settings]: catch_up: must be a non-negative number"),
+    ],
+)
+def test_bad_schedule_settings_are_refused(settings, message, write):
+    path = write(f"[settings]\n{settings}\n" + GOOD_SOURCE)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+def test_schedule_settings_are_read(write):
+    config = load_config(write("[settings]\njitter = 0.2\nhost_spacing = 5\ncatch_up = 30\n" + GOOD_SOURCE))
+    assert (config.settings.jitter, config.settings.host_spacing, config.settings.catch_up) == (
+        0.2,
+        5.0,
+        30.0,
+    )

@@ -297,7 +297,7 @@ def test_due_sources_retries_failed_sources_sooner():
     from datetime import UTC, datetime, timedelta
 
     from monitor.models import Health, Source
-    from monitor.run import due_sources
+    from monitor.schedule import due_sources
 
     now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     ago = (now - timedelta(minutes=6)).isoformat()

@@ -1,0 +1,209 @@
+"""The long-running `policy-monitor run` (and `run --once`) as a real process: its schedule and a
+clean stop on SIGTERM or SIGINT, with nothing lost or repeated after a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
+from tests.telegram_stub import TelegramStub
+
+TOKEN = "123456:SECRET-token-never-logged"
+PRIVATE, GROUP = "1001", "-2002"
+SOURCES = (
+    SFC_PRESS,
+    rss_source("sfc-circulars-en", "/sfc/en/rss/circulars.xml"),
+    rss_source("hkma-press-en", "/hkma/eng/rss/press-release.xml"),
+    FSTB_LISTING,
+    REGISTER,
+)  # round 2: 5 alerts, one of them from the register
+
+
+@pytest.fixture
+def telegram():
+    with TelegramStub(token=TOKEN) as stub:
+        yield stub
+
+
+def telegram_env(stub: TelegramStub) -> dict[str, str]:
+    return {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_CHAT_IDS": f"{PRIVATE},{GROUP}",
+        "TELEGRAM_API_URL": stub.base_url,
+    }
+
+
+def schedule(monitor, settings: str) -> None:
+    """The monitor's config with extra [settings] lines (the tests' site is one host: no spacing)."""
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(text.replace("[settings]\n", f"[settings]\n{settings}\n", 1), encoding="utf-8")
+
+
+def start(monitor, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(monitor.config), "--db", str(monitor.db), *args],
+        env={**clean, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen, signum: int) -> tuple[int, float, str, str]:
+    sent = time.monotonic()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=20)
+    return process.returncode, time.monotonic() - sent, out, err
+
+
+def query(monitor, sql: str) -> list[tuple]:
+    with sqlite3.connect(monitor.db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def wait_until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except sqlite3.OperationalError:  # the process is still creating the database
+            pass
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def sent_to(stub: TelegramStub, chat: str) -> list[str]:
+    return [m["text"] for m in stub.sent if str(m["chat_id"]) == chat]
+
+
+def test_sigterm_during_a_round_stops_cleanly_and_loses_or_repeats_no_alert(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    schedule(monitor, "host_spacing = 0\ncatch_up = 0")
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        text.replace("timeout = 1\n", "timeout = 30\n"), encoding="utf-8"
+    )  # no giving up
+    monitor.round(capsys)  # the baseline
+    monitor.site.root = ROUND2
+    release = threading.Event()
+
+    def hanging_register(handler):
+        release.wait(20)  # the register answers only after the process was stopped
+        return monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+
+    monitor.site.routes["/hkma/eng/stablecoin-register.html"] = hanging_register
+    telegram.down()  # alerts wait in the outbox until the stop
+    process = start(monitor, "run", "--all", env=telegram_env(telegram))
+    try:
+        # the four fast sources are committed (8 alerts queued); the register is being fetched
+        wait_until(lambda: query(monitor, "SELECT count(*) FROM fetches WHERE status = 'changed'") == [(4,)])
+        time.sleep(0.3)  # the sender tried, and failed
+        assert telegram.sent == [] and query(monitor, "SELECT count(*) FROM outbox") == [(8,)]
+        telegram.up()
+        code, seconds, out, err = stop(process, signal.SIGTERM)
+    finally:
+        release.set()
+        process.kill()
+    assert code == 0 and seconds < 8, (code, seconds, err)
+    assert query(monitor, "PRAGMA integrity_check") == [("ok",)]
+    assert len(sent_to(telegram, PRIVATE)) == 4 and len(sent_to(telegram, GROUP)) == 4  # sent at the stop
+    assert query(monitor, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(0,)]
+    assert "SIGTERM: stopping" in out
+    assert "Traceback" not in out + err and TOKEN not in out + err
+
+    restarted = run_cli(
+        "--config", str(monitor.config), "--db", str(monitor.db), "run", "--once", "--all",
+        env=telegram_env(telegram),
+    )  # fmt: skip
+    assert restarted.returncode == 0, restarted.stderr
+    for chat in (PRIVATE, GROUP):
+        texts = sent_to(telegram, chat)
+        assert len(texts) == 5 and len(set(texts)) == 5  # each alert once: none lost, none repeated
+        assert any("SC0003" in text for text in texts)
+    assert query(monitor, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(0,)]
+    assert query(monitor, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_sigterm_while_sending_stops_within_seconds_and_the_rest_goes_after_the_restart(
+    monitor, telegram, capsys
+):
+    """`run --once` stopped in the middle of a delivery held back by Telegram's rate limits."""
+    monitor.write(*SOURCES)
+    text = monitor.config.read_text(encoding="utf-8")
+    text = text.replace("private_interval = 0.01", "private_interval = 1.5")
+    monitor.config.write_text(text.replace("group_interval = 0.01", "group_interval = 1.5"), encoding="utf-8")
+    monitor.round(capsys)  # the baseline
+    monitor.site.root = ROUND2
+    process = start(monitor, "run", "--once", "--all", env=telegram_env(telegram))
+    try:
+        wait_until(lambda: len(telegram.sent) >= 2)  # the first message to each chat is out
+        code, seconds, out, err = stop(process, signal.SIGTERM)
+    finally:
+        process.kill()
+    assert code == 0 and seconds < 7, (code, seconds, err)
+    for chat in (PRIVATE, GROUP):
+        assert 1 <= len(sent_to(telegram, chat)) < 5  # sent for a few seconds, then stopped
+    assert "stopping; the rest stays pending for the next start" in out and "Traceback" not in err
+
+    restarted = run_cli(
+        "--config", str(monitor.config), "--db", str(monitor.db), "run", "--once", env=telegram_env(telegram)
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    for chat in (PRIVATE, GROUP):
+        texts = sent_to(telegram, chat)
+        assert len(texts) == 5 and len(set(texts)) == 5  # none lost, none repeated
+    assert query(monitor, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(0,)]
+
+
+def test_each_source_on_its_interval_never_twice_at_once_and_sigint_stops(monitor):
+    """Two sources due every second; one takes 1.6 s: it is not started again while it runs, and
+    it holds the other back in nothing. One log line per source per round, on stdout."""
+    monitor.write(rss_source("fast", "/fast.xml"), rss_source("slow", "/slow.xml"))
+    schedule(monitor, "jitter = 0\nhost_spacing = 0\ncatch_up = 0")
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        text.replace('interval = "15m"', 'interval = "1s"').replace("timeout = 1\n", "timeout = 5\n")
+    )
+    running, peak = Counter(), Counter()
+    lock = threading.Lock()
+
+    def feed(name: str, seconds: float):
+        def route(handler):
+            with lock:
+                running[name] += 1
+                peak[name] = max(peak[name], running[name])
+            time.sleep(seconds)
+            with lock:
+                running[name] -= 1
+            return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+        return route
+
+    monitor.site.routes["/fast.xml"] = feed("fast", 0.0)
+    monitor.site.routes["/slow.xml"] = feed("slow", 1.6)
+    process = start(monitor, "run")
+    try:
+        wait_until(lambda: query(monitor, "SELECT count(*) FROM fetches WHERE source_id = 'fast'")[0][0] >= 4)
+        code, seconds, out, err = stop(process, signal.SIGINT)
+    finally:
+        process.kill()
+    assert code == 0 and seconds < 5, (code, seconds, err)
+    fetches = Counter(sid for (sid,) in query(monitor, "SELECT source_id FROM fetches"))
+    assert peak["slow"] == 1  # overdue while it runs, yet never two fetches of it at once
+    assert (
+        1 <= fetches["slow"] <= 3 and fetches["fast"] >= 4
+    )  # the slow one holds the fast one back in nothing
+    lines = [line for line in out.splitlines() if ": baseline," in line or ": unchanged," in line]
+    assert Counter(line.split()[3].rstrip(":") for line in lines) == fetches  # one line per poll
+    assert "SIGINT: stopping" in out and "Traceback" not in out + err
