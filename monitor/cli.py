@@ -10,12 +10,13 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, logs
 from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
-from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_USAGE
+from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
 from monitor.models import Config
 from monitor.store import Store
 from monitor.store.lock import hold_lock
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     bot = commands.add_parser("bot", help="answer Telegram commands and send pending alerts (needs a token)")
     bot.add_argument("--once", action="store_true", help="handle the commands waiting now, then exit")
     _log_format(bot, argparse.SUPPRESS)
+
+    commands.add_parser(
+        "health", help="exit 0 if the last round finished in time (for Docker's HEALTHCHECK), else 1"
+    )
 
     log = commands.add_parser("log", help="the change log, newest first")
     _filters(log)
@@ -203,6 +208,29 @@ def cmd_bot(args: argparse.Namespace) -> int:
             store.close()
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Healthy: exit 0 and one line on stdout. Anything else, a missing or unreadable database or a
+    bad config included: exit 1 and one line on stderr (Docker reserves exit 2 in health checks)."""
+    from monitor.health import assess
+
+    try:
+        config = load_config(args.config)
+        store = Store.open_read_only(args.db)
+        try:
+            state = store.run_state()
+        finally:
+            store.close()
+    except (MonitorError, sqlite3.Error) as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    verdict = assess(config.sources, state, datetime.now(UTC))
+    if not verdict.healthy:
+        print(f"unhealthy: {verdict.reason}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    print(f"healthy: {verdict.reason}")
+    return EXIT_OK
+
+
 def telegram_env():
     """Telegram settings from the environment only: the token never lives in a file of the repo."""
     from monitor.telegram import TelegramEnv
@@ -292,6 +320,7 @@ COMMANDS = {
     "check": cmd_check,
     "validate": cmd_validate,
     "bot": cmd_bot,
+    "health": cmd_health,
     "log": cmd_log,
     "show": cmd_show,
     "review": cmd_review,

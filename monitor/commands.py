@@ -25,7 +25,7 @@ from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
 from monitor.run import RoundResult, dry_run_alerts, run_round
 from monitor.schedule import due_sources
-from monitor.store import Recipients, Store
+from monitor.store import Recipients, Store, utc_now
 
 log = logging.getLogger("monitor")
 IDLE_CHECK_SECONDS = 60.0  # pending alerts are retried at least this often
@@ -88,6 +88,8 @@ async def run_once(config: Config, store: Store, channel: Channel, everything: b
         if stop.is_set():
             await drain({polled}, STOP_WAIT_SECONDS)
         result = polled.result() if polled.done() and not polled.cancelled() else None
+        if result is not None:
+            store.record_round(utc_now(), summary(result))
         await flush(channel, store, stop)
     if result is None:
         return EXIT_OK
@@ -273,6 +275,15 @@ def _summarise(result: RoundResult, configured: int) -> int:
         polled, configured, len(failed), changes, alerts,
     )  # fmt: skip
     return EXIT_SOURCES_FAILED if failed else EXIT_OK
+
+
+def summary(result: RoundResult) -> dict[str, int]:
+    return {
+        "polled": len(result.outcomes),
+        "failed": len(result.failed),
+        "changes": sum(len(o.changes) for o in result.outcomes),
+        "alerts": sum(o.alerts for o in result.outcomes),
+    }
 
 
 def now_utc() -> datetime:

@@ -294,6 +294,15 @@ class Previous:
 
 
 @dataclass(frozen=True)
+class RunState:
+    """What `policy-monitor health` reads: when the long-running run started, the last round."""
+
+    started_at: str = ""  # ISO 8601, UTC; empty when no long-running run has started
+    last_round_at: str = ""  # when the last round finished
+    last_round: str = ""  # its summary, JSON
+
+
+@dataclass(frozen=True)
 class Health:
     source_id: str
     consecutive_failures: int = 0

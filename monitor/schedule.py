@@ -8,7 +8,7 @@ tested with a fake clock. `run --once` uses `due_sources`; the long-running `run
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -181,3 +181,9 @@ class Scheduler:
         failed = bool(last and last.consecutive_failures)
         spread = self._settings.jitter * _wait_at(source, due, failed)
         return due + timedelta(seconds=self._rng.uniform(0, spread))
+
+
+def shortest_interval(sources: Iterable[Source], moments: Sequence[datetime]) -> float:
+    """The shortest interval any source is sure to keep around `moments`: for each source the
+    longest of its intervals at those moments (working hours can change it in between)."""
+    return min(max(interval_at(s, m) for m in moments) for s in sources)

@@ -18,11 +18,12 @@ from monitor.commands import (
     now_utc,
     round_of,
     stop_on_signals,
+    summary,
     until_done_or,
 )
 from monitor.models import Config, Source
 from monitor.schedule import Scheduler
-from monitor.store import Store
+from monitor.store import Store, utc_now
 
 log = logging.getLogger("monitor")
 
@@ -36,6 +37,7 @@ async def run_forever(
     with stop_on_signals() as stop:
         health = {} if everything else store.health()
         scheduler = Scheduler(config.sources, config.settings, health, now_utc(), rng or random.Random())
+        store.mark_started(utc_now())
         outbox, closing = asyncio.Event(), asyncio.Event()
         outbox.set()  # alerts a previous run left pending go first
         sender = asyncio.create_task(_deliver_loop(store, channel, outbox, closing))
@@ -60,9 +62,10 @@ async def _poll(
     """A round of one source (each on its own, so a slow one holds no other back), then plan its
     next start and wake the sender."""
     try:
-        await round_of(config, store, [source], channel)
+        result = await round_of(config, store, [source], channel)
     finally:
         scheduler.finished(source.id, store.health().get(source.id), now_utc())
+    store.record_round(utc_now(), summary(result))
     outbox.set()
 
 

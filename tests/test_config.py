@@ -146,6 +146,7 @@ def test_every_command_is_documented_in_the_readme():
         "prune",
         "bot",
         "demo",
+        "health",
     ):
         assert f"policy-monitor {command}" in readme, command
 

@@ -1,5 +1,5 @@
 """The schedule with a fake clock: intervals, working hours, jitter, host spacing, no double start,
-and catch-up after a restart."""
+catch-up after a restart, and the verdict of `policy-monitor health`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.models import Health, Settings, Source, Window
+from monitor.health import STARTUP_GRACE_SECONDS, assess
+from monitor.models import Health, RunState, Settings, Source, Window
 from monitor.normalize import HKT
 from monitor.schedule import Scheduler, interval_at, next_due, seconds_until_due
 
@@ -199,3 +200,60 @@ def test_a_few_due_sources_catch_up_two_seconds_apart():
     sources = [source(f"s{i}", host=f"h{i}") for i in range(3)]
     scheduler = Scheduler(sources, settings, {}, now, random.Random(1))
     assert [scheduler.due_at(f"s{i}") - now for i in range(3)] == [timedelta(seconds=s) for s in (0, 2, 4)]
+
+
+# --- health: the last round within twice the shortest interval, plus a start-up grace -----------
+
+
+def state(last: datetime | None = None, started: datetime | None = None) -> RunState:
+    def iso(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
+
+    return RunState(iso(started), iso(last))
+
+
+@pytest.mark.parametrize(
+    ("run_state", "now", "healthy", "reason"),
+    [
+        pytest.param(state(), hkt(25, 10), False, "no round has finished yet", id="never-ran"),
+        pytest.param(
+            state(hkt(25, 10)), hkt(25, 10, 29), True, "last round finished 29 min ago", id="recent"
+        ),
+        pytest.param(
+            state(hkt(25, 10)),
+            hkt(25, 10, 31),
+            False,
+            "the last round finished 31 min ago (2026-11-25 10:00 HKT); expected within 30 min "
+            "(twice the shortest interval, 15 min)",
+            id="overdue",
+        ),
+        pytest.param(state(None, hkt(25, 10)), hkt(25, 10, 4), True, "started 4 min ago", id="starting"),
+        pytest.param(
+            state(None, hkt(25, 10)),
+            hkt(25, 10, 6),
+            False,
+            "no round finished since the start 6 min ago",
+            id="start-stuck",
+        ),
+        pytest.param(
+            state(hkt(24, 10), hkt(25, 10)), hkt(25, 10, 2), True, "started 2 min ago", id="restart"
+        ),
+    ],
+)
+def test_health_verdict(run_state, now, healthy, reason):
+    verdict = assess([source(), source("hourly", HOUR)], run_state, now)
+    assert verdict.healthy is healthy and reason in verdict.reason
+    assert "\n" not in verdict.reason
+
+
+def test_health_allows_the_longer_interval_outside_working_hours():
+    last = hkt(25, 21, 50)  # the last round of the working day; the next is due at 00:50
+    assert assess([OFFICE], state(last), hkt(26, 0, 30)).healthy
+    assert not assess([OFFICE], state(last), hkt(26, 3, 51)).healthy  # 2 x 3 h later
+    assert assess([OFFICE], state(hkt(25, 7)), hkt(25, 8, 5)).healthy  # opening: 08:00 poll may be late
+    assert not assess([OFFICE], state(hkt(25, 10)), hkt(25, 10, 31)).healthy
+
+
+def test_start_up_grace_is_a_few_minutes():
+    assert 60 <= STARTUP_GRACE_SECONDS <= 600
+    assert WED.weekday() == 2  # the fake calendar above is what it says

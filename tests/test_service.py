@@ -1,5 +1,5 @@
-"""The long-running `policy-monitor run` (and `run --once`) as a real process: its schedule and a
-clean stop on SIGTERM or SIGINT, with nothing lost or repeated after a restart."""
+"""The long-running `policy-monitor run` as a real process: its schedule, a clean stop on SIGTERM or
+SIGINT, `policy-monitor health`, and the log lines a container's log collector reads."""
 
 from __future__ import annotations
 
@@ -207,3 +207,40 @@ def test_each_source_on_its_interval_never_twice_at_once_and_sigint_stops(monito
     lines = [line for line in out.splitlines() if ": baseline," in line or ": unchanged," in line]
     assert Counter(line.split()[3].rstrip(":") for line in lines) == fetches  # one line per poll
     assert "SIGINT: stopping" in out and "Traceback" not in out + err
+
+
+def test_health_exit_codes(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    code, out, err = monitor("health", capsys=capsys)
+    assert (code, out) == (1, "")
+    assert err == f"unhealthy: no state database at {monitor.db} yet (policy-monitor run creates it)\n"
+
+    monitor("run", "--once", capsys=capsys)
+    code, out, err = monitor("health", capsys=capsys)
+    assert code == 0 and out.startswith("healthy: last round finished ") and "expected within 30 min" in out
+
+    with sqlite3.connect(monitor.db) as conn:  # the monitor stopped 40 minutes ago
+        conn.execute("UPDATE run_state SET value = '2000-01-01T00:00:00+00:00' WHERE key = 'last_round_at'")
+    code, out, err = monitor("health", capsys=capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("unhealthy: the last round finished ") and err.count("\n") == 1
+    assert "expected within 30 min (twice the shortest interval, 15 min)" in err
+
+
+def test_health_of_a_database_that_is_not_one(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.db.parent.mkdir(parents=True)
+    monitor.db.write_bytes(b"not a database, just bytes" * 100)
+    code, out, err = monitor("health", capsys=capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"unhealthy: cannot read the state database {monitor.db}: ")
+
+
+def test_health_of_a_database_from_before_rounds_were_recorded(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    monitor("run", "--once", capsys=capsys)
+    with sqlite3.connect(monitor.db) as conn:
+        conn.execute("DROP TABLE run_state")
+    code, _, err = monitor("health", capsys=capsys)
+    assert code == 1 and "no round has finished yet" in err
+    assert query(monitor, "SELECT name FROM sqlite_master WHERE name = 'run_state'") == []  # read only

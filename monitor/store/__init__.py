@@ -28,12 +28,13 @@ from monitor.store.codec import decode_snapshot, encode_snapshot
 from monitor.store.documents import DocumentStore
 from monitor.store.events import link_key, title_key
 from monitor.store.outbox import OutboxStore, Recipients
+from monitor.store.runstate import RunStateStore
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
 
 
-class Store(OutboxStore, ChangeLogStore, DocumentStore):
+class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
 
@@ -54,6 +55,21 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the state database {path}: {exc}") from None
         return cls(db)
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> Store:
+        """For `health`: reads without creating, migrating or writing anything."""
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"no state database at {path} yet (policy-monitor run creates it)")
+        try:
+            conn = sqlite3.connect(path)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # not a database: fails here
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the state database {path}: {exc}") from None
+        return cls(sqlite_utils.Database(conn))
 
     def close(self) -> None:
         self.db.close()
