@@ -24,7 +24,6 @@ from monitor.models import (
     Settings,
     Snapshot,
     Source,
-    Validators,
 )
 from monitor.store import Recipients, Store, utc_now
 
@@ -115,11 +114,12 @@ class RoundContext:
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     started = datetime.now(UTC)
-    previous = ctx.store.previous(source.id)
     page: Page | None = None
     try:
-        validators = previous.validators if previous.snapshot else Validators()
-        page = await ctx.fetcher.fetch(source, validators)
+        page = await ctx.fetcher.fetch(source, ctx.store.validators(source.id))
+        # Loaded after the fetch: a round holds the stored snapshots of the sources in flight only,
+        # not of every source waiting for its host (memory stays flat as the source list grows).
+        previous = ctx.store.previous(source.id)
         outcome = await _process(ctx, source, page, previous)
         outcome = await _recheck_documents(ctx, source, outcome)
     except SourceError as exc:

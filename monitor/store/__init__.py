@@ -112,6 +112,14 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             known_keys=keys,
         )
 
+    def validators(self, source_id: str) -> Validators:
+        """What a conditional GET may send: only when there is a stored snapshot to fall back on."""
+        state = self._one(
+            "SELECT etag, last_modified FROM source_state WHERE source_id = ? AND snapshot_hash != ''",
+            [source_id],
+        )
+        return Validators(state["etag"], state["last_modified"]) if state else Validators()
+
     def snapshot(self, digest: str) -> Snapshot | None:
         row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])
         return decode_snapshot(row["kind"], row["title"], digest, row["content"]) if row else None
