@@ -161,6 +161,7 @@ class Snapshot:
     text: str = ""
     title: str = ""
     hash: str = ""
+    region: str = ""  # sha256 of the raw markup it was extracted from (html, page), see extract()
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,7 @@ class Previous:
     raw_sha256: str = ""
     validators: Validators = field(default_factory=Validators)
     known_keys: frozenset[str] = frozenset()
+    region: str = ""  # Snapshot.region of the last extraction
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError
-from monitor.extract import extract
+from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, open_client
 from monitor.follow import follow, recheck
 from monitor.models import (
@@ -143,11 +143,15 @@ async def _process(ctx: RoundContext, source: Source, page: Page, previous: Prev
         if not ctx.dry_run:
             store.record_unchanged(source, page, status)
         return SourceOutcome(source.id, status)
-    snapshot = extract(source, page)
+    snapshot = extract_unless_same(source, page, previous.region if old else "")
+    if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
+        if not ctx.dry_run:
+            store.record_unchanged(source, page, "unchanged")
+        return SourceOutcome(source.id, "unchanged")
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged")
+            store.record_unchanged(source, page, "unchanged", snapshot.region)
         return SourceOutcome(source.id, "unchanged", count)
     old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))
     found = diff(source, old, snapshot, previous.known_keys)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
+from monitor.extract import html, page
 from monitor.fetch import Fetcher
+from monitor.localsite import Response
 from monitor.store import Store
-from tests.conftest import rss_source
+from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, rss_source
+from tests.test_pipeline import rows
 
 
 def test_a_source_s_stored_snapshot_is_loaded_only_once_its_page_arrived(monitor, capsys, monkeypatch):
@@ -28,3 +34,63 @@ def test_a_source_s_stored_snapshot_is_loaded_only_once_its_page_arrived(monitor
     assert monitor.round(capsys)[0] == 0
     for i in range(6):
         assert events.index(("fetched", f"feed-{i}")) < events.index(("loaded", f"feed-{i}"))
+
+
+def noisy(site, path: str):
+    """The page as served, with a fresh CSRF token in every response (as the FSTB's carries)."""
+
+    def route(handler):
+        page = site.serve_file(path)
+        fresh = secrets.token_hex(32).encode()
+        return Response(200, re.sub(rb'(csrf-token" content=")[0-9a-f]+', rb"\g<1>" + fresh, page.body),
+                        {"Content-Type": "text/html"})  # fmt: skip
+
+    return route
+
+
+def test_a_listing_whose_items_are_unchanged_is_not_extracted_again(monitor, capsys, monkeypatch):
+    """Noise outside the listing defeats the raw-body hash; the listing's own markup decides."""
+    monitor.site.routes["/noisy.htm"] = noisy(monitor.site, "/fstb/tc/press-releases.htm")
+    monitor.write(FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/noisy.htm"))
+    monitor.round(capsys)
+    items_built = []
+    item = html._item
+    monkeypatch.setattr(html, "_item", lambda *args: items_built.append(1) or item(*args))
+
+    code, out, _ = monitor.round(capsys)
+    assert (code, out, items_built) == (0, "", [])
+    code, out, _ = monitor.round(capsys, ROUND2)  # a new release in the listing
+    assert code == 0 and "NEW: 財經事務及庫務局歡迎《穩定幣條例》修訂生效" in out
+    assert items_built
+    assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [
+        ("baseline",), ("unchanged",), ("changed",),
+    ]  # fmt: skip
+
+
+def test_a_changed_selector_extracts_again_though_the_page_is_the_same(monitor, capsys):
+    monitor.site.routes["/noisy.htm"] = noisy(monitor.site, "/fstb/tc/press-releases.htm")
+    monitor.write(FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/noisy.htm"))
+    monitor.round(capsys)
+    monitor.write(
+        FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/noisy.htm").replace(
+            'date = "td.date"', 'date = "td.nothing"'
+        )
+    )
+    monitor.round(capsys)
+    # The dates are gone: the new selector was applied to the same bytes.
+    assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [("baseline",), ("changed",)]
+    assert rows(monitor.db, "SELECT DISTINCT date FROM items") == [("",)]
+
+
+def test_a_page_whose_region_is_unchanged_is_not_extracted_again(monitor, capsys, monkeypatch):
+    monitor.site.routes["/register.html"] = noisy(monitor.site, "/hkma/eng/stablecoin-register.html")
+    monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/register.html"))
+    monitor.round(capsys)
+    lines_read = []
+    text_lines = page.text_lines
+    monkeypatch.setattr(page, "text_lines", lambda region: lines_read.append(1) or text_lines(region))
+    monitor.round(capsys)
+    assert lines_read == []
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0 and lines_read
+    assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out

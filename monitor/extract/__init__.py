@@ -10,11 +10,28 @@ from dataclasses import replace
 from monitor.extract import api, html, page, rss
 from monitor.models import Item, Page, Snapshot, Source
 
-EXTRACTORS = {"rss": rss.extract, "html": html.extract, "page": page.extract, "json": api.extract}
+EXTRACTORS = {"rss": rss.extract, "json": api.extract}
+REGION_EXTRACTORS = {"html": html.extract, "page": page.extract}  # markup: a region to digest
 
 
 def extract(source: Source, fetched: Page) -> Snapshot:
-    snapshot = EXTRACTORS[source.kind](source, fetched)
+    snapshot = extract_unless_same(source, fetched, "")
+    assert snapshot is not None, "only a known region is skipped"
+    return snapshot
+
+
+def extract_unless_same(source: Source, fetched: Page, known_region: str) -> Snapshot | None:
+    """Page -> Snapshot, or None when the region the source reads (a listing's items, a page's
+    region) is byte-for-byte the one `known_region` digested: the stored snapshot stands, and
+    only a parse was spent on a page whose noise (a timestamp, a CSRF token) defeats the raw-body
+    hash. Feeds and APIs have no region: always extracted."""
+    if source.kind in REGION_EXTRACTORS:
+        found = REGION_EXTRACTORS[source.kind](source, fetched, known_region)
+        if found is None:
+            return None
+        snapshot = found
+    else:
+        snapshot = EXTRACTORS[source.kind](source, fetched)
     if source.include_titles or source.exclude_titles:
         snapshot = replace(snapshot, items=tuple(i for i in snapshot.items if wanted(source, i.title)))
     return replace(snapshot, hash=snapshot_hash(snapshot))

@@ -7,7 +7,9 @@ are parsed every round when their noise defeats the raw-body hash.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 import lxml.html
@@ -44,6 +46,16 @@ def selector(css: str) -> CSSSelector:
 
 def select(root: lxml.html.HtmlElement, css: str) -> list[lxml.html.HtmlElement]:
     return selector(css)(root)
+
+
+def region_digest(elements: Iterable[lxml.html.HtmlElement], *context: str) -> str:
+    """sha256 of the selected elements' markup and of what else decides the extraction (`context`:
+    the selectors, the base URL, the page title). Equal digests mean an equal extraction, so the
+    noise outside the region (a timestamp, a CSRF token) costs a parse, never a full extraction."""
+    digest = hashlib.sha256("\0".join(context).encode("utf-8"))
+    for element in elements:
+        digest.update(etree.tostring(element, encoding="utf-8", with_tail=False))
+    return digest.hexdigest()
 
 
 def element_text(element: lxml.html.HtmlElement) -> str:

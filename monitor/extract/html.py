@@ -4,26 +4,31 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
+from monitor import __version__
 from monitor.errors import LayoutChanged
-from monitor.extract.dom import element_text, parse_html, select
+from monitor.extract.dom import element_text, parse_html, region_digest, select
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import clean_title, parse_date
 
 
-def extract(source: Source, page: Page) -> Snapshot:
+def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
+    """None when the listing's items are byte-for-byte those of `known_region` (see Snapshot.region)."""
     root = parse_html(page.text)
     elements = select(root, source.items)
     if not elements:
         raise LayoutChanged(f"items selector {source.items!r} matched nothing (layout changed?)")
+    title = root.findtext(".//title") or ""
+    region = region_digest(elements, __version__, repr(source), page.final_url, title)
+    if region == known_region:
+        return None
     items = [_item(source, element, page.final_url) for element in elements]
     items = [i for i in items if i.title]
     if not items:
         raise LayoutChanged(
             f"title selector {source.title!r} matched nothing inside the items (layout changed?)"
         )
-    title = root.findtext(".//title") or ""
-    return Snapshot(kind="items", items=unique_items(items), title=clean_title(title))
+    return Snapshot(kind="items", items=unique_items(items), title=clean_title(title), region=region)
 
 
 def _item(source: Source, element, base_url: str) -> Item:

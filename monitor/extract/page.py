@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import re
 
+from monitor import __version__
 from monitor.errors import LayoutChanged
-from monitor.extract.dom import parse_html, select, text_lines
+from monitor.extract.dom import parse_html, region_digest, select, text_lines
 from monitor.models import Page, Snapshot, Source
 from monitor.normalize import clean_title
 
 
-def extract(source: Source, page: Page) -> Snapshot:
+def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
+    """None when the page's region is byte-for-byte the one of `known_region` (see Snapshot.region)."""
     root = parse_html(page.text)
     regions = select(root, source.select)
     if not regions:
         raise LayoutChanged(f"region {source.select!r} not found (layout changed?)")
+    title = root.findtext(".//title") or ""
+    region = region_digest(regions, __version__, repr(source), title)
+    if region == known_region:
+        return None
     for css in source.exclude:
         for element in select(root, css):
             element.drop_tree()
@@ -27,5 +33,4 @@ def extract(source: Source, page: Page) -> Snapshot:
     ]
     if not lines:
         raise LayoutChanged(f"region {source.select!r} has no text (layout changed?)")
-    title = clean_title(root.findtext(".//title") or "")
-    return Snapshot(kind="text", text="\n".join(lines), title=title)
+    return Snapshot(kind="text", text="\n".join(lines), title=clean_title(title), region=region)

@@ -110,6 +110,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             raw_sha256=state["raw_sha256"],
             validators=Validators(state["etag"], state["last_modified"]),
             known_keys=keys,
+            region=state["region_sha256"],
         )
 
     def validators(self, source_id: str) -> Validators:
@@ -129,11 +130,17 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
 
     # --- one source's round: every write of it in one transaction ----------------------------
 
-    def record_unchanged(self, source: Source, page: Page, status: str) -> None:
-        """The body (or its extracted content) is what we already have: log the fetch only."""
+    def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
+        """The body (or its extracted content) is what we already have: log the fetch only, and the
+        digest of the region it was extracted from, so the next round can skip the extraction."""
         with self.db.atomic():
             self._fetch_row(source.id, page, status)
             self._succeeded(source.id, page.fetched_at)
+            if region:
+                self.db.execute(
+                    "UPDATE source_state SET region_sha256 = ? WHERE source_id = ? AND region_sha256 != ?",
+                    [region, source.id, region],
+                )
 
     def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
         now = utc_now()
@@ -190,6 +197,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     "etag": page.validators.etag,
                     "last_modified": page.validators.last_modified,
                     "updated_at": now,
+                    "region_sha256": snapshot.region,
                 },
                 pk="source_id",
             )

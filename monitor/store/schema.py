@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS source_state (
     raw_sha256 TEXT NOT NULL DEFAULT '',
     etag TEXT NOT NULL DEFAULT '',
     last_modified TEXT NOT NULL DEFAULT '',
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    region_sha256 TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS health (
     source_id TEXT PRIMARY KEY,
@@ -186,4 +187,5 @@ ADDED_COLUMNS = (
     ("changes", "link_key", "TEXT NOT NULL DEFAULT ''"),
     ("changes", "documents", "TEXT NOT NULL DEFAULT '[]'"),
     ("changes", "body_status", "TEXT NOT NULL DEFAULT ''"),
+    ("source_state", "region_sha256", "TEXT NOT NULL DEFAULT ''"),
 )
