@@ -94,3 +94,13 @@ def test_a_page_whose_region_is_unchanged_is_not_extracted_again(monitor, capsys
     code, out, _ = monitor.round(capsys, ROUND2)
     assert code == 0 and lines_read
     assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
+
+
+def test_the_state_database_syncs_at_checkpoints_not_at_every_commit(tmp_path):
+    """One commit per source per round; an fsync each cost ~0.4 ms of wall time per source."""
+    store = Store.open(tmp_path / "monitor.db")
+    try:
+        assert next(iter(store.db.execute("PRAGMA journal_mode")))[0] == "wal"
+        assert next(iter(store.db.execute("PRAGMA synchronous")))[0] == 1  # NORMAL
+    finally:
+        store.close()

@@ -48,6 +48,10 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             db = sqlite_utils.Database(path)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
+            # In WAL mode, NORMAL syncs at checkpoints instead of at every commit (one per source
+            # per round). A power cut may then undo the last commits, each whole: a snapshot with
+            # its outbox rows, so the change is found again next round. Never half of one.
+            db.execute("PRAGMA synchronous = NORMAL")
             for table, column, definition in ADDED_COLUMNS:
                 if table in db.table_names() and column not in db[table].columns_dict:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
