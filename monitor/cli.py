@@ -18,6 +18,7 @@ from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
 from monitor.models import Config
+from monitor.shard import parse_shard, select_shard
 from monitor.store import Store
 from monitor.store.lock import hold_lock
 
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="compute and print alerts, store nothing")
     run.add_argument("--all", action="store_true", help="poll every source now, due or not")
     _log_format(run, argparse.SUPPRESS)
+    run.add_argument("--shard", type=parse_shard, metavar="I/N",
+                     help="poll only shard I of N (a stable share of the sources; one database per shard)")  # fmt: skip
 
     check = commands.add_parser("check", help="fetch and extract one source, print it, write nothing")
     check.add_argument("source_id")
@@ -160,6 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor import commands
 
     config = load_config(args.config)
+    if args.shard:  # the sources this process owns, for one round or for good
+        config = select_shard(config, *args.shard)
     if args.dry_run:  # never sends, whatever the environment says
         return commands.dry_run(config, args.db, sys.stdout, everything=args.all)
     with hold_lock(args.db):

@@ -1,15 +1,20 @@
-"""What keeps a round cheap as the source list grows: state loaded late, noise skipped unparsed, shards."""
+"""What keeps a round cheap as the source list grows (state loaded late, noise never extracted), and shards."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 
+import pytest
+
+from monitor.config import load_config
 from monitor.extract import html, page
 from monitor.fetch import Fetcher
 from monitor.localsite import Response
+from monitor.shard import select_shard, shard_of
 from monitor.store import Store
-from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, rss_source
+from tests.conftest import FSTB_LISTING, REGISTER, ROOT, ROUND2, SFC_PRESS, rss_source
 from tests.test_pipeline import rows
 
 
@@ -104,3 +109,56 @@ def test_the_state_database_syncs_at_checkpoints_not_at_every_commit(tmp_path):
         assert next(iter(store.db.execute("PRAGMA synchronous")))[0] == 1  # NORMAL
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
+def test_shards_partition_the_sources_exactly(count):
+    config = load_config(ROOT / "sources.toml")
+    many = replace(config, sources=tuple(replace(config.sources[0], id=f"src-{i}") for i in range(500)))
+    for whole in (config, many):
+        ids = [s.id for s in whole.sources]
+        owned = [
+            [s.id for s in select_shard(whole, i, count).sources]
+            for i in range(1, count + 1)
+            if any(shard_of(s, count) == i for s in ids)
+        ]
+        assert sorted(i for shard in owned for i in shard) == sorted(ids)  # every source in exactly one shard
+    shares = [sum(1 for s in many.sources if shard_of(s.id, count) == i) for i in range(1, count + 1)]
+    assert min(shares) > 500 / count * 0.6  # and the shares are even enough to be worth it
+
+
+def test_a_shard_is_the_same_on_every_run_and_mostly_stays_when_one_is_added():
+    ids = [f"src-{i}" for i in range(1000)]
+    assert [shard_of(i, 4) for i in ids] == [shard_of(i, 4) for i in ids]
+    moved = sum(1 for i in ids if shard_of(i, 4) != shard_of(i, 5))
+    assert moved < 1000 * 0.3  # about 1/5 move to the new shard; none move between the old ones
+    assert all(shard_of(i, 5) == 5 for i in ids if shard_of(i, 4) != shard_of(i, 5))
+
+
+def test_run_with_a_shard_polls_only_the_sources_it_owns(monitor, capsys):
+    sources = [rss_source(f"feed-{i}", "/sfc/en/rss/press-releases.xml") for i in range(6)]
+    monitor.write(*sources)
+    polled = []
+    for i in (1, 2):
+        monitor.db = monitor.db.with_name(f"shard-{i}.db")  # one database per shard
+        assert monitor("run", "--once", "--shard", f"{i}/2", capsys=capsys)[0] == 0
+        polled.append({source for (source,) in rows(monitor.db, "SELECT source_id FROM fetches")})
+    assert polled[0] | polled[1] == {f"feed-{i}" for i in range(6)}
+    assert not polled[0] & polled[1]
+    assert polled[0] == {f"feed-{i}" for i in range(6) if shard_of(f"feed-{i}", 2) == 1}
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "two", "1/0"])
+def test_a_bad_shard_is_a_usage_error(monitor, capsys, shard):
+    monitor.write(SFC_PRESS)
+    with pytest.raises(SystemExit) as exit_:
+        monitor("run", "--once", "--shard", shard, capsys=capsys)
+    assert exit_.value.code == 2
+    assert "is not a shard i/n" in capsys.readouterr().err
+
+
+def test_a_shard_that_owns_no_source_says_so(monitor, capsys):
+    monitor.write(SFC_PRESS)
+    empty = next(i for i in range(1, 5) if shard_of("sfc-press-en", 4) != i)
+    code, _, err = monitor("run", "--once", "--shard", f"{empty}/4", capsys=capsys)
+    assert code == 2 and f"shard {empty}/4 owns none of the 1 sources" in err
