@@ -274,7 +274,12 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             "error": error,
             "headers": json.dumps(dict(page.headers) if page else {}),
         }
-        return int(self.db["fetches"].insert(row).last_pk)
+        # Plain SQL: one row per source per round, where sqlite-utils' insert cost ~0.2 ms of CPU each.
+        columns = ", ".join(row)
+        cursor = self.db.execute(
+            f"INSERT INTO fetches ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+        return int(cursor.lastrowid or 0)
 
     def _succeeded(self, source_id: str, when: str) -> None:
         self.db.execute(
