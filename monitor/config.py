@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -401,10 +402,20 @@ def _days(value: Any) -> frozenset[int] | None:
 def _css(name: str, where: str, key: str, value: Any, at: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(name, where, key, f"must be a CSS selector{at}")
+    problem = _css_problem(value)
+    if problem:
+        raise ConfigError(name, where, key, f"invalid CSS {value!r}: {problem}{at}")
+
+
+@lru_cache(maxsize=1024)
+def _css_problem(css: str) -> str:
+    """'' when `css` compiles. Cached: the listings of one site share their selectors, and
+    compiling one costs ~0.1 ms, a tenth of a second per thousand sources at every start."""
     try:
-        CSSSelector(value)
+        CSSSelector(css)
     except SelectorError as exc:
-        raise ConfigError(name, where, key, f"invalid CSS {value!r}: {exc}{at}") from None
+        return str(exc)
+    return ""
 
 
 def _string(name: str, where: str, key: str, value: Any) -> str:
