@@ -17,7 +17,7 @@ gained one item (both from the state a cold round left). The tools, in a rotatin
 - `floor`:    bench/floor.py, only the GETs, one httpx client, the same per-host limit.
 
 Medians go to bench/RESULTS.md (with the targets of issue #8, the machine and the load), every run
-to bench/results.json. Not part of the test suite.
+to results.json beside it. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -294,13 +294,15 @@ def main() -> int:
         "runs": {n: runs_for.get(n, args.runs) for n in args.sizes},
         "startup_validate_s": validate,
     }
-    (BENCH / "results.json").write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    raw = args.out.with_name("results.json")  # beside RESULTS.md
+    raw.write_text(
         json.dumps({"meta": meta, "runs": [asdict(r) for r in results]}, indent=1) + "\n", encoding="utf-8"
     )
     from report import write_results  # bench/report.py: the table, the ratios, the targets
 
     write_results(args.out, meta, results)
-    print(f"wrote {args.out} and {BENCH / 'results.json'}")
+    print(f"wrote {args.out} and {raw}")
     return 0
 
 
