@@ -83,6 +83,7 @@ SETTINGS_KEYS = {
     "jitter": float,
     "host_spacing": float,
     "catch_up": float,
+    "allow_private_redirects": bool,
 }
 TOPIC_KEYS = {"terms", "requires", "exclude"}
 TELEGRAM_KEYS = {
@@ -187,6 +188,10 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
             values[key] = 0.0 if zero else _interval(name, where, value, key=key, zero_ok=True)
         elif kind is str:
             values[key] = _string(name, where, key, value)
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(name, where, key, "must be true or false")
+            values[key] = value
         else:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(name, where, key, "must be a non-negative number")

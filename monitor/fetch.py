@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from monitor.charset import decode
 from monitor.errors import FetchError
 from monitor.models import Page, Settings, Source, Validators
+from monitor.redirects import redirect_guard
 
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
@@ -45,6 +46,7 @@ async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         max_redirects=settings.max_redirects,
         headers={"User-Agent": settings.user_agent},
         limits=limits,
+        event_hooks={"response": [redirect_guard(settings.allow_private_redirects)]},
     ) as client:
         yield client
 

@@ -84,6 +84,7 @@ class Settings:
     jitter: float = 0.1  # each wait grows by up to this fraction of the interval, at random
     host_spacing: float = 2.0  # seconds between the starts of two sources on one host
     catch_up: float = 60.0  # seconds over which sources already due at start are spread
+    allow_private_redirects: bool = False  # follow a redirect from a public address to a private one
 
 
 @dataclass(frozen=True)
