@@ -30,6 +30,10 @@ class LayoutChanged(ExtractError):
     """A selector matched nothing: the site's layout probably changed; the old snapshot is kept."""
 
 
+class SuspiciousContent(ExtractError):
+    """The content changed implausibly (most of a listing gone at once): the old snapshot is kept."""
+
+
 class StoreError(MonitorError):
     """The state database cannot be opened or written."""
 

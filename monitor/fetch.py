@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from monitor.charset import decode
 from monitor.errors import FetchError
@@ -26,6 +26,11 @@ TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 SOFT_404 = re.compile(r"\b404\b|page not found|not found|找不到|未能找到|頁面不存在", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 HTML_TYPES = ("text/html", "application/xhtml")
+# httpx errors that carry no message of their own (a reset connection is a bare ReadError).
+SILENT_ERRORS = {
+    "ReadError": "the connection broke while the answer was being read",
+    "WriteError": "the connection broke while the request was being sent",
+}
 
 
 class RetryableFetchError(FetchError):
@@ -71,13 +76,20 @@ class Fetcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type(RetryableFetchError),
+            retry=retry_if_exception(self._worth_retrying),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 return await self._get(source, validators, document)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _worth_retrying(self, error: BaseException) -> bool:
+        """Network trouble, 429 and 5xx; not when the server asks for a longer wait than we allow
+        (the source fails now with that reason and is retried at its next poll)."""
+        if not isinstance(error, RetryableFetchError):
+            return False
+        return error.retry_after is None or error.retry_after <= self._settings.max_retry_after
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -130,8 +142,9 @@ class Fetcher:
         except httpx.DecodingError as exc:
             raise FetchError(f"body cannot be decoded ({exc})") from None
         except httpx.TransportError as exc:
+            detail = str(exc) or SILENT_ERRORS.get(type(exc).__name__, "")
             raise RetryableFetchError(
-                f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
+                f"connection failed: {type(exc).__name__}: {detail}".rstrip(": ")
             ) from None
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
@@ -158,11 +171,18 @@ class Fetcher:
         status = response.status_code
         if status == 429 or status >= 500:
             retry_after = _retry_after(response.headers.get("retry-after", ""))
-            raise RetryableFetchError(f"HTTP {status} {response.reason_phrase}".strip(), retry_after)
+            reason = f"HTTP {status} {response.reason_phrase}".strip()
+            if retry_after is not None and retry_after > self._settings.max_retry_after:
+                reason += f" (Retry-After {retry_after:.0f}s: longer than max_retry_after, not retried now)"
+            raise RetryableFetchError(reason, retry_after)
         if status >= 400:
             raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
         if status == 304:
             return
+        codings = [c.strip() for c in response.headers.get("content-encoding", "").split(",")]
+        codings = [c for c in codings if c and c.lower() != "identity"]
+        if len(codings) > 1:  # httpx would inflate each layer whole: 3 KB can become gigabytes
+            raise FetchError(f"refused a body compressed {len(codings)} times over ({', '.join(codings)})")
         content_type = response.headers.get("content-type", "").lower()
         if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
             raise FetchError(f"unexpected content type {content_type.split(';')[0]}")

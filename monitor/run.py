@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.diff import diff, shares_nothing
-from monitor.errors import LayoutChanged, SourceError
+from monitor.errors import LayoutChanged, SourceError, SuspiciousContent
 from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, open_client
 from monitor.follow import follow, recheck
@@ -55,6 +55,8 @@ class RoundResult:
 
 MIN_ITEMS_FOR_TURNOVER = 3
 ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
+MIN_ITEMS_FOR_SHRINK = 10  # feeds of the SFC hold 5-10 items: below this, shrinking is normal
+SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once looks like a partial answer
 
 
 async def run_round(
@@ -153,6 +155,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, previous: Prev
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", snapshot.region)
         return SourceOutcome(source.id, "unchanged", count)
+    _refuse_sudden_shrink(source, old, snapshot, _failures(ctx.health, source.id))
     old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))
     found = diff(source, old, snapshot, previous.known_keys)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
@@ -214,6 +217,30 @@ def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failur
         )
     log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, failures)
     return None
+
+
+def _refuse_sudden_shrink(source: Source, old: Snapshot | None, new: Snapshot, failures: int) -> None:
+    """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news.
+
+    Diffed, every item newer than the one left would be reported "removed", and the snapshot
+    stored would hide the real state. Seen ACCEPT_TURNOVER_AFTER rounds running, it is the new
+    normal and is diffed as usual (older items roll off silently). Title-filtered sources (a
+    firehose kept to a few items) vary too much for this rule.
+    """
+    if (
+        not old
+        or old.kind != "items"
+        or source.include_titles
+        or source.exclude_titles
+        or len(old.items) < MIN_ITEMS_FOR_SHRINK
+        or len(new.items) * SHRINK_FACTOR >= len(old.items)
+        or failures >= ACCEPT_TURNOVER_AFTER
+    ):
+        return
+    raise SuspiciousContent(
+        f"suspicious: the listing holds {len(new.items)} of the {len(old.items)} items it held "
+        "before (a partial answer?); the old snapshot is kept"
+    )
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:

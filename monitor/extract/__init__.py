@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 
+from monitor.errors import ExtractError
 from monitor.extract import api, html, page, rss
 from monitor.models import Item, Page, Snapshot, Source
 
@@ -25,6 +26,8 @@ def extract_unless_same(source: Source, fetched: Page, known_region: str) -> Sna
     region) is byte-for-byte the one `known_region` digested: the stored snapshot stands, and
     only a parse was spent on a page whose noise (a timestamp, a CSRF token) defeats the raw-body
     hash. Feeds and APIs have no region: always extracted."""
+    if not fetched.body.strip():  # a server answering 200 with nothing: never "everything removed"
+        raise ExtractError(f"empty response (HTTP {fetched.status} with no content)")
     if source.kind in REGION_EXTRACTORS:
         found = REGION_EXTRACTORS[source.kind](source, fetched, known_region)
         if found is None:

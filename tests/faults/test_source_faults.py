@@ -1,0 +1,266 @@
+"""Every source fault of issue #7, injected into the local regulator site.
+
+A fault the monitor cannot read through makes that source fail with a one-line reason, while the
+round goes on for the other sources; nothing false enters the change log (no "removed", no "new");
+after three failures in a row the user gets one source-health alert, and one when it recovers.
+A fault it can read through (a wrong charset label, sloppy HTML, a short burst of 5xx) is read
+correctly and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from monitor.localsite import LocalSite, Response
+from tests.conftest import ROUND2, SFC_PRESS
+from tests.faults.conftest import FAULT_SETTINGS, rows, write_config
+
+FAULTY = "faulty"
+HKMA_FEED = "/hkma/eng/rss/press-release.xml"
+FSTB_PAGE = "/fstb/tc/press-releases.htm"
+LISTING = """[[sources]]
+id = "faulty"
+regulator = "FSTB"
+kind = "html"
+url = "{base}/faulty"
+items = "table.press-list tr.press-item"
+title = "td.title"
+link = "td.title a"
+date = "td.date"
+"""
+FEED = '[[sources]]\nid = "faulty"\nregulator = "HKMA"\nkind = "rss"\nurl = "{base}/faulty"\n'
+MB = 1024 * 1024
+FIFTY_MB = b"<html>" + b"x" * (50 * MB) + b"</html>"
+# 100 MB of spaces compress to ~100 KB: a bomb ten times the 10 MB cap.
+BOMB = gzip.compress(b"<rss>" + b" " * (100 * MB) + b"</rss>", compresslevel=6)
+# Gzip of gzip: httpx would inflate the inner layer in one call. 3.5 KB of this is 2 GB; the
+# 100 MB version here is enough, since the answer is refused before a byte is inflated.
+NESTED_BOMB = gzip.compress(gzip.compress(b" " * (100 * MB), compresslevel=9), compresslevel=9)
+
+Route = Callable[[object], Response | None]
+
+
+def feed_of(count: int) -> bytes:
+    items = "".join(
+        f"<item><title>Notice {n} on bank supervision</title><guid>26N{n:03d}</guid>"
+        f"<link>https://www.hkma.gov.hk/notice/{n}</link></item>"
+        for n in range(count, 0, -1)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>HKMA</title>{items}</channel></rss>'.encode()
+
+
+def rss(body: bytes) -> Response:
+    return Response(200, body, {"Content-Type": "application/rss+xml; charset=utf-8"})
+
+
+def utf8_listing(site: LocalSite) -> str:
+    """The FSTB's Big5 listing as text (its items are what every charset variant must yield)."""
+    return site.serve_file(FSTB_PAGE).body.decode("big5hkscs")
+
+
+def reset_mid_body(body: bytes) -> Route:
+    """Headers promising the whole body, half of it, then a TCP reset."""
+
+    def route(handler) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        handler.wfile.write(head.encode() + body[: len(body) // 2])
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.rfile.close()
+            handler.connection.close()
+
+    return route
+
+
+def unsized(body: bytes) -> Route:
+    """A body with no Content-Length (read until the server closes): the cap must stop the read."""
+
+    def route(handler) -> None:
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
+            for start in range(0, len(body), MB):
+                handler.wfile.write(body[start : start + MB])
+
+    return route
+
+
+def slow(body: bytes) -> Route:
+    def route(handler) -> Response:
+        time.sleep(1.0)  # over the 0.3 s timeout
+        return rss(body)
+
+    return route
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    source: str  # the faulty source's [[sources]] block
+    healthy: Callable[[LocalSite], Response]
+    broken: Callable[[LocalSite, Response], Route]  # (site, the healthy answer) -> the faulty route
+    reason: str  # how the one-line error starts
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def feed(site: LocalSite) -> Response:
+    return site.serve_file(HKMA_FEED)
+
+
+def listing(site: LocalSite) -> Response:
+    return site.serve_file(FSTB_PAGE)
+
+
+def fixed(response: Response) -> Route:
+    return lambda handler: response
+
+
+# fmt: off
+FAILING = [
+    Fault("timeout", FEED, feed, lambda s, ok: slow(ok.body), "timed out after 0.3s"),
+    Fault("reset-mid-body", FEED, feed, lambda s, ok: reset_mid_body(ok.body), "connection failed: ReadError: the connection broke while the answer was being read"),
+    Fault("5xx-burst", FEED, feed, lambda s, ok: fixed(Response(503, b"<html>busy</html>")),
+          "HTTP 503 Service Unavailable"),
+    Fault("429-retry-after", FEED, feed, lambda s, ok: fixed(Response(429, b"", {"Retry-After": "3600"})),
+          "HTTP 429 Too Many Requests (Retry-After 3600s: longer than max_retry_after, not retried now)"),
+    Fault("redirect-loop", FEED, feed, lambda s, ok: fixed(Response(302, b"", {"Location": "/faulty"})),
+          "too many redirects (more than 5; a redirect loop?)"),
+    Fault("redirect-to-another-host", FEED, feed,
+          lambda s, ok: fixed(Response(302, b"", {"Location": s.base_url.replace("127.0.0.1", "localhost") + HKMA_FEED})),
+          "redirected to another site: http://localhost:"),
+    Fault("soft-404", LISTING, listing,
+          lambda s, ok: fixed(Response(200, b"<html><head><title>Page Not Found</title></head><body>Sorry</body></html>",
+                                       {"Content-Type": "text/html"})),
+          'soft 404: HTTP 200 but the page title is "Page Not Found"'),
+    Fault("empty-200", FEED, feed, lambda s, ok: fixed(rss(b"")), "empty response (HTTP 200 with no content)"),
+    Fault("truncated-feed", FEED, feed, lambda s, ok: fixed(rss(ok.body[: len(ok.body) // 2])), "malformed feed: "),
+    Fault("50-mb-body", LISTING, listing, lambda s, ok: fixed(Response(200, FIFTY_MB, {"Content-Type": "text/html"})),
+          "body larger than 10 MB (raise [settings] max_bytes if this is expected)"),
+    Fault("50-mb-body-unsized", LISTING, listing, lambda s, ok: unsized(FIFTY_MB), "body larger than 10 MB"),
+    Fault("gzip-bomb", FEED, feed,
+          lambda s, ok: fixed(Response(200, BOMB, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"})),
+          "body larger than 10 MB"),
+    Fault("nested-gzip-bomb", FEED, feed,
+          lambda s, ok: fixed(Response(200, NESTED_BOMB, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip, gzip"})),
+          "refused a body compressed 2 times over (gzip, gzip)"),
+    Fault("layout-changed", LISTING, listing,
+          lambda s, ok: fixed(Response(200, ok.body.replace(b'class="press-item"', b'class="news-row"'), ok.headers)),
+          "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)"),
+    Fault("html-beyond-repair", LISTING, listing,
+          lambda s, ok: fixed(Response(200, bytes(range(256)) * 40, {"Content-Type": "text/html"})),
+          "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)"),
+    Fault("1-of-50-items", FEED, lambda s: rss(feed_of(50)), lambda s, ok: fixed(rss(feed_of(1))),
+          "suspicious: the listing holds 1 of the 50 items it held before (a partial answer?); the old snapshot is kept"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("fault", FAILING, ids=str)
+def test_a_failing_source_fails_alone_alerts_once_and_recovers(monitor, capsys, fault):
+    site = monitor.site
+    healthy = fault.healthy(site)
+    site.routes["/faulty"] = fixed(healthy)
+    write_config(monitor, SFC_PRESS, fault.source)
+    assert monitor.round(capsys)[:2] == (0, "")  # baseline: silent
+
+    site.root = ROUND2  # the other source has news this round: it must still be alerted
+    site.routes["/faulty"] = fault.broken(site, healthy)
+    outs = []
+    for _ in range(3):
+        code, out, err = monitor.round(capsys)
+        assert code == 1, err
+        (line,) = [line for line in err.splitlines() if line.startswith(f"source {FAULTY} failed: ")]
+        assert line.startswith(f"source {FAULTY} failed: {fault.reason}"), line
+        assert "Traceback" not in err and "sfc-press-en failed" not in err
+        outs.append(out)
+    assert "NEW: SFC and HKMA issue joint circular" in outs[0]  # the round went on
+    assert outs[1] == ""
+    reason = line.removeprefix(f"source {FAULTY} failed: ").rsplit(" (", 1)[0]  # without "(12 ms)"
+    assert outs[2] == f"== Source health {'=' * 48}\nSource faulty has failed 3 times in a row: {reason}\n\n"
+
+    site.routes["/faulty"] = fixed(healthy)
+    code, out, err = monitor.round(capsys)
+    assert code == 0, err
+    assert out == f"== Source health {'=' * 48}\nSource faulty has recovered after 3 failed attempts.\n\n"
+
+    assert rows(monitor.db, "SELECT source_id, kind FROM changes") == [("sfc-press-en", "new")]
+    statuses = rows(monitor.db, "SELECT status FROM fetches WHERE source_id = ? ORDER BY id", (FAULTY,))
+    assert [s for (s,) in statuses] == ["baseline", "error", "error", "error", "unchanged"]
+    errors = rows(monitor.db, "SELECT error FROM fetches WHERE source_id = ? AND status = 'error'", (FAULTY,))
+    assert all(e.startswith(fault.reason) and "\n" not in e for (e,) in errors)
+    assert monitor.round(capsys)[:2] == (0, "")  # and nothing more
+
+
+def test_a_5xx_burst_shorter_than_the_retries_is_absorbed(monitor, capsys):
+    answers = [Response(502, b"<html>Bad Gateway</html>"), Response(503, b"")]
+
+    def flaky(handler) -> Response:
+        return answers.pop(0) if answers else monitor.site.serve_file(HKMA_FEED)
+
+    monitor.site.routes["/faulty"] = flaky
+    write_config(monitor, FEED, settings=FAULT_SETTINGS.replace("retries = 1\n", "retries = 2\n"))
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (0, "") and "source faulty failed" not in err
+    assert rows(monitor.db, "SELECT status FROM fetches") == [("baseline",)]
+
+
+def test_a_long_retry_after_is_not_waited_for_and_not_hammered(monitor, capsys):
+    calls = []
+    monitor.site.routes["/faulty"] = lambda h: calls.append(1) or Response(429, b"", {"Retry-After": "3600"})
+    write_config(monitor, FEED)
+    started = time.monotonic()
+    code, _, err = monitor.round(capsys)
+    assert code == 1 and "HTTP 429 Too Many Requests (Retry-After 3600s" in err
+    assert len(calls) == 1 and time.monotonic() - started < 2
+
+
+def _charset_variants(site: LocalSite) -> dict[str, Response]:
+    text = utf8_listing(site)
+    as_utf8 = text.replace("charset=big5", "charset=utf-8").encode("utf-8")
+    big5 = site.serve_file(FSTB_PAGE).body
+    broken = (
+        as_utf8.replace(b"</td>", b"")
+        .replace(b"</tr>", b"</div></span>")
+        .replace(b"<body>", b"<body><b><i>unclosed & < stray")
+        .replace(b"</html>", b"")
+    )
+    return {
+        "utf8-correctly-labelled": Response(200, as_utf8, {"Content-Type": "text/html; charset=utf-8"}),
+        "big5-labelled-utf8": Response(200, big5, {"Content-Type": "text/html; charset=utf-8"}),
+        "utf8-labelled-big5": Response(
+            200,
+            as_utf8.replace(b"charset=utf-8", b"charset=big5"),
+            {"Content-Type": "text/html; charset=big5"},
+        ),
+        "big5-correctly-labelled": Response(200, big5, {"Content-Type": "text/html; charset=big5"}),
+        "broken-html": Response(200, broken, {"Content-Type": "text/html; charset=utf-8"}),
+    }
+
+
+@pytest.mark.parametrize("variant", ["big5-labelled-utf8", "utf8-labelled-big5", "broken-html"])
+def test_a_readable_fault_is_read_correctly_and_changes_nothing(monitor, capsys, variant):
+    variants = _charset_variants(monitor.site)
+    baseline = "big5-correctly-labelled" if variant == "utf8-labelled-big5" else "utf8-correctly-labelled"
+    monitor.site.routes["/faulty"] = fixed(variants[baseline])
+    write_config(monitor, LISTING)
+    assert monitor.round(capsys)[:2] == (0, "")
+    titles = rows(monitor.db, "SELECT key, title, link, date FROM items ORDER BY key")
+    assert ("《2026年保險業（修訂）條例草案》刊憲",) in [(t,) for _, t, _, _ in titles]
+
+    monitor.site.routes["/faulty"] = fixed(variants[variant])
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (0, ""), err
+    assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [("baseline",), ("unchanged",)]
+    assert rows(monitor.db, "SELECT key, title, link, date FROM items ORDER BY key") == titles
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
