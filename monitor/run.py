@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.diff import diff, shares_nothing
-from monitor.errors import LayoutChanged, SourceError, SuspiciousContent
+from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, open_client
 from monitor.follow import follow, recheck
@@ -126,6 +126,8 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
         outcome = await _recheck_documents(ctx, source, outcome)
     except SourceError as exc:
         outcome = SourceOutcome(source.id, "error", error=str(exc))
+    except StoreError:  # the disk is full or read-only: not this source's fault, and no use going on
+        raise
     except Exception as exc:  # a bug for one source must not stop the others
         log.debug("%s: unexpected error", source.id, exc_info=True)
         outcome = SourceOutcome(source.id, "error", error=f"internal error: {type(exc).__name__}: {exc}")

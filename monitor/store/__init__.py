@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import sqlite_utils
 
@@ -32,11 +34,32 @@ from monitor.store.runstate import RunStateStore
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 
 __all__ = ["Recipients", "Store", "utc_now"]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _writes(method: Callable[P, R]) -> Callable[P, R]:
+    """A write the round depends on: a full disk or a read-only file is the store's failure (the
+    round stops with StoreError), never mistaken for a failure of the source being stored."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            path = getattr(args[0], "path", "")
+            raise StoreError(
+                f"cannot write the state database {path}: {exc} "
+                "(the write was rolled back; free space or make it writable, then run again)"
+            ) from None
+
+    return wrapper
 
 
 class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, path: str | Path = ""):
         self.db = db
+        self.path = str(path)
 
     @classmethod
     def open(cls, path: str | Path, create: bool = True) -> Store:
@@ -57,8 +80,10 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state database {path}: {exc}") from None
-        return cls(db)
+            raise StoreError(
+                f"cannot open the state database {path}: {exc} (is its folder writable, is the disk full?)"
+            ) from None
+        return cls(db, path)
 
     @classmethod
     def open_read_only(cls, path: str | Path) -> Store:
@@ -73,13 +98,14 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # not a database: fails here
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the state database {path}: {exc}") from None
-        return cls(sqlite_utils.Database(conn))
+        return cls(sqlite_utils.Database(conn), path)
 
     def close(self) -> None:
         self.db.close()
 
     # --- sources and their state -------------------------------------------------------------
 
+    @_writes
     def sync_sources(self, sources: Sequence[Source]) -> None:
         now = utc_now()
         rows = [
@@ -134,6 +160,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
 
     # --- one source's round: every write of it in one transaction ----------------------------
 
+    @_writes
     def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
         """The body (or its extracted content) is what we already have: log the fetch only, and the
         digest of the region it was extracted from, so the next round can skip the extraction."""
@@ -146,6 +173,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     [region, source.id, region],
                 )
 
+    @_writes
     def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
         now = utc_now()
         with self.db.atomic():
@@ -160,6 +188,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 [source.id, now, error, now],
             )
 
+    @_writes
     def record_snapshot(
         self,
         source: Source,
@@ -208,6 +237,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             self._succeeded(source.id, page.fetched_at)
         return change_ids
 
+    @_writes
     def record_documents(
         self,
         source: Source,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -15,8 +16,14 @@ from monitor.errors import StoreError
 def hold_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the database's lock while the block runs (the OS releases it if the process dies)."""
     path = Path(f"{db_path}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as exc:  # a read-only volume, a missing permission
+        raise StoreError(
+            f"cannot lock the state database {db_path}: {exc.strerror or exc} "
+            f"({path.parent} must be writable)"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -27,10 +34,12 @@ def hold_lock(db_path: str | Path) -> Iterator[None]:
             f"{db_path} is in use by policy-monitor ({holder}); one process per database "
             "(a second one would send the same alerts)"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
+    try:  # unbuffered, so a full disk fails here and not again when the file is closed
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"pid {os.getpid()}".encode(), 0)
+    except OSError as exc:  # a full disk: the lock is held, only the note of who holds it is lost
+        if exc.errno != errno.ENOSPC:
+            raise
     try:
         yield
     finally:

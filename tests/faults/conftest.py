@@ -21,3 +21,27 @@ def write_config(monitor, *sources: str, settings: str = FAULT_SETTINGS) -> None
 def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def assert_consistent(db: Path) -> None:
+    """What "nothing half-written" means for the state database, checked from the outside."""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        orphans = {
+            # the current snapshot of every source is stored
+            "source_state without its snapshot": """SELECT source_id FROM source_state
+                WHERE snapshot_hash != '' AND snapshot_hash NOT IN (SELECT hash FROM snapshots)""",
+            # a stored version has its snapshot and raw body (the evidence)
+            "fetch without its snapshot or body": """SELECT id FROM fetches
+                WHERE status IN ('baseline', 'changed', 'updated')
+                AND (snapshot_hash NOT IN (SELECT hash FROM snapshots)
+                     OR raw_sha256 NOT IN (SELECT sha256 FROM bodies))""",
+            # every change came from a logged fetch of a stored version
+            "change without its fetch": "SELECT id FROM changes WHERE fetch_id NOT IN (SELECT id FROM fetches)",
+            # an alerting change was queued in the same transaction (unless it repeats another one)
+            "alerting change never queued": """SELECT id FROM changes WHERE topics != '[]'
+                AND duplicate_of IS NULL AND id NOT IN (SELECT change_id FROM outbox WHERE change_id IS NOT NULL)""",
+        }
+        for what, sql in orphans.items():
+            assert conn.execute(sql).fetchall() == [], what
