@@ -54,7 +54,9 @@ def write_report(
 
 
 def index_page(changes: list[LoggedChange], generated_at: str) -> str:
-    newest_first = sorted(changes, key=lambda c: (c.detected_at, c.id), reverse=True)
+    # By id, the order changes were logged in, as `log` shows them: a clock that stepped back
+    # gives a later change an earlier detected_at.
+    newest_first = sorted(changes, key=lambda c: c.id, reverse=True)
     rows = "\n".join(_index_row(c) for c in newest_first)
     head = "".join(f"<th>{h}</th>" for h in ("ID", "Detected (HKT)", "Regulator", "Source", "Kind"))
     head += "<th>Topics</th><th>State</th><th>Title</th>"
