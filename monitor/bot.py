@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import logging
 
-from telegram import Bot, BotCommand, CallbackQuery, LinkPreviewOptions
+from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, User
 from telegram.constants import ParseMode
 
 from monitor.errors import MonitorError
@@ -31,6 +31,9 @@ COMMANDS = (
     ("status", "Each source: last success, last error, failures"),
     ("help", "What this bot does"),
 )
+# Commands that change what the bot sends, or to whom: only from a chat of TELEGRAM_CHAT_IDS or a
+# user of [telegram] admins. Anyone may ask /help, /topics, /recent and /status.
+CHANGES_STATE = frozenset({"start", "stop", "subscribe", "unsubscribe"})
 
 
 class CommandBot:
@@ -55,7 +58,9 @@ class CommandBot:
             message = update.effective_message
             if message is None or not message.text or not message.text.startswith("/"):
                 continue
-            reply = self.answer(str(message.chat_id), message.text)
+            trusted = self.trusted(message.chat, message.from_user)
+            user_id = message.from_user.id if message.from_user else None
+            reply = self.answer(str(message.chat_id), message.text, trusted, user_id)
             for part in split_message(reply):
                 await self._bot.send_message(
                     chat_id=message.chat_id,
@@ -75,10 +80,9 @@ class CommandBot:
         chat = query.message.chat if query.message else None
         if kind != "review" or not change_id.isdigit() or chat is None:
             return "Unknown button."
-        names = {str(chat.id), f"@{chat.username}" if chat.username else ""}
-        if not names & self._store.env_chats():  # reviews are the team's: only its configured chats
-            return "Only the team's chats (TELEGRAM_CHAT_IDS) can review alerts."
         user = query.from_user
+        if not self.trusted(chat, user):  # reviews are the team's: its configured chats and admins
+            return "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts."
         by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
         try:
             self._store.add_review(int(change_id), state, by)
@@ -86,13 +90,24 @@ class CommandBot:
             return str(exc)[:190]  # Telegram shows at most 200 characters
         return f"Change {change_id} marked {state}."
 
-    def answer(self, chat: str, text: str) -> str:
-        """The HTML reply to one command from one chat."""
+    def trusted(self, chat: Chat | None, user: User | None) -> bool:
+        """A chat of TELEGRAM_CHAT_IDS (by id or @name), or a user of [telegram] admins."""
+        if user is not None and user.id in self._config.telegram.admins:
+            return True
+        if chat is None:
+            return False
+        names = {str(chat.id), f"@{chat.username}" if chat.username else ""}
+        return bool(names & self._store.env_chats())
+
+    def answer(self, chat: str, text: str, trusted: bool = False, user_id: int | None = None) -> str:
+        """The HTML reply to one command from one chat; `trusted`: see `trusted`."""
         words = text.split()
         command = words[0][1:].split("@", 1)[0].lower()
         handler = getattr(self, f"_{command}", None)
         if handler is None:
             return f"Unknown command {html.escape(words[0])}. " + self._help(chat, [])
+        if command in CHANGES_STATE and not trusted:
+            return _refusal(user_id)
         return handler(chat, words[1:])
 
     def _start(self, chat: str, args: list[str]) -> str:
@@ -165,3 +180,12 @@ class CommandBot:
 
     def _topic_help(self, command: str) -> str:
         return f"Name a topic: /{command} " + " | ".join(self._config.topics)
+
+
+def _refusal(user_id: int | None) -> str:
+    """A polite no to a stranger, saying what the operator would need to change."""
+    who = f" (your user id is {user_id})" if user_id else ""
+    return (
+        "Sorry, this bot only takes that command from the chats it was set up for. "
+        f"Its operator can add you to <code>[telegram] admins</code>{who}. /help lists what anyone can ask."
+    )

@@ -94,6 +94,7 @@ TELEGRAM_KEYS = {
     "private_interval": float,
     "group_interval": float,
     "global_interval": float,
+    "admins": "user ids",
 }
 
 
@@ -186,6 +187,8 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
                 r"\s*0+(\.0*)?\s*[smhd]?\s*", str(value)
             )
             values[key] = 0.0 if zero else _interval(name, where, value, key=key, zero_ok=True)
+        elif kind == "user ids":
+            values[key] = _user_ids(name, where, key, value)
         elif kind is str:
             values[key] = _string(name, where, key, value)
         elif kind is bool:
@@ -197,6 +200,22 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
                 raise ConfigError(name, where, key, "must be a non-negative number")
             values[key] = kind(value)
     return values
+
+
+def _user_ids(name: str, where: str, key: str, value: Any) -> tuple[int, ...]:
+    """Telegram user ids (numbers, not @usernames: a username can be given up and taken by someone else)."""
+    ids = value if isinstance(value, list) else None
+    if ids is None or not all(_is_user_id(v) for v in ids):
+        raise ConfigError(name, where, key, "must be a list of Telegram user ids (numbers such as 123456789)")
+    return tuple(int(v) for v in ids)
+
+
+def _is_user_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and value.strip().isdigit() and value.strip().isascii()
 
 
 def _topics(name: str, raw: dict[str, Any]) -> dict[str, Topic]:

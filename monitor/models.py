@@ -98,6 +98,7 @@ class TelegramSettings:
     private_interval: float = 1.0  # seconds between messages to one private chat (Telegram: ~1/s)
     group_interval: float = 3.0  # to one group or channel (Telegram: ~20/min)
     global_interval: float = 0.04  # between any two messages (Telegram: ~30/s overall)
+    admins: tuple[int, ...] = ()  # user ids who may change subscriptions and review from any chat
 
 
 @dataclass(frozen=True)

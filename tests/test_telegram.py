@@ -292,6 +292,8 @@ def test_process_killed_while_sending_delivers_everything_on_restart(monitor, te
 
 def test_long_running_run_answers_commands_and_sends_alerts(monitor, telegram):
     monitor.write(SFC_PRESS)
+    admin = monitor.config.read_text().replace("[telegram]\n", "[telegram]\nadmins = [3003]\n")
+    monitor.config.write_text(admin)  # 3003 is not in TELEGRAM_CHAT_IDS: /start needs an admin
     process = _start(monitor, "run", env=_cli_env(telegram))
     try:
         telegram.wait_for_calls("setMyCommands", 1, timeout=20)
@@ -346,7 +348,7 @@ def test_review_buttons_record_the_telegram_user(monitor, telegram, capsys):
     assert answers == [
         f"Change {change_id} marked escalated.",
         f"change {change_id} is escalated: it can become reviewed, dismissed, not escalated",
-        "Only the team's chats (TELEGRAM_CHAT_IDS) can review alerts.",
+        "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts.",
     ]
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT state, by FROM reviews").fetchall() == [("escalated", "telegram:@user77")]

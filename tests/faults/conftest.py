@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TEST_SETTINGS, TOPICS
+from tests.telegram_stub import TelegramStub
 
 # As the shared test settings, but a 0.3 s timeout (the timeout fault runs three rounds) and the
 # shipped 10 MB size cap, so the 50 MB body and the gzip bomb meet the cap a user would have.
@@ -45,3 +48,21 @@ def assert_consistent(db: Path) -> None:
         }
         for what, sql in orphans.items():
             assert conn.execute(sql).fetchall() == [], what
+
+
+TOKEN = "987654321:AAH-grep-me_0123456789abcdefghijklmnopqrs"
+SECRET = TOKEN.split(":", 1)[1]  # the part that matters; the bot id before it is public
+PRIVATE, GROUP = "1001", "-2002"
+
+
+@pytest.fixture
+def telegram(monkeypatch):
+    with TelegramStub(token=TOKEN) as stub:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{PRIVATE},{GROUP}")
+        monkeypatch.setenv("TELEGRAM_API_URL", stub.base_url)
+        yield stub
+
+
+def sent_to(stub: TelegramStub, chat: str) -> list[str]:
+    return [m["text"] for m in stub.sent if str(m["chat_id"]) == chat]

@@ -1,0 +1,82 @@
+"""Who may change what the bot does: chats of TELEGRAM_CHAT_IDS and users of [telegram] admins.
+Anyone else gets a polite refusal and nothing changes; anyone may ask /help, /topics, /recent."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROUND2, SFC_PRESS, TEST_SETTINGS
+from tests.faults.conftest import GROUP, rows, sent_to, write_config
+
+
+def admins(monitor, *ids: int) -> None:
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        text.replace("[telegram]\n", f"[telegram]\nadmins = {list(ids)}\n"), encoding="utf-8"
+    )
+
+
+def chats(monitor) -> list[tuple]:
+    return rows(monitor.db, "SELECT chat_id, active, topics FROM chats ORDER BY chat_id")
+
+
+def test_strangers_get_a_polite_no_and_nothing_changes(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    admins(monitor, 77)
+    monitor.round(capsys)
+    before = chats(monitor)
+    stranger = 5005  # a private chat nobody configured
+    for command in ("/start", "/subscribe stablecoin", "/unsubscribe e-hkd", "/stop"):
+        telegram.push_command(stranger, command)
+    telegram.push_command(stranger, "/help")
+    telegram.push_command(stranger, "/topics")
+    telegram.push_command(int(GROUP), "/start", user_id=5005)  # the stranger, inside a configured group
+    assert monitor("bot", "--once", capsys=capsys)[0] == 0
+    replies = sent_to(telegram, str(stranger))
+    refusal = (
+        "Sorry, this bot only takes that command from the chats it was set up for. Its operator can add "
+        "you to <code>[telegram] admins</code> (your user id is 5005). /help lists what anyone can ask."
+    )
+    assert replies[:4] == [refusal] * 4
+    assert "/subscribe" in replies[4] and "Topics" in replies[5]  # read-only commands are answered
+    assert "Subscribed." in sent_to(telegram, GROUP)[-1]  # the group is configured: any member may
+    assert chats(monitor) == before  # the stranger's chat was never added
+
+
+def test_an_admin_may_subscribe_any_chat_and_review_from_it(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    admins(monitor, 77)
+    monitor.round(capsys)
+    team_room = -6006  # a new group, not in TELEGRAM_CHAT_IDS
+    telegram.push_command(team_room, "/start", user_id=77)
+    telegram.push_command(team_room, "/subscribe stablecoin", user_id=77)
+    telegram.push_command(team_room, "/unsubscribe stablecoin", user_id=88)  # a member, not an admin
+    monitor("bot", "--once", capsys=capsys)
+    replies = sent_to(telegram, str(team_room))
+    assert "Subscribed." in replies[0] and "This chat now receives: stablecoin" in replies[1]
+    assert replies[2].startswith("Sorry, this bot only takes that command")
+    assert (str(team_room), 1, '["stablecoin"]') in chats(monitor)
+
+    monitor.round(capsys, ROUND2)  # the room now gets the stablecoin alert, with review buttons
+    alert = [c for c in telegram.calls_for("sendMessage") if str(c.params["chat_id"]) == str(team_room)][-1]
+    button = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.push_callback_query(team_room, button, user_id=88)
+    telegram.push_callback_query(team_room, button, user_id=77)
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    change_id = button.split(":")[1]
+    assert answers == [
+        "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts.",
+        f"Change {change_id} marked reviewed.",
+    ]
+    assert rows(monitor.db, "SELECT by FROM reviews") == [("telegram:@user77",)]
+
+
+@pytest.mark.parametrize("value", ['["@boss"]', "[0]", "123", "[true]", '["12a"]'])
+def test_admins_must_be_user_ids(monitor, capsys, value):
+    write_config(
+        monitor, SFC_PRESS, settings=TEST_SETTINGS.replace("[telegram]\n", f"[telegram]\nadmins = {value}\n")
+    )
+    code, _, err = monitor("validate", capsys=capsys)
+    assert code == 2
+    assert "[telegram]: admins: must be a list of Telegram user ids (numbers such as 123456789)" in err
