@@ -18,6 +18,7 @@ from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
 from monitor.models import Config
+from monitor.normalize import one_line
 from monitor.shard import parse_shard, select_shard
 from monitor.store import Store
 from monitor.store.lock import hold_lock
@@ -120,6 +121,12 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0)
 
 
+def redact(text: str) -> str:
+    """The bot token out of an error line (python-telegram-bot quotes it in InvalidToken)."""
+    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    return text.replace(token, "<redacted>") if token else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(
@@ -144,12 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # a bug: one line (the traceback with --debug), and never the token
+        detail = f"internal error: {type(exc).__name__}: {exc} (--debug shows where; please report it)"
+        return _fail(args, detail, EXIT_USAGE)
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     if args.debug:
         logging.exception("failed")
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {redact(one_line(message))}", file=sys.stderr)
     return code
 
 

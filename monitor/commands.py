@@ -21,6 +21,7 @@ from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
 from monitor.fetch import Fetcher, open_client
 from monitor.models import Config, Snapshot, Source
+from monitor.normalize import one_line, printable
 from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
 from monitor.run import RoundResult, dry_run_alerts, run_round
@@ -253,10 +254,12 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
     except SourceError as exc:
         raise SourceError(f"{source_id}: {exc}") from None
     if snapshot.kind == "text":
-        out.write(f"{snapshot.title}\n\n{snapshot.text}\n")
+        out.write(f"{one_line(snapshot.title)}\n\n{printable(snapshot.text)}\n")
     else:
         for item in snapshot.items:
-            out.write(f"{hk_time(item.date) or '-':<20} {item.title}\n{'':<20} {item.link}\n")
+            out.write(
+                f"{hk_time(item.date) or '-':<20} {one_line(item.title)}\n{'':<20} {one_line(item.link)}\n"
+            )
         out.write(f"\n{len(snapshot.items)} items from {source.url}\n")
     return EXIT_OK
 

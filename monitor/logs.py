@@ -8,9 +8,21 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from monitor.normalize import one_line
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # The structured fields a log line may carry (`extra=`); JSON lines keep them as they are.
 FIELDS = ("source", "status", "items", "changes", "alerts", "duration_ms", "error")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Text lines: each message one line without control characters, since messages carry scraped
+    text (a soft-404 title, a server's reason phrase) that must not drive a terminal. Tracebacks
+    (--debug) keep their lines. (JSON lines escape control characters by themselves.)"""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,7 +60,7 @@ class Redacting(logging.Formatter):
 def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str] = ()) -> None:
     """Root logging to `stream`. Like logging.basicConfig, it leaves a logging set-up already in
     place (a test's log capture) alone."""
-    inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT, "%Y-%m-%d %H:%M:%S")
+    inner = JsonFormatter() if log_format == "json" else OneLineFormatter(TEXT_FORMAT, "%Y-%m-%d %H:%M:%S")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(Redacting(inner, secrets))
     logging.basicConfig(level=level, handlers=[handler])

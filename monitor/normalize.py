@@ -10,8 +10,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 HKT = timezone(timedelta(hours=8), "HKT")
 
 # Zero-width characters, the BOM, variation selectors (the SFC's TC titles carry U+FE01 after a
-# full-width colon) and C0/C1 controls other than whitespace: invisible, and never meaningful.
-INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\ufe00-\ufe0f\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# full-width colon), bidirectional overrides and C0/C1 controls other than whitespace: invisible,
+# and never meaningful. (ESC among them: scraped text can never drive a terminal.)
+BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+INVISIBLE = re.compile(rf"[\u200b-\u200d\u2060\ufeff\ufe00-\ufe0f{BIDI}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# For text shown in a terminal that keeps its lines (a diff, a log line's traceback): the same
+# controls and overrides, but line breaks and tabs stay.
+UNPRINTABLE = re.compile(rf"[{BIDI}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 SPACES = re.compile(r"\s+")  # str patterns match \u3000 and \xa0 as whitespace too
 # HKMA circular titles end in " (PDF File, 131.0 KB)"; the size changes when a file is re-saved.
 FILE_SUFFIX = re.compile(
@@ -27,6 +32,16 @@ CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 def clean_text(text: str) -> str:
     """Invisible characters dropped, every run of white space (CR/LF, U+3000, NBSP) one space."""
     return SPACES.sub(" ", INVISIBLE.sub("", text)).strip()
+
+
+def printable(text: str) -> str:
+    """Text safe to write to a terminal: no escape sequences, bell or bidi overrides; lines kept."""
+    return UNPRINTABLE.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """Text safe to write to a terminal as one line (a log line, an error)."""
+    return " ".join(printable(text).split())
 
 
 def clean_title(title: str) -> str:

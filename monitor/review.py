@@ -13,7 +13,7 @@ from typing import TextIO
 
 from monitor.errors import UsageError
 from monitor.models import ChangeFilter, LoggedChange, Review
-from monitor.normalize import HKT, clean_text
+from monitor.normalize import HKT, clean_text, one_line, printable
 from monitor.render import hk_time, matched_terms
 
 # Stable column names for scripts (documented in the README); add at the end, never rename.
@@ -148,7 +148,7 @@ def _print_rich(changes: list[LoggedChange]) -> None:
             ", ".join(change.topics) or "-",
             clean_text(change.title),
         )
-    Console().print(table, markup=False)  # titles are scraped text: never read as rich markup
+    Console().print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
 
 
 def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> None:
@@ -176,14 +176,14 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
     ]
     for label, value in fields:
         if value:
-            out.write(f"{label + ':':<11}{value}\n")
+            out.write(f"{label + ':':<11}{one_line(value)}\n")
     for entry in reviews:
         note = f": {clean_text(entry.note)}" if entry.note else ""
         out.write(f"{'Review:':<11}{hk_time(entry.at)} {entry.state} by {entry.by or 'unknown'}{note}\n")
     if change.text:
         out.write(f"\n{clean_text(change.text)}\n")
     if change.diff:
-        out.write(f"\n{change.diff}\n")
+        out.write(f"\n{printable(change.diff)}\n")
 
 
 def write_raw(logged: LoggedChange, side: str, body: bytes | None, path: str) -> None:

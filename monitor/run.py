@@ -25,6 +25,7 @@ from monitor.models import (
     Snapshot,
     Source,
 )
+from monitor.normalize import one_line
 from monitor.store import Recipients, Store, utc_now
 
 log = logging.getLogger("monitor.run")
@@ -124,13 +125,15 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
         previous = ctx.store.previous(source.id)
         outcome = await _process(ctx, source, page, previous)
         outcome = await _recheck_documents(ctx, source, outcome)
-    except SourceError as exc:
-        outcome = SourceOutcome(source.id, "error", error=str(exc))
+    except SourceError as exc:  # one line, no control codes: the reason often quotes the server
+        outcome = SourceOutcome(source.id, "error", error=one_line(str(exc)))
     except StoreError:  # the disk is full or read-only: not this source's fault, and no use going on
         raise
     except Exception as exc:  # a bug for one source must not stop the others
         log.debug("%s: unexpected error", source.id, exc_info=True)
-        outcome = SourceOutcome(source.id, "error", error=f"internal error: {type(exc).__name__}: {exc}")
+        outcome = SourceOutcome(
+            source.id, "error", error=one_line(f"internal error: {type(exc).__name__}: {exc}")
+        )
     if outcome.status == "error" and not ctx.dry_run:
         ctx.store.record_failure(source, outcome.error, page)
     duration = int((datetime.now(UTC) - started).total_seconds() * 1000)

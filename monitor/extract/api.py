@@ -10,7 +10,7 @@ from typing import Any
 from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
-from monitor.normalize import HKT, clean_title, parse_date
+from monitor.normalize import HKT, clean_text, clean_title, parse_date
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -43,7 +43,7 @@ def lookup(data: Any, path: str) -> Any:
 
 def _item(source: Source, record: dict) -> Item:
     title = clean_title(str(lookup(record, source.title) or ""))
-    link = _link(source.link, record)
+    link = clean_text(_link(source.link, record))
     reference = str(lookup(record, source.item_id) or "") if source.item_id else ""
     return Item(
         item_key(reference, link, title),

@@ -10,7 +10,7 @@ from bs4 import BeautifulSoup
 from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
-from monitor.normalize import clean_title, iso_from_struct
+from monitor.normalize import clean_text, clean_title, iso_from_struct
 
 
 def extract(source: Source, page: Page) -> Snapshot:
@@ -32,7 +32,7 @@ def extract(source: Source, page: Page) -> Snapshot:
 
 def _item(entry: feedparser.FeedParserDict, base_url: str) -> Item:
     title = clean_title(entry.get("title", ""))
-    link = entry.get("link", "").strip()
+    link = clean_text(entry.get("link", ""))
     guid = entry.get("id", "") if entry.get("guidislink") is not True else ""
     date = iso_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
     summary = entry.get("summary", "")
