@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import xml.sax
 
 import feedparser
@@ -15,7 +16,9 @@ from monitor.normalize import clean_text, clean_title, iso_from_struct
 
 def extract(source: Source, page: Page) -> Snapshot:
     headers = {"content-type": page.headers.get("content-type", "application/xml")}
-    parsed = feedparser.parse(page.body, response_headers=headers)
+    # A file object, never the bytes: given bytes, feedparser first tries them as a local file
+    # name, so a server answering "/etc/passwd" would have the monitor read that file.
+    parsed = feedparser.parse(io.BytesIO(page.body), response_headers=headers)
     problem = parsed.get("bozo_exception")
     # feedparser falls back to a lenient parser on broken XML and returns what it could read; a
     # truncated feed read that way looks like items were removed, so broken XML is an error.
