@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from functools import lru_cache
@@ -103,7 +104,8 @@ def parse_interval(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value > 0 else None
+        seconds = _finite(value)
+        return seconds if seconds is not None and seconds > 0 else None
     match = INTERVAL.match(str(value))
     if not match or float(match[1]) <= 0:
         return None
@@ -196,7 +198,8 @@ def _typed(name: str, where: str, raw: dict[str, Any], keys: dict[str, Any]) -> 
                 raise ConfigError(name, where, key, "must be true or false")
             values[key] = value
         else:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            number = None if isinstance(value, bool) else _finite(value)
+            if number is None or number < 0:
                 raise ConfigError(name, where, key, "must be a non-negative number")
             values[key] = kind(value)
     return values
@@ -216,6 +219,17 @@ def _is_user_id(value: Any) -> bool:
     if isinstance(value, int):
         return value > 0
     return isinstance(value, str) and value.strip().isdigit() and value.strip().isascii()
+
+
+def _finite(value: Any) -> float | None:
+    """A number as a float, or None for anything else, inf, nan, or too large for a float."""
+    if not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _topics(name: str, raw: dict[str, Any]) -> dict[str, Topic]:

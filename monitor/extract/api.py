@@ -20,6 +20,8 @@ def extract(source: Source, page: Page) -> Snapshot:
         data = json.loads(page.text)
     except json.JSONDecodeError as exc:
         raise ExtractError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:  # [[[[... thousands deep: no API answers like this
+        raise ExtractError("not JSON this monitor reads (nested too deeply)") from None
     if source.success_path and lookup(data, source.success_path) is not True:
         raise ExtractError(f"the API reported failure ({source.success_path} is not true)")
     records = lookup(data, source.items_path)

@@ -18,7 +18,10 @@ def extract(source: Source, page: Page) -> Snapshot:
     headers = {"content-type": page.headers.get("content-type", "application/xml")}
     # A file object, never the bytes: given bytes, feedparser first tries them as a local file
     # name, so a server answering "/etc/passwd" would have the monitor read that file.
-    parsed = feedparser.parse(io.BytesIO(page.body), response_headers=headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(page.body), response_headers=headers)
+    except Exception as exc:  # feedparser has no error contract: a NUL in the encoding name raises ValueError
+        raise ExtractError(f"malformed feed: {type(exc).__name__}: {exc}") from None
     problem = parsed.get("bozo_exception")
     # feedparser falls back to a lenient parser on broken XML and returns what it could read; a
     # truncated feed read that way looks like items were removed, so broken XML is an error.
