@@ -32,6 +32,7 @@ from monitor.store.events import link_key, title_key
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.runstate import RunStateStore
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
+from monitor.store.transaction import immediate
 
 __all__ = ["Recipients", "Store", "utc_now"]
 P = ParamSpec("P")
@@ -123,7 +124,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             }
             for s in sources
         ]
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.execute("UPDATE sources SET in_config = 0")
             self.db["sources"].upsert_all(rows, pk="id")
 
@@ -164,7 +165,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
         """The body (or its extracted content) is what we already have: log the fetch only, and the
         digest of the region it was extracted from, so the next round can skip the extraction."""
-        with self.db.atomic():
+        with immediate(self.db):
             self._fetch_row(source.id, page, status)
             self._succeeded(source.id, page.fetched_at)
             if region:
@@ -176,7 +177,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     @_writes
     def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
         now = utc_now()
-        with self.db.atomic():
+        with immediate(self.db):
             self._fetch_row(source.id, page, "error", error=error, fetched_at=now)
             self.db.execute(
                 """INSERT INTO health (source_id, consecutive_failures, last_attempt_at, last_error, last_error_at)
@@ -208,7 +209,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         already moved on to the new snapshot).
         """
         now = utc_now()
-        with self.db.atomic():
+        with immediate(self.db):
             status = "baseline" if previous is None else "changed" if changes else "updated"
             fetch_id = self._fetch_row(source.id, page, status, snapshot.hash)
             self._put_snapshot(snapshot, now)
@@ -435,7 +436,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
-        with self.db.atomic():
+        with immediate(self.db):
             removed = self.db.execute(
                 """DELETE FROM bodies WHERE created_at < ?
                    AND sha256 NOT IN (SELECT raw_sha256 FROM changes)

@@ -8,6 +8,7 @@ import zlib
 from monitor.errors import InvalidTransition, UnknownChange
 from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
 from monitor.store.clock import utc_now
+from monitor.store.transaction import immediate
 
 # Every change row comes with its review state, its source's language and the other sources
 # the same release was seen through (its duplicates), as a JSON list.
@@ -67,7 +68,7 @@ class ChangeLogStore:
 
     def add_review(self, change_id: int, state: str, by: str, note: str = "") -> Review:
         """Append a review; the history is never rewritten (triggers refuse UPDATE and DELETE)."""
-        with self.db.atomic():
+        with immediate(self.db):
             current = self.change(change_id).state
             if state not in REVIEW_TRANSITIONS.get(current, ()):
                 allowed = ", ".join(REVIEW_TRANSITIONS.get(current, ())) or "nothing (it is closed)"

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from monitor.models import Alert
 from monitor.store.changelog import SIGHTINGS, logged_from_row
 from monitor.store.clock import utc_now
+from monitor.store.transaction import immediate
 
 Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
 
@@ -25,7 +26,7 @@ class OutboxStore:
 
     def queue_notice(self, text: str, chats: Iterable[str]) -> None:
         now = utc_now()
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.conn.executemany(
                 "INSERT INTO outbox (notice, chat, created_at) VALUES (?, ?, ?)",
                 [(text, chat, now) for chat in chats],
@@ -60,7 +61,7 @@ class OutboxStore:
 
     def mark_all_sent(self, outbox_ids: Iterable[int], message_id: str = "") -> None:
         """A digest's rows, all at once: a crash cannot leave part of a sent digest pending."""
-        with self.db.atomic():
+        with immediate(self.db):
             for outbox_id in outbox_ids:
                 self.mark_sent(outbox_id, message_id)
 
@@ -82,7 +83,7 @@ class OutboxStore:
         and re-enabled at each start: an operator who fixed the bot's rights expects it to work.
         A chat taken out of TELEGRAM_CHAT_IDS stops receiving alerts."""
         now, listed = utc_now(), list(chats)
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.execute(
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
                     WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({", ".join("?" * len(listed))})""",
@@ -111,7 +112,7 @@ class OutboxStore:
 
     def deactivate_chat(self, chat: str, reason: str) -> None:
         """The chat cannot receive (bot blocked or removed): stop queueing for it, drop its pending rows."""
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.execute("UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [reason, chat])
             self.db.execute(
                 "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
@@ -120,7 +121,7 @@ class OutboxStore:
 
     def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup with a new id: its subscription and pending alerts move with it."""
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.execute(
                 "INSERT OR IGNORE INTO chats (chat_id, active, topics, origin, added_at, note) "
                 "SELECT ?, active, topics, origin, added_at, 'migrated from ' || chat_id FROM chats WHERE chat_id = ?",

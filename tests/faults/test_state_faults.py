@@ -18,6 +18,7 @@ import os
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -224,3 +225,24 @@ def test_a_second_run_on_the_same_database_refuses(monitor, capsys):
     assert first.returncode == 0, err
     assert out.count(SFC_NEW) == 1
     assert rows(monitor.db, "SELECT count(*) FROM fetches") == [(4,)]  # 2 baseline + 2 by the first only
+
+
+def test_a_second_writer_waits_instead_of_failing(monitor, capsys):
+    """A `review` typed, or a round started, while another connection is writing waits for it (up
+    to SQLite's busy timeout) instead of failing at once with 'database is locked'."""
+    write_config(monitor, SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    ((change_id,),) = rows(monitor.db, "SELECT id FROM changes")
+    for command in (["review", str(change_id), "--state", "reviewed"], ["run", "--once", "--all"]):
+        holder = sqlite3.connect(monitor.db, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
+        release = threading.Timer(1.0, holder.execute, ["ROLLBACK"])
+        release.start()
+        started = time.monotonic()
+        done = run_cli("--config", str(monitor.config), "--db", str(monitor.db), *command)
+        release.join()
+        holder.close()
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started >= 0.9  # it waited for the lock, then did its work
+    assert rows(monitor.db, "SELECT state FROM reviews") == [("reviewed",)]

@@ -1,0 +1,38 @@
+"""Write transactions that wait for another writer instead of failing at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlite_utils
+
+
+@contextmanager
+def immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """A transaction that takes SQLite's write lock at BEGIN (nested: a savepoint).
+
+    sqlite-utils' atomic() begins a deferred transaction. One that reads before its first write
+    (an insert looks up the table first) cannot wait for another writer to finish: SQLite answers
+    "database is locked" at once, without the busy timeout, because waiting could deadlock. So a
+    `review` typed while a round was storing, or `prune` during a round, failed on the spot. With
+    the lock taken at BEGIN, the second writer waits up to busy_timeout instead.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
