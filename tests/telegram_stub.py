@@ -459,6 +459,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.stub.idle_timeout
         super().setup()
+        # Headers and body leave in two writes: without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK, 40 ms per call (a real Bot API answers in one go).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.stub._register(self)
 
     def finish(self) -> None:
