@@ -76,6 +76,7 @@ class Settings:
     max_retry_after: float = 120.0  # never wait longer than this for a Retry-After
     per_host: int = 2  # concurrent requests per host
     max_redirects: int = 5
+    allow_private_redirects: bool = False  # follow a redirect from a public address to a private one
     detail_limit: int = 10  # detail pages/PDFs fetched per source per round; the rest alert on titles
     document_max_bytes: int = 20 * 1024 * 1024  # PDFs are bigger than pages
     document_recheck: float = 86400.0  # seconds between re-downloads of a known PDF (0: never)
@@ -84,7 +85,6 @@ class Settings:
     jitter: float = 0.1  # each wait grows by up to this fraction of the interval, at random
     host_spacing: float = 2.0  # seconds between the starts of two sources on one host
     catch_up: float = 60.0  # seconds over which sources already due at start are spread
-    allow_private_redirects: bool = False  # follow a redirect from a public address to a private one
 
 
 @dataclass(frozen=True)

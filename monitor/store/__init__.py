@@ -249,7 +249,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         """Known PDFs downloaded again: a re-upload is a change (page = the new bytes, with the sha256
         of the old ones); the rest are only marked checked. One transaction."""
         now = utc_now()
-        with self.db.atomic():
+        with immediate(self.db):
             self.put_documents(followed.documents, followed.pages, now)
             self.mark_checked(followed.checked, now)
             change_ids = []

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Mapping
 
 from monitor.models import RunState
+from monitor.store.transaction import immediate
 
 STARTED, LAST_ROUND_AT, LAST_ROUND = "started_at", "last_round_at", "last_round"
 
@@ -30,7 +31,7 @@ class RunStateStore:
         return RunState(values.get(STARTED, ""), values.get(LAST_ROUND_AT, ""), values.get(LAST_ROUND, ""))
 
     def _set(self, values: Mapping[str, str]) -> None:
-        with self.db.atomic():
+        with immediate(self.db):
             self.db.conn.executemany(
                 "INSERT INTO run_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
