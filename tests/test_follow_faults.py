@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from tests.pdfs import make_pdf
-from tests.test_follow import HKMA_CIRCULARS, OLD_HKMA, PDF, Feeds
+from tests.test_follow import HKMA_CIRCULARS, OLD_HKMA, PDF, Feeds, watch_circulars
 
 
 def broken_pdf() -> bytes:
@@ -16,10 +16,7 @@ def broken_pdf() -> bytes:
 
 
 def test_an_odd_pdf_does_not_wedge_the_source(monitor, capsys):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys)
     feeds.page("/media/odd.pdf", broken_pdf(), PDF)
     feeds.page("/media/good.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
     feeds.feed(
@@ -39,15 +36,7 @@ def test_an_odd_pdf_does_not_wedge_the_source(monitor, capsys):
 
 
 def test_a_pdf_that_keeps_failing_its_recheck_does_not_starve_the_others(monitor, capsys):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.config.write_text(
-        monitor.config.read_text().replace(
-            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"\ndetail_limit = 2'
-        )
-    )
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys, 'document_recheck = "1s"\ndetail_limit = 2')
     items = []
     for n in (1, 2):  # detail_limit // 2 == 1 recheck per round
         feeds.page(f"/media/{n}.pdf", make_pdf([f"Stablecoin circular {n}"]), PDF)
@@ -108,10 +97,7 @@ def test_a_duplicate_with_more_topics_still_reaches_chats_that_only_want_those(t
 
 
 def test_prune_keeps_the_pdf_bytes_a_later_re_upload_will_need(monitor, capsys):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys)
     feeds.page("/media/g.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
     feeds.feed(
         "/hkma/rss_circulars.xml", [("Stablecoin guideline", "/media/g.pdf", "Wed, 27 May 2026"), OLD_HKMA]
@@ -126,15 +112,7 @@ def test_prune_keeps_the_pdf_bytes_a_later_re_upload_will_need(monitor, capsys):
 
 
 def test_a_too_big_pdf_names_the_setting_to_raise(monitor, capsys):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.config.write_text(
-        monitor.config.read_text().replace(
-            "max_bytes = 200000", "max_bytes = 200000\ndocument_max_bytes = 1024"
-        )
-    )
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys, "document_max_bytes = 1024")
     feeds.page(
         "/media/g.pdf",
         make_pdf([f"Guideline for licensed stablecoin issuers, paragraph {n}" for n in range(40)]),
@@ -152,10 +130,7 @@ def test_a_too_big_pdf_names_the_setting_to_raise(monitor, capsys):
 
 
 def test_dry_run_stores_nothing(monitor, capsys):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys)
     feeds.page("/media/g.pdf", make_pdf(["Guideline for licensed stablecoin issuers"]), PDF)
     feeds.feed(
         "/hkma/rss_circulars.xml", [("Stablecoin guideline", "/media/g.pdf", "Wed, 27 May 2026"), OLD_HKMA]
@@ -177,15 +152,7 @@ def test_dry_run_stores_nothing(monitor, capsys):
 def test_a_re_upload_of_an_on_topic_pdf_alerts_even_if_the_changed_lines_do_not_name_the_topic(
     monitor, capsys
 ):
-    feeds = Feeds(monitor.site)
-    feeds.feed("/hkma/rss_circulars.xml", [OLD_HKMA])
-    monitor.write(HKMA_CIRCULARS)
-    monitor.config.write_text(
-        monitor.config.read_text().replace(
-            "max_bytes = 200000", 'max_bytes = 200000\ndocument_recheck = "1s"'
-        )
-    )
-    monitor.round(capsys)
+    feeds = watch_circulars(monitor, capsys, 'document_recheck = "1s"')
     path, title = "/media/g.pdf", "Guideline on supervision of licensed issuers (PDF File, 2 KB)"
     lines = ["Licensed stablecoin issuers", "Stablecoin reserve assets", "The annual licence fee is HK$1m."]
     feeds.page(path, make_pdf(lines), PDF)
