@@ -31,9 +31,10 @@ COMMANDS = (
     ("status", "Each source: last success, last error, failures"),
     ("help", "What this bot does"),
 )
-# Commands that change what the bot sends, or to whom: only from a chat of TELEGRAM_CHAT_IDS or a
-# user of [telegram] admins. Anyone may ask /help, /topics, /recent and /status.
-CHANGES_STATE = frozenset({"start", "stop", "subscribe", "unsubscribe"})
+# Commands that change what the bot sends, or to whom, and /status (its errors can name the
+# operator's proxy or hosts): only from a chat of TELEGRAM_CHAT_IDS or a user of [telegram]
+# admins. Anyone may ask /help, /topics and /recent (the regulators' public releases).
+TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
 
 
 class CommandBot:
@@ -106,7 +107,7 @@ class CommandBot:
         handler = getattr(self, f"_{command}", None)
         if handler is None:
             return f"Unknown command {html.escape(words[0])}. " + self._help(chat, [])
-        if command in CHANGES_STATE and not trusted:
+        if command in TEAM_ONLY and not trusted:
             return _refusal(user_id)
         return handler(chat, words[1:])
 

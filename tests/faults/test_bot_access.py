@@ -26,7 +26,7 @@ def test_strangers_get_a_polite_no_and_nothing_changes(monitor, telegram, capsys
     monitor.round(capsys)
     before = chats(monitor)
     stranger = 5005  # a private chat nobody configured
-    for command in ("/start", "/subscribe stablecoin", "/unsubscribe e-hkd", "/stop"):
+    for command in ("/start", "/subscribe stablecoin", "/unsubscribe e-hkd", "/stop", "/status"):
         telegram.push_command(stranger, command)
     telegram.push_command(stranger, "/help")
     telegram.push_command(stranger, "/topics")
@@ -37,8 +37,8 @@ def test_strangers_get_a_polite_no_and_nothing_changes(monitor, telegram, capsys
         "Sorry, this bot only takes that command from the chats it was set up for. Its operator can add "
         "you to <code>[telegram] admins</code> (your user id is 5005). /help lists what anyone can ask."
     )
-    assert replies[:4] == [refusal] * 4
-    assert "/subscribe" in replies[4] and "Topics" in replies[5]  # read-only commands are answered
+    assert replies[:5] == [refusal] * 5  # /status too: its errors can name the operator's hosts
+    assert "/subscribe" in replies[5] and "Topics" in replies[6]  # public read-only commands are answered
     assert "Subscribed." in sent_to(telegram, GROUP)[-1]  # the group is configured: any member may
     assert chats(monitor) == before  # the stranger's chat was never added
 
