@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from monitor.charset import decode
 from monitor.errors import FetchError
 from monitor.models import Page, Settings, Source, Validators
+from monitor.normalize import stable_digest
 from monitor.redirects import redirect_guard
 
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
@@ -164,6 +165,7 @@ class Fetcher:
             fetched_at=fetched_at,
             duration_ms=duration_ms,
             sha256=hashlib.sha256(body).hexdigest(),
+            stable_sha256=stable_digest(body, repr(source)),
             not_modified=response.status_code == 304,
         )
 

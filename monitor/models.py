@@ -137,6 +137,7 @@ class Page:
     duration_ms: int
     sha256: str
     not_modified: bool = False
+    stable_sha256: str = ""  # of the body without per-request tokens, and the source's config
 
     @property
     def validators(self) -> Validators:
@@ -295,6 +296,8 @@ class Previous:
     validators: Validators = field(default_factory=Validators)
     known_keys: frozenset[str] = frozenset()
     region: str = ""  # Snapshot.region of the last extraction
+    stable_sha256: str = ""  # Page.stable_sha256 of the body the snapshot came from
+    snapshot_hash: str = ""  # set when there is a stored snapshot, even before it is loaded
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -98,3 +99,23 @@ def iso_from_struct(value: tuple | None) -> str:
     if (moment.hour, moment.minute, moment.second) == (0, 0, 0):
         return moment.date().isoformat()
     return moment.isoformat()
+
+
+# Per-request noise in a page's raw bytes, which no reader would call content: CSRF tokens in
+# <meta> tags (the HKMA's pages carry one) and hidden form fields, CSP nonces, and "page generated
+# at <time>" stamps. Without it the raw-body short-circuit would miss every such page.
+VOLATILE = re.compile(
+    rb"<meta[^>]{0,200}?csrf[^>]{0,300}>"
+    rb"|<input[^>]{0,200}?(?:csrf|__RequestVerificationToken|authenticity_token)[^>]{0,300}>"
+    rb"|\snonce=[\"'][^\"']{0,200}[\"']"
+    rb"|(?:page )?generated (?:at|on):?\s*[0-9][0-9:\-T. +Z/]{6,40}",
+    re.I,
+)
+
+
+def stable_digest(body: bytes, config: str) -> str:
+    """sha256 of `body` without per-request tokens, and of the `config` it is read with: equal
+    digests mean nothing a reader sees changed, and a changed selector is applied at once."""
+    digest = hashlib.sha256(config.encode("utf-8", "replace"))
+    digest.update(VOLATILE.sub(b"", body))
+    return digest.hexdigest()

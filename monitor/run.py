@@ -120,10 +120,9 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     page: Page | None = None
     try:
         page = await ctx.fetcher.fetch(source, ctx.store.validators(source.id))
-        # Loaded after the fetch: a round holds the stored snapshots of the sources in flight only,
+        # Loaded after the fetch: a round holds the stored state of the sources in flight only,
         # not of every source waiting for its host (memory stays flat as the source list grows).
-        previous = ctx.store.previous(source.id)
-        outcome = await _process(ctx, source, page, previous)
+        outcome = await _process(ctx, source, page, ctx.store.state(source.id))
         outcome = await _recheck_documents(ctx, source, outcome)
     except SourceError as exc:  # one line, no control codes: the reason often quotes the server
         outcome = SourceOutcome(source.id, "error", error=one_line(str(exc)))
@@ -142,23 +141,25 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     return outcome
 
 
-async def _process(ctx: RoundContext, source: Source, page: Page, previous: Previous) -> SourceOutcome:
-    old, store = previous.snapshot, ctx.store
-    if page.not_modified or (old and page.sha256 == previous.raw_sha256):
-        # Same bytes as last time: nothing to parse. 304 counts the same way.
+async def _process(ctx: RoundContext, source: Source, page: Page, state: Previous) -> SourceOutcome:
+    store, known = ctx.store, bool(state.snapshot_hash)
+    if page.not_modified or (known and page.stable_sha256 == state.stable_sha256):
+        # The same bytes as last time, but for per-request tokens: nothing to parse. 304 likewise.
         status = "not_modified" if page.not_modified else "unchanged"
         if not ctx.dry_run:
             store.record_unchanged(source, page, status)
         return SourceOutcome(source.id, status)
-    snapshot = extract_unless_same(source, page, previous.region if old else "")
+    snapshot = extract_unless_same(source, page, state.region if known else "")
     if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged")
+            store.record_unchanged(source, page, "unchanged", stable=page.stable_sha256)
         return SourceOutcome(source.id, "unchanged")
+    previous = store.previous(source.id) if known else state
+    old = previous.snapshot
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged", snapshot.region)
+            store.record_unchanged(source, page, "unchanged", snapshot.region, page.stable_sha256)
         return SourceOutcome(source.id, "unchanged", count)
     _refuse_sudden_shrink(source, old, snapshot, _failures(ctx.health, source.id))
     old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))

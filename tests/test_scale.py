@@ -18,27 +18,34 @@ from tests.conftest import FSTB_LISTING, REGISTER, ROOT, ROUND2, SFC_PRESS, rss_
 from tests.test_pipeline import rows
 
 
-def test_a_source_s_stored_snapshot_is_loaded_only_once_its_page_arrived(monitor, capsys, monkeypatch):
-    """Loading every source's snapshot before any fetch holds them all in memory at once."""
+def test_a_source_s_stored_state_is_loaded_only_once_its_page_arrived(monitor, capsys, monkeypatch):
+    """Loading every source's snapshot before any fetch holds them all in memory at once; and a
+    round whose bodies did not change never loads a snapshot at all."""
     monitor.write(*(rss_source(f"feed-{i}", "/sfc/en/rss/press-releases.xml") for i in range(6)))
     monitor.round(capsys)
     events: list[tuple[str, str]] = []
-    fetch, previous = Fetcher.fetch, Store.previous
+    fetch, state, previous = Fetcher.fetch, Store.state, Store.previous
 
     async def recorded_fetch(self, source, validators=None):
         page = await fetch(self, source, validators)
         events.append(("fetched", source.id))
         return page
 
+    def recorded_state(self, source_id):
+        events.append(("state", source_id))
+        return state(self, source_id)
+
     def recorded_previous(self, source_id):
-        events.append(("loaded", source_id))
+        events.append(("snapshot", source_id))
         return previous(self, source_id)
 
     monkeypatch.setattr(Fetcher, "fetch", recorded_fetch)
+    monkeypatch.setattr(Store, "state", recorded_state)
     monkeypatch.setattr(Store, "previous", recorded_previous)
     assert monitor.round(capsys)[0] == 0
     for i in range(6):
-        assert events.index(("fetched", f"feed-{i}")) < events.index(("loaded", f"feed-{i}"))
+        assert events.index(("fetched", f"feed-{i}")) < events.index(("state", f"feed-{i}"))
+    assert not [e for e in events if e[0] == "snapshot"]
 
 
 def noisy(site, path: str):
@@ -162,3 +169,34 @@ def test_a_shard_that_owns_no_source_says_so(monitor, capsys):
     empty = next(i for i in range(1, 5) if shard_of("sfc-press-en", 4) != i)
     code, _, err = monitor("run", "--once", "--shard", f"{empty}/4", capsys=capsys)
     assert code == 2 and f"shard {empty}/4 owns none of the 1 sources" in err
+
+
+def test_per_request_tokens_do_not_count_as_a_different_body():
+    from monitor.normalize import stable_digest
+
+    page = (
+        '<html><head><meta name="csrf-token" content="{token}"><script nonce="{token}"></script></head>'
+        '<body><form><input type="hidden" name="_csrf" value="{token}"></form>'
+        "<p>Register of licensed stablecoin issuers: {issuers}</p>"
+        '<p class="generated">Page generated at {when}</p></body></html>'
+    )
+
+    def digest(token="a1", issuers="SC0001", when="2026-11-25T10:00:00+08:00", config="page"):
+        return stable_digest(page.format(token=token, issuers=issuers, when=when).encode(), config)
+
+    assert digest() == digest(token="ff93", when="2026-11-25 10:15:02")
+    assert digest() != digest(issuers="SC0001, SC0002")  # content is never noise
+    assert digest() != digest(config="page with another selector")  # a new config reads again
+
+
+def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor, capsys, monkeypatch):
+    monitor.site.routes["/register.html"] = noisy(monitor.site, "/hkma/eng/stablecoin-register.html")
+    monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/register.html"))
+    monitor.round(capsys)
+    parsed = []
+    parse_html = page.parse_html
+    monkeypatch.setattr(page, "parse_html", lambda *args: parsed.append(1) or parse_html(*args))
+    assert monitor.round(capsys)[:2] == (0, "")
+    assert parsed == []  # not even parsed: the raw bytes, less the token, are the last ones
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0 and parsed and "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -128,21 +129,29 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             self.db.execute("UPDATE sources SET in_config = 0")
             self.db["sources"].upsert_all(rows, pk="id")
 
-    def previous(self, source_id: str) -> Previous:
+    def state(self, source_id: str) -> Previous:
+        """What a round checks first, in one small query: the digests of the last body and region.
+        The snapshot and item keys are left out (see `previous`): most rounds never need them."""
         state = self._one("SELECT * FROM source_state WHERE source_id = ?", [source_id])
         if not state:
             return Previous()
-        snapshot = self.snapshot(state["snapshot_hash"]) if state["snapshot_hash"] else None
+        return Previous(
+            raw_sha256=state["raw_sha256"],
+            validators=Validators(state["etag"], state["last_modified"]),
+            region=state["region_sha256"],
+            stable_sha256=state.get("stable_sha256") or "",
+            snapshot_hash=state["snapshot_hash"],
+        )
+
+    def previous(self, source_id: str) -> Previous:
+        """`state` with the stored snapshot and the keys of every item ever listed."""
+        state = self.state(source_id)
+        if not state.snapshot_hash:
+            return state
         keys = frozenset(
             r[0] for r in self.db.execute("SELECT key FROM items WHERE source_id = ?", [source_id])
         )
-        return Previous(
-            snapshot=snapshot,
-            raw_sha256=state["raw_sha256"],
-            validators=Validators(state["etag"], state["last_modified"]),
-            known_keys=keys,
-            region=state["region_sha256"],
-        )
+        return replace(state, snapshot=self.snapshot(state.snapshot_hash), known_keys=keys)
 
     def validators(self, source_id: str) -> Validators:
         """What a conditional GET may send: only when there is a stored snapshot to fall back on."""
@@ -162,17 +171,21 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     # --- one source's round: every write of it in one transaction ----------------------------
 
     @_writes
-    def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
+    def record_unchanged(
+        self, source: Source, page: Page, status: str, region: str = "", stable: str = ""
+    ) -> None:
         """The body (or its extracted content) is what we already have: log the fetch only, and the
-        digest of the region it was extracted from, so the next round can skip the extraction."""
+        digests of the region and the body it was extracted from, so that the next round can skip
+        the extraction (the region) or even the parse (the body)."""
         with immediate(self.db):
             self._fetch_row(source.id, page, status)
             self._succeeded(source.id, page.fetched_at)
-            if region:
-                self.db.execute(
-                    "UPDATE source_state SET region_sha256 = ? WHERE source_id = ? AND region_sha256 != ?",
-                    [region, source.id, region],
-                )
+            for column, digest in (("region_sha256", region), ("stable_sha256", stable)):
+                if digest:
+                    self.db.execute(
+                        f"UPDATE source_state SET {column} = ? WHERE source_id = ? AND {column} != ?",
+                        [digest, source.id, digest],
+                    )
 
     @_writes
     def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
@@ -232,6 +245,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     "last_modified": page.validators.last_modified,
                     "updated_at": now,
                     "region_sha256": snapshot.region,
+                    "stable_sha256": page.stable_sha256,
                 },
                 pk="source_id",
             )

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS source_state (
     etag TEXT NOT NULL DEFAULT '',
     last_modified TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL,
-    region_sha256 TEXT NOT NULL DEFAULT ''
+    region_sha256 TEXT NOT NULL DEFAULT '',
+    stable_sha256 TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS health (
     source_id TEXT PRIMARY KEY,
@@ -188,4 +189,5 @@ ADDED_COLUMNS = (
     ("changes", "documents", "TEXT NOT NULL DEFAULT '[]'"),
     ("changes", "body_status", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "region_sha256", "TEXT NOT NULL DEFAULT ''"),
+    ("source_state", "stable_sha256", "TEXT NOT NULL DEFAULT ''"),
 )
