@@ -165,7 +165,7 @@ class Fetcher:
             fetched_at=fetched_at,
             duration_ms=duration_ms,
             sha256=hashlib.sha256(body).hexdigest(),
-            stable_sha256=stable_digest(body, repr(source)),
+            stable_sha256=stable_digest(body, repr(source), markup=source.kind in ("html", "page")),
             not_modified=response.status_code == 304,
         )
 

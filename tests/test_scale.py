@@ -175,18 +175,25 @@ def test_per_request_tokens_do_not_count_as_a_different_body():
     from monitor.normalize import stable_digest
 
     page = (
-        '<html><head><meta name="csrf-token" content="{token}"><script nonce="{token}"></script></head>'
+        '<html><head><META NAME="CSRF-Token" content="{token}"><script nonce="{token}"></script></head>'
         '<body><form><input type="hidden" name="_csrf" value="{token}"></form>'
-        "<p>Register of licensed stablecoin issuers: {issuers}</p>"
-        '<p class="generated">Page generated at {when}</p></body></html>'
+        "<p>Register of licensed stablecoin issuers: {issuers}</p><p>CSRF notice {notice}</p>"
+        '<p class="generated">Page generated at {when}</p>'
+        '<script>window.__RENDERED_AT = "{when}";</script></body></html>'
     )
 
-    def digest(token="a1", issuers="SC0001", when="2026-11-25T10:00:00+08:00", config="page"):
-        return stable_digest(page.format(token=token, issuers=issuers, when=when).encode(), config)
+    def digest(token="a1", issuers="SC0001", when="2026-11-25T10:00:00+08:00", config="page", notice="1"):
+        markup = page.format(token=token, issuers=issuers, when=when, notice=notice)
+        return stable_digest(markup.encode(), config)
 
     assert digest() == digest(token="ff93", when="2026-11-25 10:15:02")
     assert digest() != digest(issuers="SC0001, SC0002")  # content is never noise
+    assert digest() != digest(notice="2")  # nor is text that merely mentions a token
     assert digest() != digest(config="page with another selector")  # a new config reads again
+    # A feed or an API answer is digested whole: its item text may well say "generated at".
+    feed = "<rss><channel><item><title>Report generated at {when}</title></item></channel></rss>"
+    first, later = (feed.format(when=when).encode() for when in ("2026-11-25 10:00", "2026-11-26 10:00"))
+    assert stable_digest(first, "rss", markup=False) != stable_digest(later, "rss", markup=False)
 
 
 def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor, capsys, monkeypatch):
@@ -200,3 +207,4 @@ def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor,
     assert parsed == []  # not even parsed: the raw bytes, less the token, are the last ones
     code, out, _ = monitor.round(capsys, ROUND2)
     assert code == 0 and parsed and "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
+
