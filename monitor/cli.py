@@ -248,6 +248,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def telegram_env():
     """Telegram settings from the environment only: the token never lives in a file of the repo."""
+    if not os.environ.get("TELEGRAM_BOT_TOKEN", "").strip():
+        return None  # the terminal: python-telegram-bot is not even imported (~0.2 s)
     from monitor.telegram import TelegramEnv
 
     return TelegramEnv.from_environ(os.environ)

@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from telegram.error import InvalidToken, TelegramError
-
 from monitor.errors import SourceError, UnknownSource, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
@@ -59,6 +57,8 @@ class Channel:
     async def deliver(self, store: Store) -> int:
         if not self.telegram:
             return deliver_console(store, self.out)
+        from telegram.error import InvalidToken, TelegramError
+
         try:
             return await self.telegram.deliver()
         except InvalidToken:  # 401 or 404: a configuration mistake, not an outage
@@ -187,6 +187,8 @@ async def _idle(seconds: float, channel: Channel, poll_timeout: int = 25) -> Non
     if not channel.commands:
         await asyncio.sleep(seconds)
         return
+    from telegram.error import TelegramError
+
     deadline = time.monotonic() + seconds
     while True:
         remaining = deadline - time.monotonic()
@@ -205,6 +207,9 @@ async def open_channel(
     """The terminal without a token; else Telegram, even if it cannot be reached right now."""
     if env is None:
         return Channel(out)
+    # Imported here: python-telegram-bot takes ~0.2 s to import, and a run without a token never needs it.
+    from telegram.error import InvalidToken, TelegramError
+
     from monitor.bot import CommandBot
     from monitor.telegram import TelegramSender, make_bot
 

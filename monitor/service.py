@@ -7,8 +7,6 @@ import asyncio
 import logging
 import random
 
-from telegram.error import TelegramError
-
 from monitor.commands import (
     FLUSH_SECONDS,
     IDLE_CHECK_SECONDS,
@@ -84,6 +82,8 @@ async def _deliver_loop(
 
 
 async def _command_loop(channel: Channel) -> None:
+    from telegram.error import TelegramError  # only with a bot: see open_channel
+
     while True:
         try:
             await channel.commands.poll(timeout=25)
