@@ -6,6 +6,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 HKT = timezone(timedelta(hours=8), "HKT")
@@ -77,6 +78,7 @@ def normalize_link(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), host, path, urlencode(query), ""))
 
 
+@lru_cache(maxsize=4096)  # a listing repeats its dates, and strptime is slow: ~25 us a try
 def parse_date(text: str) -> str:
     """A listing's date as ISO (YYYY-MM-DD) when it is one of the common forms, else the clean text."""
     text = clean_text(text)

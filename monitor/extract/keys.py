@@ -33,8 +33,8 @@ def unique_items(items: list[Item]) -> tuple[Item, ...]:
     seen: set[str] = set()
     for item in items:
         group = by_key[item.key]
-        distinct = {fingerprint(i.title) for i in group}
-        key = item.key if len(distinct) == 1 else f"{item.key}|{fingerprint(item.title)}"
+        distinct = len(group) > 1 and len({fingerprint(i.title) for i in group}) > 1
+        key = f"{item.key}|{fingerprint(item.title)}" if distinct else item.key
         if key not in seen:
             seen.add(key)
             result.append(Item(key, item.title, item.link, item.date, item.text))
