@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
-from monitor.extract import extract_unless_same
+from monitor.extract.pool import Extractor, extract_here, extraction
 from monitor.fetch import Fetcher, open_client
 from monitor.follow import follow, recheck
 from monitor.models import (
@@ -75,9 +75,9 @@ async def run_round(
     """
     topics = compile_topics(config.topics)
     health = store.health()
-    async with open_client(config.settings) as client:
+    async with open_client(config.settings) as client, extraction(len(sources)) as extract:
         fetcher = Fetcher(client, config.settings)
-        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
+        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings, extract)
         outcomes = await asyncio.gather(*(_poll(ctx, source) for source in sources))
     if not dry_run:
         for outcome in outcomes:
@@ -113,6 +113,7 @@ class RoundContext:
     health: Mapping[str, Health]
     dry_run: bool
     settings: Settings = field(default_factory=Settings)
+    extract: Extractor = extract_here  # Page -> Snapshot, maybe on another core (extract.pool)
 
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
@@ -149,7 +150,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, status)
         return SourceOutcome(source.id, status)
-    snapshot = extract_unless_same(source, page, state.region if known else "")
+    snapshot = await ctx.extract(source, page, state.region if known else "")
     if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", stable=page.stable_sha256)

@@ -208,3 +208,26 @@ def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor,
     code, out, _ = monitor.round(capsys, ROUND2)
     assert code == 0 and parsed and "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
 
+
+def test_a_big_round_parses_on_another_core_and_alerts_the_same(monitor, capsys, monkeypatch):
+    from monitor.extract import pool
+    from tests.test_pipeline import ALL
+
+    monkeypatch.setattr(pool, "POOL_MIN_SOURCES", len(ALL))  # as if this were a round of hundreds
+    monkeypatch.setattr(pool, "usable_cores", lambda: 2)
+    monitor.write(*ALL)
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (0, "") and "round of 6 sources: parsing on 1 worker process" in err
+    code, out, err = monitor.round(capsys, ROUND2)
+    assert code == 0 and "parsing on 1 worker process" in err
+    assert "NEW: HKMA announces next phase of Project e-HKD+ and tokenised deposit pilots" in out
+    assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
+    assert len([line for line in out.splitlines() if line.startswith("== ")]) == 5  # as in-process
+    logged = rows(monitor.db, "SELECT source_id, kind, topics FROM changes ORDER BY source_id, id")
+    assert ("sfc-circulars-en", "new", "[]") in logged and not any(k == "removed" for _, k, _ in logged)
+    # a layout change found by a worker is the same one-line source error as one found in-process
+    redesigned = b"<html><body><div class='news'><p>Press releases</p></div></body></html>"
+    monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda handler: Response(200, redesigned)
+    code, out, err = monitor.round(capsys, ROUND2)
+    assert code != 0 and out == ""
+    assert "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)" in err
