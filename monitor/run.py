@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
+from monitor.cores import poll_on_every_core
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
-from monitor.extract.pool import Extractor, extract_here, extraction
+from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, open_client
 from monitor.follow import follow, recheck
 from monitor.models import (
@@ -73,12 +74,15 @@ async def run_round(
     `recipients` are the chats alerts are queued for, with their topic filters; `notice_chats`
     receive one source-health notice when a source keeps failing, and one when it recovers.
     """
-    topics = compile_topics(config.topics)
     health = store.health()
-    async with open_client(config.settings) as client, extraction(len(sources)) as extract:
-        fetcher = Fetcher(client, config.settings)
-        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings, extract)
-        outcomes = await asyncio.gather(*(_poll(ctx, source) for source in sources))
+
+    async def poll_here(share: Sequence[Source]) -> list[SourceOutcome]:
+        return await poll_sources(config, store, share, recipients, health, dry_run)
+
+    if dry_run:  # a dry run may read a database it must not write, or none at all: one process
+        outcomes = await poll_here(sources)
+    else:
+        outcomes = await poll_on_every_core(config, store, sources, recipients, health, poll_here)
     if not dry_run:
         for outcome in outcomes:
             notice = health_notice(
@@ -87,6 +91,22 @@ async def run_round(
             if notice and notice_chats:
                 store.queue_notice(notice, notice_chats)
     return RoundResult(tuple(outcomes))
+
+
+async def poll_sources(
+    config: Config,
+    store: Store,
+    sources: Sequence[Source],
+    recipients: Recipients,
+    health: Mapping[str, Health],
+    dry_run: bool = False,
+) -> list[SourceOutcome]:
+    """Poll `sources` concurrently over one client, in this process (a round's share, see cores.py)."""
+    topics = compile_topics(config.topics)
+    async with open_client(config.settings) as client:
+        fetcher = Fetcher(client, config.settings)
+        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
+        return list(await asyncio.gather(*(_poll(ctx, source) for source in sources)))
 
 
 def _failures(health: Mapping[str, Health], source_id: str) -> int:
@@ -113,7 +133,6 @@ class RoundContext:
     health: Mapping[str, Health]
     dry_run: bool
     settings: Settings = field(default_factory=Settings)
-    extract: Extractor = extract_here  # Page -> Snapshot, maybe on another core (extract.pool)
 
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
@@ -150,7 +169,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, status)
         return SourceOutcome(source.id, status)
-    snapshot = await ctx.extract(source, page, state.region if known else "")
+    snapshot = extract_unless_same(source, page, state.region if known else "")
     if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", stable=page.stable_sha256)

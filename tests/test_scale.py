@@ -209,25 +209,57 @@ def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor,
     assert code == 0 and parsed and "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
 
 
-def test_a_big_round_parses_on_another_core_and_alerts_the_same(monitor, capsys, monkeypatch):
-    from monitor.extract import pool
+def test_a_big_round_is_split_by_site_with_a_child_process_and_alerts_the_same(monitor, capsys, monkeypatch):
+    from monitor import cores
     from tests.test_pipeline import ALL
 
-    monkeypatch.setattr(pool, "POOL_MIN_SOURCES", len(ALL))  # as if this were a round of hundreds
-    monkeypatch.setattr(pool, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "SPLIT_MIN_SOURCES", len(ALL))  # as if this were a round of hundreds
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)
+    # The local site is one host: here its top folders stand for the regulators' sites.
+    monkeypatch.setattr(cores, "site_of", lambda url: url.split("/")[3])
     monitor.write(*ALL)
     code, out, err = monitor.round(capsys)
-    assert (code, out) == (0, "") and "round of 6 sources: parsing on 1 worker process" in err
+    assert (code, out) == (0, "")
+    assert "round of 6 sources: 3 of them polled by 1 child process on other cores" in err
+    assert all(f"{source}: baseline" in err for source in ("sfc-press-en", "fstb-press-tc", "hkma-press-en"))
     code, out, err = monitor.round(capsys, ROUND2)
-    assert code == 0 and "parsing on 1 worker process" in err
+    assert code == 0 and "polled by 1 child process" in err
     assert "NEW: HKMA announces next phase of Project e-HKD+ and tokenised deposit pilots" in out
+    assert "NEW: Circular to licensed virtual asset trading platform operators on offering virtual" in out
     assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
-    assert len([line for line in out.splitlines() if line.startswith("== ")]) == 5  # as in-process
+    assert len([line for line in out.splitlines() if line.startswith("== ")]) == 5  # as in one process
     logged = rows(monitor.db, "SELECT source_id, kind, topics FROM changes ORDER BY source_id, id")
     assert ("sfc-circulars-en", "new", "[]") in logged and not any(k == "removed" for _, k, _ in logged)
-    # a layout change found by a worker is the same one-line source error as one found in-process
+    # a layout change found in the child is the same one-line source error, and is remembered
     redesigned = b"<html><body><div class='news'><p>Press releases</p></div></body></html>"
     monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda handler: Response(200, redesigned)
     code, out, err = monitor.round(capsys, ROUND2)
     assert code != 0 and out == ""
-    assert "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)" in err
+    assert (
+        "source fstb-press-tc failed: items selector 'table.press-list tr.press-item' matched nothing" in err
+    )
+    assert rows(monitor.db, "SELECT consecutive_failures FROM health WHERE source_id = 'fstb-press-tc'") == [
+        (1,)
+    ]
+
+
+def test_sites_are_split_whole_and_evenly():
+    from monitor.cores import site_of, split_by_site
+
+    assert site_of("https://apps.sfc.hk/edistributionWeb/api/news/search") == "sfc.hk"
+    assert site_of("https://www.sfc.hk/en/RSS-Feeds") == "sfc.hk"
+    assert site_of("https://api.hkma.gov.hk/public/press-releases") == "hkma.gov.hk"
+    assert site_of("https://www.info.gov.hk/gia/rss/general_en.xml") == "info.gov.hk"
+    assert site_of("https://www.fstb.gov.hk/fsb/en/publication/consult/index.htm") == "fstb.gov.hk"
+    assert site_of("http://127.0.0.7:8080/list-7.html") == "127.0.0.7"
+    config = load_config(ROOT / "sources.toml")
+    sources = [
+        replace(config.sources[0], id=f"s{i}", url=f"http://127.0.0.{i % 20 + 1}/{i}") for i in range(1000)
+    ]
+    groups = split_by_site(sources, 2)
+    assert sorted(s.id for group in groups for s in group) == sorted(s.id for s in sources)
+    assert [len(group) for group in groups] == [500, 500]
+    assert not {site_of(s.url) for s in groups[0]} & {site_of(s.url) for s in groups[1]}
+    shipped = split_by_site(config.sources, 2)  # the shipped sources: the SFC and HKMA apart
+    sites = [{site_of(s.url) for s in group} for group in shipped]
+    assert not sites[0] & sites[1] and sum(map(len, shipped)) == len(config.sources)

@@ -244,3 +244,72 @@ def test_health_of_a_database_from_before_rounds_were_recorded(monitor, capsys):
     code, _, err = monitor("health", capsys=capsys)
     assert code == 1 and "no round has finished yet" in err
     assert query(monitor, "SELECT name FROM sqlite_master WHERE name = 'run_state'") == []  # read only
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def gone(pids: set[int]) -> bool:
+    alive = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.add(pid)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return not alive
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_round_split_over_two_processes_stops_whole_and_resumes(monitor, capsys, signum):
+    """120 sources on two sites: a child process polls one of them. SIGTERM stops both within
+    seconds (exit 0); SIGKILL of the parent takes the child with it, so nothing keeps writing to
+    a database whose lock is gone; either way the next run finishes the round, without noise."""
+    for n in range(120):
+        monitor.site.routes[f"/slow/{n}.xml"] = lambda handler: (
+            time.sleep(0.3) or monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+        )
+    near = [rss_source(f"near-{n}", f"/slow/{n}.xml") for n in range(60)]
+    far = [rss_source(f"far-{n}", f"/slow/{n + 60}.xml").replace("{base}", "{far}") for n in range(60)]
+    monitor.write(*near, *far)
+    far_base = monitor.site.base_url.replace("127.0.0.1", "localhost")
+    monitor.config.write_text(monitor.config.read_text(encoding="utf-8").replace("{far}", far_base))
+    schedule(monitor, "per_host = 2")
+    process = start(monitor, "run", "--once")
+    try:
+        done = "SELECT count(*) FROM fetches WHERE source_id LIKE '{}-%'"
+        wait_until(
+            lambda: (
+                query(monitor, done.format("near"))[0][0] >= 2
+                and query(monitor, done.format("far"))[0][0] >= 2
+            )
+        )
+        children = children_of(process.pid)
+        assert children  # the child polling the far site (and multiprocessing's resource tracker)
+        code, seconds, out, err = stop(process, signum)
+    finally:
+        process.kill()
+    if signum == signal.SIGTERM:
+        assert code == 0 and seconds < 8, (code, seconds, err)
+        assert "polled by 1 child process" in out and "Traceback" not in out + err
+    wait_until(lambda: gone(children), timeout=5)
+    assert query(monitor, "PRAGMA integrity_check") == [("ok",)]
+    stored = query(monitor, "SELECT count(*) FROM source_state")[0][0]
+    assert 4 <= stored < 120  # the round was cut short, in both processes
+
+    restarted = run_cli("--config", str(monitor.config), "--db", str(monitor.db), "run", "--once")
+    assert restarted.returncode == 0, restarted.stderr
+    assert query(monitor, "SELECT count(*) FROM source_state") == [(120,)]
+    assert query(monitor, "SELECT count(*) FROM changes") == [(0,)]  # a baseline, finished silently

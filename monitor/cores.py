@@ -1,0 +1,177 @@
+"""A big round on every core: its sources split by site between this process and child processes.
+
+A round is one event loop, and with hundreds of sources it is CPU-bound (httpx, parsing, hashing),
+so a second core halves it. The split is by site (`hkma.gov.hk` with `api.hkma.gov.hk`), never
+within one, so `per_host` still bounds what any one site sees, detail pages included. Each child
+polls its share with its own client and database connection; SQLite's write lock orders the two
+processes' transactions (and the cross-source dedupe inside them). The parent keeps what only it
+may do: the process lock, health notices, delivery, and the per-source log lines.
+
+Children are spawned, not forked (the loop's DNS threads must not be copied); they ignore SIGINT
+(Ctrl-C reaches the whole process group: the parent decides how a round stops), stop when the
+parent's round is cancelled, and are killed by the kernel if the parent dies, so no orphan keeps
+writing to a database whose lock was released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+from monitor.models import Config, Health, Source
+from monitor.store import Recipients, Store
+
+log = logging.getLogger("monitor.run")
+SPLIT_MIN_SOURCES = 100  # below this a round stays in one process: a child costs ~0.5 s of CPU to start
+PR_SET_PDEATHSIG = 1
+SECOND_LEVEL = {"com", "edu", "gov", "net", "org", "co", "ac"}  # hkma.gov.hk is a site, gov.hk is not
+
+Poll = Callable[[Sequence[Source]], Awaitable[list]]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def site_of(url: str) -> str:
+    """The site a URL belongs to: its registrable domain (`www.sfc.hk` and `apps.sfc.hk` are one),
+    or the address itself."""
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        ip_address(host)
+        return host
+    except ValueError:
+        pass
+    labels = host.split(".")
+    keep = 3 if len(labels) >= 3 and labels[-2] in SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
+
+
+def split_by_site(sources: Sequence[Source], parts: int) -> list[list[Source]]:
+    """At most `parts` groups of whole sites, as even in source count as whole sites allow; each
+    group keeps the config's order. The biggest group first: it stays in this process."""
+    by_site: dict[str, list[Source]] = {}
+    for source in sources:
+        by_site.setdefault(site_of(source.url), []).append(source)
+    groups: list[list[Source]] = [[] for _ in range(min(parts, len(by_site)))]
+    for site in sorted(by_site, key=lambda s: (-len(by_site[s]), s)):
+        min(groups, key=len).extend(by_site[site])
+    order = {source.id: n for n, source in enumerate(sources)}
+    groups = [sorted(group, key=lambda s: order[s.id]) for group in groups]
+    return sorted(groups, key=len, reverse=True)
+
+
+async def poll_on_every_core(
+    config: Config,
+    store: Store,
+    sources: Sequence[Source],
+    recipients: Recipients,
+    health: dict[str, Health],
+    poll_here: Poll,
+) -> list:
+    """`poll_here(sources)`, with the share of other sites polled by children when the round is
+    big enough and the machine has the cores. Outcomes come back in the order of `sources`."""
+    cores = usable_cores()
+    if len(sources) < SPLIT_MIN_SOURCES or cores < 2 or store.path in ("", ":memory:"):
+        return await poll_here(sources)
+    groups = split_by_site(sources, cores)
+    if len(groups) < 2:  # one site: its per_host limit is the bound, not the CPU
+        return await poll_here(sources)
+    log.info(
+        "round of %d sources: %d of them polled by %d child process%s on other cores",
+        len(sources),
+        sum(len(g) for g in groups[1:]),
+        len(groups) - 1,
+        "es" if len(groups) > 2 else "",
+    )
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    executor = ProcessPoolExecutor(
+        max_workers=len(groups) - 1,
+        mp_context=context,
+        initializer=_child_started,
+        initargs=(os.getpid(), stop),
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        elsewhere = [
+            loop.run_in_executor(
+                executor, _poll_in_child, config, store.path, [s.id for s in group], recipients, health
+            )
+            for group in groups[1:]
+        ]
+        here = await poll_here(groups[0])
+        there = await asyncio.gather(*elsewhere)
+    except BaseException:  # the round was cancelled (a stop) or failed: the children stop too
+        stop.set()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    for outcomes in there:
+        for outcome in outcomes:
+            log_outcome(outcome)
+    found = {outcome.source_id: outcome for outcome in [*here, *(o for group in there for o in group)]}
+    return [found[source.id] for source in sources]
+
+
+def log_outcome(outcome) -> None:
+    from monitor.run import _log_outcome  # run imports this module
+
+    _log_outcome(outcome)
+
+
+# --- in the child ----------------------------------------------------------------------------
+
+_stop = None  # the parent's stop event (a multiprocessing Event)
+
+
+def _child_started(parent: int, stop) -> None:
+    global _stop
+    _stop = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # Linux: killed with the parent, even by SIGKILL
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    # Outcome lines are logged by the parent (one place, one format); warnings of other
+    # modules go to stderr as plain lines.
+    logging.getLogger("monitor.run").disabled = True
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def _poll_in_child(
+    config: Config, db_path: str, source_ids: list[str], recipients: Recipients, health: dict[str, Health]
+) -> list:
+    from monitor.run import poll_sources  # run imports this module
+
+    wanted = set(source_ids)
+    sources = [source for source in config.sources if source.id in wanted]
+    store = Store.open(db_path)
+    try:
+        return asyncio.run(_unless_stopped(poll_sources(config, store, sources, recipients, health)))
+    finally:
+        store.close()
+
+
+async def _unless_stopped(work: Awaitable[list]) -> list:
+    """`work`'s result; cancelled as soon as the parent's round is (its sources are due next start)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.1)
+        if _stop is not None and _stop.is_set():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return []
+    return task.result()
