@@ -274,19 +274,19 @@ def gone(pids: set[int]) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_a_round_split_over_two_processes_stops_whole_and_resumes(monitor, capsys, signum):
-    """120 sources on two sites: a child process polls one of them. SIGTERM stops both within
+    """300 sources on two sites: a child process polls one of them. SIGTERM stops both within
     seconds (exit 0); SIGKILL of the parent takes the child with it, so nothing keeps writing to
     a database whose lock is gone; either way the next run finishes the round, without noise."""
-    for n in range(120):
+    for n in range(300):
         monitor.site.routes[f"/slow/{n}.xml"] = lambda handler: (
-            time.sleep(0.3) or monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+            time.sleep(0.5) or monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
         )
-    near = [rss_source(f"near-{n}", f"/slow/{n}.xml") for n in range(60)]
-    far = [rss_source(f"far-{n}", f"/slow/{n + 60}.xml").replace("{base}", "{far}") for n in range(60)]
+    near = [rss_source(f"near-{n}", f"/slow/{n}.xml") for n in range(150)]
+    far = [rss_source(f"far-{n}", f"/slow/{n + 150}.xml").replace("{base}", "{far}") for n in range(150)]
     monitor.write(*near, *far)
     far_base = monitor.site.base_url.replace("127.0.0.1", "localhost")
     monitor.config.write_text(monitor.config.read_text(encoding="utf-8").replace("{far}", far_base))
-    schedule(monitor, "per_host = 2")
+    schedule(monitor, "per_host = 10")  # a round of 7.5 s per site
     process = start(monitor, "run", "--once")
     try:
         done = "SELECT count(*) FROM fetches WHERE source_id LIKE '{}-%'"
@@ -307,9 +307,9 @@ def test_a_round_split_over_two_processes_stops_whole_and_resumes(monitor, capsy
     wait_until(lambda: gone(children), timeout=5)
     assert query(monitor, "PRAGMA integrity_check") == [("ok",)]
     stored = query(monitor, "SELECT count(*) FROM source_state")[0][0]
-    assert 4 <= stored < 120  # the round was cut short, in both processes
+    assert 4 <= stored < 300  # the round was cut short, in both processes
 
     restarted = run_cli("--config", str(monitor.config), "--db", str(monitor.db), "run", "--once")
     assert restarted.returncode == 0, restarted.stderr
-    assert query(monitor, "SELECT count(*) FROM source_state") == [(120,)]
+    assert query(monitor, "SELECT count(*) FROM source_state") == [(300,)]
     assert query(monitor, "SELECT count(*) FROM changes") == [(0,)]  # a baseline, finished silently
