@@ -85,6 +85,7 @@ SETTINGS_KEYS = {
     "host_spacing": float,
     "catch_up": float,
     "allow_private_redirects": bool,
+    "processes": int,
 }
 TOPIC_KEYS = {"terms", "requires", "exclude"}
 TELEGRAM_KEYS = {

@@ -92,11 +92,12 @@ async def poll_on_every_core(
     poll_here: Poll,
 ) -> list:
     """`poll_here(sources)`, with the share of other sites polled by children when the round is
-    big enough and the machine has the cores. Outcomes come back in the order of `sources`."""
-    cores = usable_cores()
-    if len(sources) < SPLIT_MIN_SOURCES or cores < 2 or store.path in ("", ":memory:"):
+    big enough and the machine has the cores (or `[settings] processes` asks for them; 1: never).
+    Outcomes come back in the order of `sources`."""
+    parts = config.settings.processes or usable_cores()
+    if len(sources) < SPLIT_MIN_SOURCES or parts < 2 or store.path in ("", ":memory:"):
         return await poll_here(sources)
-    groups = split_by_site(sources, cores)
+    groups = split_by_site(sources, parts)
     if len(groups) < 2:  # one site (or one too big to share): per_host is the bound, not the CPU
         return await poll_here(sources)
     log.info(

@@ -81,6 +81,7 @@ class Settings:
     document_max_bytes: int = 20 * 1024 * 1024  # PDFs are bigger than pages
     document_recheck: float = 86400.0  # seconds between re-downloads of a known PDF (0: never)
     duplicate_window: float = 3 * 86400.0  # one release seen again within this long alerts once
+    processes: int = 0  # a round of 300+ sources is split over this many processes (0: one per core)
     # `policy-monitor run` (long-running) only:
     jitter: float = 0.1  # each wait grows by up to this fraction of the interval, at random
     host_spacing: float = 2.0  # seconds between the starts of two sources on one host

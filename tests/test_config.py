@@ -279,6 +279,8 @@ def test_bad_working_hours_are_refused(text, message, write):
         ("jitter = 0.8", "[settings]: jitter: must be at most 0.5 (a fraction of the interval)"),
         ("host_spacing = -1", "[settings]: host_spacing: must be a non-negative number"),
         ("catch_up = '1m'", "[settings]: catch_up: must be a non-negative number"),
+        ("processes = -1", "[settings]: processes: must be a non-negative number"),
+        ("processes = 'all'", "[settings]: processes: must be a non-negative number"),
     ],
 )
 def test_bad_schedule_settings_are_refused(settings, message, write):

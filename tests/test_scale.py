@@ -16,6 +16,7 @@ from monitor.shard import select_shard, shard_of
 from monitor.store import Store
 from tests.conftest import FSTB_LISTING, REGISTER, ROOT, ROUND2, SFC_PRESS, rss_source
 from tests.test_pipeline import rows
+from tests.test_service import schedule
 
 
 def test_a_source_s_stored_state_is_loaded_only_once_its_page_arrived(monitor, capsys, monkeypatch):
@@ -231,6 +232,11 @@ def test_a_big_round_is_split_by_site_with_a_child_process_and_alerts_the_same(m
     assert len([line for line in out.splitlines() if line.startswith("== ")]) == 5  # as in one process
     logged = rows(monitor.db, "SELECT source_id, kind, topics FROM changes ORDER BY source_id, id")
     assert ("sfc-circulars-en", "new", "[]") in logged and not any(k == "removed" for _, k, _ in logged)
+    # an operator who would rather spend memory than time keeps a round in one process
+    schedule(monitor, "processes = 1")
+    code, out, err = monitor.round(capsys, ROUND2)
+    assert code == 0 and "child process" not in err and "round: 6 of 6 sources polled, 0 failed" in err
+    monitor.config.write_text(monitor.config.read_text(encoding="utf-8").replace("processes = 1\n", ""))
     # a layout change found in the child is the same one-line source error, and is remembered
     redesigned = b"<html><body><div class='news'><p>Press releases</p></div></body></html>"
     monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda handler: Response(200, redesigned)
