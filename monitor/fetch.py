@@ -13,14 +13,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from monitor.charset import decode
 from monitor.errors import FetchError
+from monitor.lean_imports import without
 from monitor.models import Page, Settings, Source, Validators
 from monitor.normalize import stable_digest
 from monitor.redirects import redirect_guard
+
+with without("httpx._main"):  # see lean_imports
+    import httpx
 
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)

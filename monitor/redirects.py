@@ -13,9 +13,11 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 
-import httpx
-
 from monitor.errors import FetchError
+from monitor.lean_imports import without
+
+with without("httpx._main"):  # see lean_imports
+    import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[Address]]]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import lxml.html
 import pytest
 
 from monitor.charset import decode
 from monitor.config import load_config
 from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract import extract
+from monitor.extract.dom import element_text, text_lines
 from monitor.models import Page
+from monitor.normalize import clean_text
 from tests.conftest import (
     FSTB_LISTING,
     REGISTER,
@@ -194,3 +197,20 @@ def test_exclude_titles_drops_items(tmp_path):
     )
     titles = [i.title for i in extract(source, page_of(ROUND1, SFC_EN[0])).items]
     assert len(titles) == 4 and not any("Market Misconduct" in t for t in titles)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        '<a class="title" href="/x">  SFC reminds\n  investors |  </a>',
+        "<td>| 證監會\u3000就虛擬資產 |</td>",
+        "<span class='date'>\u200b31 Jul 2026\u00a0</span>",
+        "<p></p>",
+        "<script>var generated = 1;</script>",
+        "<div>Stablecoin <b>issuers</b> register</div>",  # not a leaf: the general walk
+    ],
+    ids=["link", "cell-with-pipes", "invisible-and-nbsp", "empty", "script", "nested"],
+)
+def test_a_leafs_text_is_what_the_general_walk_gives(markup):
+    element = lxml.html.fragment_fromstring(markup)
+    assert element_text(element) == clean_text(" ".join(text_lines(element)))

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urljoin
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.charset import decode
-from monitor.normalize import clean_title, fingerprint, normalize_link, parse_date
+from monitor.normalize import (
+    _normalize_parsed,
+    clean_text,
+    clean_title,
+    fingerprint,
+    join_link,
+    normalize_link,
+    parse_date,
+)
 from tests.conftest import ROOT
 
 SFC_TC = json.loads((ROOT / "tests/fixtures/real/sfc_tc_news.json").read_text(encoding="utf-8"))
@@ -90,3 +101,61 @@ def test_charset_detection(body, header, encoding):
     text, used = decode(body, header)
     assert used == encoding
     assert "穩定幣" in text
+
+
+# The fast paths of link handling must give what the general parse gives, for any link.
+URL_PART = st.one_of(
+    st.text(alphabet="aZ09-._~/?#;:@%[] \u00e9\u9999", max_size=12),
+    st.text(alphabet="aZ09-._/ \u9999", max_size=12).map(lambda path: "/" + path),  # the fast paths
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP", "ftp"]),
+    host=st.sampled_from(
+        [
+            "www.sfc.hk",
+            "WWW.HKMA.gov.hk",
+            "127.0.0.1",
+            "h:8080",
+            "h:80",
+            "h:443",
+            "h:0",
+            "h:08",
+            "h:",
+            "h:99999",
+            "u@h",
+            "[::1]",
+            "",
+            "é.hk",
+        ]
+    ),
+    rest=URL_PART,
+)
+def test_normalize_link_fast_path_agrees_with_the_full_parse(scheme, host, rest):
+    url = clean_text(f"{scheme}://{host}{rest}")
+    try:
+        expected = _normalize_parsed(url)
+    except ValueError:
+        return  # not a URL the full parse accepts; the fast path never takes such a host
+    assert normalize_link(url) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    base=st.sampled_from(
+        ["https://www.sfc.hk/en/News/list?page=2", "http://127.0.0.1:8000/a/b/", "https://h"]
+    ),
+    href=URL_PART,
+)
+def test_join_link_agrees_with_urljoin(base, href):
+    href = clean_text(href)
+    assert _outcome(join_link, base, href) == _outcome(urljoin, base, href)
+
+
+def _outcome(join, base, href):
+    try:
+        return join(base, href)
+    except ValueError as exc:  # e.g. "//[": an invalid IPv6 host, raised by both
+        return repr(exc)

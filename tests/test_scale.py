@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -271,3 +273,16 @@ def test_sites_are_split_whole_and_evenly():
     shipped = split_by_site(config.sources, 2, child_start=0)  # the SFC and the HKMA apart
     sites = [{site_of(s.url) for s in group} for group in shipped]
     assert not sites[0] & sites[1] and sum(map(len, shipped)) == len(config.sources)
+
+
+def test_a_round_starts_without_the_extras_its_libraries_would_import():
+    """Every round (and each child of a split round) pays for its imports: numpy (through
+    sqlite-utils) and rich/pygments (through httpx's command-line client) are never needed."""
+    probe = (
+        "import sys, monitor.cli, monitor.commands, monitor.run, monitor.store\n"
+        "print(sorted(m for m in ('numpy', 'rich', 'pygments') if m in sys.modules))\n"
+        "import sqlite_utils.db, httpx\n"
+        "print(sqlite_utils.db.np is None, httpx.main.__module__)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert shown.stdout.splitlines() == ["[]", "True httpx"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
-
 from monitor import __version__
 from monitor.errors import LayoutChanged
 from monitor.extract.dom import element_text, parse_html, region_digest, select
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
-from monitor.normalize import clean_text, clean_title, parse_date
+from monitor.normalize import clean_text, clean_title, join_link, parse_date
 
 
 def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
@@ -47,5 +45,5 @@ def _first_link(element, css: str, base_url: str) -> str:
     for found in select(element, css):
         href = found.get("href") or next((a.get("href") for a in found.iter("a") if a.get("href")), None)
         if href:
-            return urljoin(base_url, clean_text(href))
+            return join_link(base_url, clean_text(href))
     return ""

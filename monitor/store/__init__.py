@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-import sqlite_utils
-
 from monitor.errors import StoreError
+from monitor.lean_imports import without
 from monitor.models import (
     Change,
     Followed,
@@ -32,6 +31,9 @@ from monitor.store.documents import DocumentStore
 from monitor.store.events import link_key, title_key
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.runstate import RunStateStore
+
+with without("numpy"):  # see lean_imports
+    import sqlite_utils
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
 from monitor.store.transaction import immediate
 
@@ -343,14 +345,16 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         )
 
     def _put_body(self, page: Page, now: str) -> None:
-        """The raw bytes as evidence of what the regulator published; stored once per distinct body."""
+        """The raw bytes as evidence of what the regulator published; stored once per distinct body.
+        zlib level 1: ~0.4 ms for a 100 KB listing against ~1.2 ms at 6, for ~20% more bytes; every
+        new source's first round compresses one, and they are read only when someone reviews."""
         self.db.execute(
             "INSERT OR IGNORE INTO bodies (sha256, size, content_type, content, created_at) VALUES (?, ?, ?, ?, ?)",
             [
                 page.sha256,
                 len(page.body),
                 page.headers.get("content-type", ""),
-                zlib.compress(page.body, 6),
+                zlib.compress(page.body, 1),
                 now,
             ],
         )

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlite_utils
+from monitor.lean_imports import without
+
+with without("numpy"):  # see lean_imports
+    import sqlite_utils
 
 
 @contextmanager
