@@ -17,7 +17,7 @@ import httpx
 
 async def fetch_all(urls: list[str], per_host: int) -> int:
     slots: dict[str, asyncio.Semaphore] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)  # as monitor.fetch
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # as monitor.fetch
     async with httpx.AsyncClient(limits=limits, timeout=20) as client:
 
         async def get(url: str) -> int:

@@ -284,5 +284,7 @@ def test_a_round_starts_without_the_extras_its_libraries_would_import():
         "import sqlite_utils.db, httpx\n"
         "print(sqlite_utils.db.np is None, httpx.main.__module__)\n"
     )
-    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert shown.stdout.splitlines() == ["[]", "True httpx"]

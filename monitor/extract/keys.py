@@ -37,5 +37,5 @@ def unique_items(items: list[Item]) -> tuple[Item, ...]:
         key = f"{item.key}|{fingerprint(item.title)}" if distinct else item.key
         if key not in seen:
             seen.add(key)
-            result.append(Item(key, item.title, item.link, item.date, item.text))
+            result.append(item if key == item.key else Item(key, item.title, item.link, item.date, item.text))
     return tuple(result)

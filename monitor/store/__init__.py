@@ -238,18 +238,23 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 for change in changes
             ]
             self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
-            self.db["source_state"].upsert(
-                {
-                    "source_id": source.id,
-                    "snapshot_hash": snapshot.hash,
-                    "raw_sha256": page.sha256,
-                    "etag": page.validators.etag,
-                    "last_modified": page.validators.last_modified,
-                    "updated_at": now,
-                    "region_sha256": snapshot.region,
-                    "stable_sha256": page.stable_sha256,
-                },
-                pk="source_id",
+            self.db.execute(  # plain SQL: sqlite-utils' upsert reads the table's schema on every call
+                """INSERT INTO source_state (source_id, snapshot_hash, raw_sha256, etag, last_modified,
+                     updated_at, region_sha256, stable_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (source_id) DO UPDATE SET snapshot_hash = excluded.snapshot_hash,
+                     raw_sha256 = excluded.raw_sha256, etag = excluded.etag,
+                     last_modified = excluded.last_modified, updated_at = excluded.updated_at,
+                     region_sha256 = excluded.region_sha256, stable_sha256 = excluded.stable_sha256""",
+                [
+                    source.id,
+                    snapshot.hash,
+                    page.sha256,
+                    page.validators.etag,
+                    page.validators.last_modified,
+                    now,
+                    snapshot.region,
+                    page.stable_sha256,
+                ],
             )
             self._succeeded(source.id, page.fetched_at)
         return change_ids
