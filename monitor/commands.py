@@ -17,7 +17,7 @@ from typing import TextIO
 from monitor.errors import SourceError, UnknownSource, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
-from monitor.fetch import Fetcher, open_client
+from monitor.fetch import open_fetcher
 from monitor.models import Config, Snapshot, Source
 from monitor.normalize import one_line, printable
 from monitor.notify import CONSOLE, deliver_console, print_alert
@@ -250,8 +250,8 @@ def check(config: Config, source_id: str, out: TextIO) -> int:
         raise UnknownSource(f"no source {source_id!r} in {config.path} (known: {known})")
 
     async def fetch_and_extract() -> Snapshot:
-        async with open_client(config.settings) as client:
-            page = await Fetcher(client, config.settings).fetch(source)
+        async with open_fetcher(config.settings) as fetcher:
+            page = await fetcher.fetch(source)
         return extract(source, page)
 
     try:

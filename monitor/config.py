@@ -146,11 +146,13 @@ def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
     if not isinstance(raw_sources, list) or not raw_sources:
         raise ConfigError(name, "", "sources", "no [[sources]] declared")
     sources: list[Source] = []
+    ids: set[str] = set()
     for index, raw in enumerate(raw_sources):
         line = lines[index] if index < len(lines) else 0
         source = _source(name, raw, index, line, settings, topics)
-        if any(s.id == source.id for s in sources):
+        if source.id in ids:
             raise ConfigError(name, source.id, "id", f"duplicate source id (line {line})")
+        ids.add(source.id)
         sources.append(source)
     telegram = TelegramSettings(**_typed(name, "[telegram]", _table(name, data, "telegram"), TELEGRAM_KEYS))
     return Config(name, settings, topics, tuple(sources), telegram)

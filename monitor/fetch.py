@@ -6,9 +6,10 @@ import asyncio
 import email.utils
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -46,30 +47,43 @@ class RetryableFetchError(FetchError):
 
 
 @asynccontextmanager
-async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One client per round: HTTP/1.1 keep-alive shared by every source of the round."""
-    # Keep-alive for every connection the pool may hold: httpcore closes an idle connection
-    # whenever the pool holds more than max_keepalive_connections, so with 20 hosts at per_host 2
-    # a limit of 32 closed and reopened connections all round long (~30% of a round's wall time).
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(
-        timeout=settings.timeout,
-        follow_redirects=True,
-        max_redirects=settings.max_redirects,
-        headers={"User-Agent": settings.user_agent},
-        limits=limits,
-        event_hooks={"response": [redirect_guard(settings.allow_private_redirects)]},
-    ) as client:
-        yield client
+async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
+    """A round's fetcher; its HTTP clients are closed when the round ends."""
+    async with AsyncExitStack() as closing:
+        yield Fetcher(settings, closing)
 
 
 class Fetcher:
-    """Fetches sources over one client, at most `per_host` requests at a time to any one host."""
+    """Fetches sources, at most `per_host` requests at a time to any one host, over one HTTP/1.1
+    keep-alive client per host. One pool for every host cost more CPU than the requests: httpcore
+    scans all of a pool's connections on every request and probes each idle one's socket."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings):
-        self._client = client
+    def __init__(self, settings: Settings, closing: AsyncExitStack):
         self._settings = settings
+        self._closing = closing
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None  # loading the CA bundle takes ~20 ms: once a round
+
+    def _client(self, host: str) -> httpx.AsyncClient:
+        client = self._clients.get(host)
+        if client is None:
+            self._tls = self._tls or httpx.create_ssl_context()
+            # Room for a redirect to another host; and keep-alive for every connection: httpcore
+            # closes idle ones as soon as the pool holds more than max_keepalive_connections.
+            connections = max(1, self._settings.per_host) + 2
+            client = httpx.AsyncClient(
+                timeout=self._settings.timeout,
+                follow_redirects=True,
+                max_redirects=self._settings.max_redirects,
+                headers={"User-Agent": self._settings.user_agent},
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                event_hooks={"response": [redirect_guard(self._settings.allow_private_redirects)]},
+                verify=self._tls,
+            )
+            self._closing.push_async_callback(client.aclose)
+            self._clients[host] = client
+        return client
 
     async def fetch_document(self, source: Source, url: str) -> Page:
         """An item's detail page, content API answer or PDF: a plain GET with the document size cap."""
@@ -104,8 +118,7 @@ class Fetcher:
             return min(error.retry_after, self._settings.max_retry_after)
         return self._settings.retry_backoff * 2 ** (state.attempt_number - 1)
 
-    def _host_slot(self, url: str) -> asyncio.Semaphore:
-        host = urlsplit(url).netloc.lower()
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
         if host not in self._hosts:
             self._hosts[host] = asyncio.Semaphore(max(1, self._settings.per_host))
         return self._hosts[host]
@@ -123,9 +136,10 @@ class Fetcher:
         started = time.monotonic()
         timeout = self._settings.timeout
         try:
-            async with self._host_slot(source.url):
+            host = urlsplit(source.url).netloc.lower()
+            async with self._host_slot(host):
                 async with asyncio.timeout(timeout * 3):  # a server trickling bytes forever
-                    async with self._client.stream(
+                    async with self._client(host).stream(
                         source.method,
                         source.url,
                         headers=headers,

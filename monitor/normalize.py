@@ -28,11 +28,15 @@ FILE_SUFFIX = re.compile(
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang)$", re.I)
 DATE_FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y")
 NUMBER_PUNCTUATION = re.compile(r"(?<=\d)[.,](?=\d)")
+# What a fingerprint drops: all but letters and digits (\w is str.isalnum() and "_"), "·" and "%".
+NOT_IN_FINGERPRINT = re.compile(r"[^\w·%]|_")
 CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
 def clean_text(text: str) -> str:
     """Invisible characters dropped, every run of white space (CR/LF, U+3000, NBSP) one space."""
+    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]:
+        return text  # already clean (printable ASCII has no white space but the space): the usual case
     return SPACES.sub(" ", INVISIBLE.sub("", text)).strip()
 
 
@@ -48,7 +52,8 @@ def one_line(text: str) -> str:
 
 def clean_title(title: str) -> str:
     """A title as shown to users: clean text without a trailing file-size suffix."""
-    return FILE_SUFFIX.sub("", clean_text(title)).strip()
+    title = clean_text(title)
+    return FILE_SUFFIX.sub("", title).strip() if title.endswith((")", "）")) else title
 
 
 def fingerprint(text: str) -> str:
@@ -59,7 +64,7 @@ def fingerprint(text: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", clean_title(text)).casefold()
     folded = NUMBER_PUNCTUATION.sub("·", folded)  # HK$1.5 million is not HK$15 million
-    return "".join(ch for ch in folded if ch.isalnum() or ch in "·%")
+    return NOT_IN_FINGERPRINT.sub("", folded)
 
 
 def normalize_link(url: str) -> str:

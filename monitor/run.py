@@ -13,7 +13,7 @@ from monitor.cores import poll_on_every_core
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same
-from monitor.fetch import Fetcher, open_client
+from monitor.fetch import Fetcher, open_fetcher
 from monitor.follow import follow, recheck
 from monitor.models import (
     Change,
@@ -101,10 +101,9 @@ async def poll_sources(
     health: Mapping[str, Health],
     dry_run: bool = False,
 ) -> list[SourceOutcome]:
-    """Poll `sources` concurrently over one client, in this process (a round's share, see cores.py)."""
+    """Poll `sources` concurrently, in this process (a round's share, see cores.py)."""
     topics = compile_topics(config.topics)
-    async with open_client(config.settings) as client:
-        fetcher = Fetcher(client, config.settings)
+    async with open_fetcher(config.settings) as fetcher:
         ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
         return list(await asyncio.gather(*(_poll(ctx, source) for source in sources)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from urllib.parse import urljoin
 
 import pytest
@@ -11,6 +12,9 @@ from hypothesis import strategies as st
 
 from monitor.charset import decode
 from monitor.normalize import (
+    INVISIBLE,
+    NUMBER_PUNCTUATION,
+    SPACES,
     _normalize_parsed,
     clean_text,
     clean_title,
@@ -159,3 +163,16 @@ def _outcome(join, base, href):
         return join(base, href)
     except ValueError as exc:  # e.g. "//[": an invalid IPv6 host, raised by both
         return repr(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("aZ 9.|\t\n\u3000\u00a0\u200b\ufe01\x07證"), max_size=10))
+def test_clean_text_fast_path_agrees_with_the_full_clean(text):
+    assert clean_text(text) == SPACES.sub(" ", INVISIBLE.sub("", text)).strip()
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=12))
+def test_a_fingerprint_keeps_exactly_the_letters_digits_and_decimal_points(text):
+    folded = NUMBER_PUNCTUATION.sub("·", unicodedata.normalize("NFKC", clean_title(text)).casefold())
+    assert fingerprint(text) == "".join(ch for ch in folded if ch.isalnum() or ch in "·%")

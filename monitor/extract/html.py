@@ -30,8 +30,10 @@ def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | No
 
 
 def _item(source: Source, element, base_url: str) -> Item:
-    title = clean_title(_first_text(element, source.title))
-    link = _first_link(element, source.link, base_url)
+    titles = select(element, source.title)
+    links = titles if source.link == source.title else select(element, source.link)  # often one
+    title = clean_title(element_text(titles[0])) if titles else ""
+    link = _first_link(links, base_url)
     date = parse_date(_first_text(element, source.date)) if source.date else ""
     return Item(item_key("", link, title), title, link, date)
 
@@ -41,9 +43,9 @@ def _first_text(element, css: str) -> str:
     return element_text(found[0]) if found else ""
 
 
-def _first_link(element, css: str, base_url: str) -> str:
-    for found in select(element, css):
-        href = found.get("href") or next((a.get("href") for a in found.iter("a") if a.get("href")), None)
+def _first_link(found: list, base_url: str) -> str:
+    for element in found:
+        href = element.get("href") or next((a.get("href") for a in element.iter("a") if a.get("href")), None)
         if href:
             return join_link(base_url, clean_text(href))
     return ""
