@@ -1,7 +1,9 @@
-"""A big round on every core: its sources split by site between this process and child processes.
+"""A big first round on every core: its sources split by site between this process and children.
 
-A round is one event loop, and with hundreds of sources it is CPU-bound (httpx, parsing, hashing),
-so a second core halves it. The split is by site (`hkma.gov.hk` with `api.hkma.gov.hk`), never
+A round is one event loop. A round of known sources is bound by the network: a page whose raw
+bytes (less their tokens) are the last ones is not parsed, and one process polls 1,000 of them as
+fast as two. A round of hundreds of new sources parses every page for its baseline and is
+CPU-bound, so a second core nearly halves it. The split is by site (`hkma.gov.hk` with `api.hkma.gov.hk`), never
 within one, so `per_host` still bounds what any one site sees, detail pages included. Each child
 polls its share with its own client and database connection; SQLite's write lock orders the two
 processes' transactions (and the cross-source dedupe inside them). The parent keeps what only it
@@ -31,11 +33,12 @@ from monitor.models import Config, Health, Source
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
-# A child takes ~0.5 s to start (an interpreter, the imports, the config), the time this process
-# polls ~100 unchanged sources in. Measured (2 cores, 50 ms per request, no-change rounds, median
-# of 5): 200 sources split or not, 1.27 s against 1.29 s; 300 sources, 1.64 s against 2.04 s.
+# A child takes ~0.4 s to start (an interpreter, the imports, the config), the time this process
+# polls ~100 unchanged sources in. Measured (2 cores, 50 ms per request, ~100 KB listings, 1,000
+# sources): a first round took 5.4 s in one process and 3.4 s split; a round of known sources
+# 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s with 10% changed; memory ~65 MB a process.
 CHILD_START = 100
-SPLIT_MIN_SOURCES = 300
+SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
 SECOND_LEVEL = {"com", "edu", "gov", "net", "org", "co", "ac"}  # hkma.gov.hk is a site, gov.hk is not
 
@@ -91,11 +94,13 @@ async def poll_on_every_core(
     health: dict[str, Health],
     poll_here: Poll,
 ) -> list:
-    """`poll_here(sources)`, with the share of other sites polled by children when the round is
-    big enough and the machine has the cores (or `[settings] processes` asks for them; 1: never).
-    Outcomes come back in the order of `sources`."""
+    """`poll_here(sources)`, with the share of other sites polled by children when the round has
+    SPLIT_MIN_SOURCES new sources or more and the machine has the cores (or `[settings] processes`
+    asks for them; 1: never). Outcomes come back in the order of `sources`."""
     parts = config.settings.processes or usable_cores()
     if len(sources) < SPLIT_MIN_SOURCES or parts < 2 or store.path in ("", ":memory:"):
+        return await poll_here(sources)
+    if len({source.id for source in sources} - store.baselined()) < SPLIT_MIN_SOURCES:
         return await poll_here(sources)
     groups = split_by_site(sources, parts)
     if len(groups) < 2:  # one site (or one too big to share): per_host is the bound, not the CPU

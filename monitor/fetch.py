@@ -46,6 +46,11 @@ class RetryableFetchError(FetchError):
         self.retry_after = retry_after
 
 
+def host_of(url: str) -> str:
+    """What `per_host` counts requests by."""
+    return urlsplit(url).netloc.lower()
+
+
 @asynccontextmanager
 async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
     """A round's fetcher; its HTTP clients are closed when the round ends."""
@@ -136,7 +141,7 @@ class Fetcher:
         started = time.monotonic()
         timeout = self._settings.timeout
         try:
-            host = urlsplit(source.url).netloc.lower()
+            host = host_of(source.url)
             async with self._host_slot(host):
                 async with asyncio.timeout(timeout * 3):  # a server trickling bytes forever
                     async with self._client(host).stream(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from monitor.cores import poll_on_every_core
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same
-from monitor.fetch import Fetcher, open_fetcher
+from monitor.fetch import Fetcher, host_of, open_fetcher
 from monitor.follow import follow, recheck
 from monitor.models import (
     Change,
@@ -101,11 +102,25 @@ async def poll_sources(
     health: Mapping[str, Health],
     dry_run: bool = False,
 ) -> list[SourceOutcome]:
-    """Poll `sources` concurrently, in this process (a round's share, see cores.py)."""
+    """Poll `sources` concurrently, in this process (a round's share, see cores.py): `per_host`
+    workers for each host take its sources in turn. Only the sources in flight exist as tasks,
+    so a round's memory does not grow with the number of sources waiting for their host."""
     topics = compile_topics(config.topics)
+    waiting: dict[str, deque[Source]] = {}
+    for source in sources:
+        waiting.setdefault(host_of(source.url), deque()).append(source)
+    outcomes: dict[str, SourceOutcome] = {}
     async with open_fetcher(config.settings) as fetcher:
         ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
-        return list(await asyncio.gather(*(_poll(ctx, source) for source in sources)))
+
+        async def worker(queue: deque[Source]) -> None:
+            while queue:
+                source = queue.popleft()
+                outcomes[source.id] = await _poll(ctx, source)
+
+        per_host = max(1, config.settings.per_host)
+        await asyncio.gather(*(worker(q) for q in waiting.values() for _ in range(min(per_host, len(q)))))
+    return [outcomes[source.id] for source in sources]
 
 
 def _failures(health: Mapping[str, Health], source_id: str) -> int:

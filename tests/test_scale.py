@@ -216,7 +216,7 @@ def test_a_big_round_is_split_by_site_with_a_child_process_and_alerts_the_same(m
     from monitor import cores
     from tests.test_pipeline import ALL
 
-    monkeypatch.setattr(cores, "SPLIT_MIN_SOURCES", len(ALL))  # as if this were a round of hundreds
+    monkeypatch.setattr(cores, "SPLIT_MIN_SOURCES", 0)  # as if every round had hundreds of new sources
     monkeypatch.setattr(cores, "CHILD_START", 0)
     monkeypatch.setattr(cores, "usable_cores", lambda: 2)
     # The local site is one host: here its top folders stand for the regulators' sites.
@@ -250,6 +250,22 @@ def test_a_big_round_is_split_by_site_with_a_child_process_and_alerts_the_same(m
     assert rows(monitor.db, "SELECT consecutive_failures FROM health WHERE source_id = 'fstb-press-tc'") == [
         (1,)
     ]
+
+
+def test_only_a_round_of_many_new_sources_is_split(monitor, capsys, monkeypatch):
+    """New sources are parsed whole for their baseline (CPU-bound); known ones mostly are not."""
+    from monitor import cores
+    from tests.test_pipeline import ALL
+
+    monkeypatch.setattr(cores, "SPLIT_MIN_SOURCES", len(ALL))  # as if this were a round of hundreds
+    monkeypatch.setattr(cores, "CHILD_START", 0)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "site_of", lambda url: url.split("/")[3])
+    monitor.write(*ALL)
+    assert "polled by 1 child process" in monitor.round(capsys)[2]
+    code, out, err = monitor.round(capsys, ROUND2)
+    assert code == 0 and "child process" not in err and "round: 6 of 6 sources polled, 0 failed" in err
+    assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
 
 
 def test_sites_are_split_whole_and_evenly():

@@ -167,6 +167,12 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])
         return decode_snapshot(row["kind"], row["title"], digest, row["content"]) if row else None
 
+    def baselined(self) -> set[str]:
+        """The sources with a stored snapshot: their rounds compare, a new source's parse it all."""
+        return {
+            row[0] for row in self.db.execute("SELECT source_id FROM source_state WHERE snapshot_hash != ''")
+        }
+
     def health(self) -> dict[str, Health]:
         return {row["source_id"]: Health(**row) for row in self.db.query("SELECT * FROM health")}
 
