@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -46,6 +47,7 @@ class RetryableFetchError(FetchError):
         self.retry_after = retry_after
 
 
+@lru_cache(maxsize=8192)  # every source's URL, every round
 def host_of(url: str) -> str:
     """What `per_host` counts requests by."""
     return urlsplit(url).netloc.lower()

@@ -30,6 +30,8 @@ DATE_FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%b 
 NUMBER_PUNCTUATION = re.compile(r"(?<=\d)[.,](?=\d)")
 # What a fingerprint drops: all but letters and digits (\w is str.isalnum() and "_"), "·" and "%".
 NOT_IN_FINGERPRINT = re.compile(r"[^\w·%]|_")
+# A link normalize_link leaves as it is (bar a "/" path): see _already_normal.
+PLAIN_LINK = re.compile(r"https?://[a-z0-9._\-]+(?::([1-9][0-9]{0,4}))?(?:/[^?#]*)?\Z")
 CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
@@ -56,6 +58,7 @@ def clean_title(title: str) -> str:
     return FILE_SUFFIX.sub("", title).strip() if title.endswith((")", "）")) else title
 
 
+@lru_cache(maxsize=8192)  # a changed listing compares each old title with its new self
 def fingerprint(text: str) -> str:
     """What two titles must share to be 'the same': letters and digits only, width- and case-folded.
 
@@ -92,17 +95,11 @@ def _normalize_parsed(url: str) -> str:
 def _already_normal(url: str) -> bool:
     """An http(s) link that normalize_link would at most give a "/" path: lower-case scheme and
     host, no default or odd port, no user, IPv6 literal, query or fragment."""
-    if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
+    match = PLAIN_LINK.match(url)
+    if not match:
         return False
-    start = url.index("://") + 3
-    end = url.find("/", start)
-    host, colon, port = (url[start:] if end == -1 else url[start:end]).partition(":")
-    if colon and not (
-        port.isascii() and port.isdigit() and port[0] != "0" and int(port) <= 65535
-        and (url[:5], port) not in (("http:", "80"), ("https", "443"))
-    ):  # fmt: skip
-        return False
-    return bool(host) and host.isascii() and host == host.lower() and not any(ch in host for ch in ":@[]\\%")
+    port = match[1]
+    return not port or (int(port) <= 65535 and (url[:5], port) not in (("http:", "80"), ("https", "443")))
 
 
 def join_link(base_url: str, href: str) -> str:
