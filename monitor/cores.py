@@ -33,11 +33,11 @@ from monitor.models import Config, Health, Source
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
-# A child takes ~0.4 s to start (an interpreter, the imports, the config), the time this process
-# polls ~100 unchanged sources in. Measured (2 cores, 50 ms per request, ~100 KB listings, 1,000
+# A child starts polling ~0.2 s after this process (an interpreter, the imports, the config),
+# the time this process takes for ~30 new sources (~5 ms of CPU each). Measured (2 cores, 50 ms per request, ~100 KB listings, 1,000
 # sources): a first round took 5.4 s in one process and 3.4 s split; a round of known sources
 # 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s with 10% changed; memory ~65 MB a process.
-CHILD_START = 100
+CHILD_START = 30
 SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
 SECOND_LEVEL = {"com", "edu", "gov", "net", "org", "co", "ac"}  # hkma.gov.hk is a site, gov.hk is not
