@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 from monitor.errors import ExtractError
 from monitor.extract.api import lookup
-from monitor.extract.dom import parse_html, select, text_lines
+from monitor.extract.dom import drop_tree, parse_html, select, text_lines
 from monitor.models import Document, Page, Source
 
 log = logging.getLogger("monitor.extract")
@@ -73,7 +73,7 @@ def _from_json(source: Source, page: Page) -> Document:
 
 def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple[str, ...]]:
     for element in select(root, CHROME):
-        element.drop_tree()
+        drop_tree(element)
     candidates = (css,) if css else MAIN_CONTENT
     found = next((hits[0] for c in candidates if (hits := select(root, c))), None)
     if found is None:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-import lxml.html
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
@@ -29,16 +28,40 @@ BLOCKS = {
 CELLS = {"td", "th"}
 
 
-def parse_html(text: str) -> lxml.html.HtmlElement:
+def parse_html(text: str) -> etree._Element:
     if not text.strip():
         raise ExtractError("empty page")
     # The text is already decoded (monitor.charset): handed to lxml as UTF-8 bytes with the encoding
     # named, it parses ~3x faster than as a str, and a <meta charset> in the page cannot mislead it.
     markup = XML_DECLARATION.sub("", text, count=1).encode("utf-8", errors="replace")
     try:
-        return lxml.html.document_fromstring(markup, parser=lxml.html.HTMLParser(encoding="utf-8"))
+        root = etree.fromstring(markup, _parser())
     except (etree.ParserError, ValueError) as exc:
         raise ExtractError(f"not an HTML page ({exc})") from None
+    if root is None:
+        raise ExtractError("not an HTML page (Document is empty)")
+    return root
+
+
+@lru_cache(maxsize=1)
+def _parser() -> etree.HTMLParser:
+    """lxml's plain HTML parser, made once: lxml.html's would wrap every element the extractors
+    touch in an HtmlElement, through a Python lookup each time, for methods they do not use."""
+    return etree.HTMLParser(encoding="utf-8")
+
+
+def drop_tree(element: etree._Element) -> None:
+    """Remove `element` and what it holds, keeping the text that follows it (lxml.html's drop_tree)."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
 
 
 @lru_cache(maxsize=512)
@@ -47,11 +70,11 @@ def selector(css: str) -> CSSSelector:
     return CSSSelector(css)
 
 
-def select(root: lxml.html.HtmlElement, css: str) -> list[lxml.html.HtmlElement]:
+def select(root: etree._Element, css: str) -> list[etree._Element]:
     return selector(css)(root)
 
 
-def region_digest(elements: Iterable[lxml.html.HtmlElement], *context: str) -> str:
+def region_digest(elements: Iterable[etree._Element], *context: str) -> str:
     """sha256 of the selected elements' markup and of what else decides the extraction (`context`:
     the selectors, the base URL, the page title). Equal digests mean an equal extraction, so the
     noise outside the region (a timestamp, a CSRF token) costs a parse, never a full extraction."""
@@ -61,13 +84,13 @@ def region_digest(elements: Iterable[lxml.html.HtmlElement], *context: str) -> s
     return digest.hexdigest()
 
 
-def element_text(element: lxml.html.HtmlElement) -> str:
+def element_text(element: etree._Element) -> str:
     if not len(element):  # a leaf (a listing's title link, its date): what text_lines gives, quicker
         return "" if element.tag in DROPPED else clean_text(element.text or "").strip(" |").strip()
     return clean_text(" ".join(text_lines(element)))
 
 
-def text_lines(element: lxml.html.HtmlElement) -> list[str]:
+def text_lines(element: etree._Element) -> list[str]:
     """Visible text as lines: one per block element, table cells joined by ' | '."""
     parts: list[str] = []
     walker = etree.iterwalk(element, events=("start", "end", "comment", "pi"))

@@ -6,7 +6,7 @@ import re
 
 from monitor import __version__
 from monitor.errors import LayoutChanged
-from monitor.extract.dom import parse_html, region_digest, select, text_lines
+from monitor.extract.dom import drop_tree, parse_html, region_digest, select, text_lines
 from monitor.models import Page, Snapshot, Source
 from monitor.normalize import clean_title
 
@@ -23,7 +23,7 @@ def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | No
         return None
     for css in source.exclude:
         for element in select(root, css):
-            element.drop_tree()
+            drop_tree(element)
     ignore = [re.compile(pattern) for pattern in source.ignore]
     lines = [
         line
