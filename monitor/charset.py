@@ -7,11 +7,18 @@ import re
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 # Plain Big5 lacks the Hong Kong Supplementary Character Set used in names and places; Big5-HKSCS
 # is a superset, so decoding every "big5" label with it loses nothing. GB2312 likewise -> GB18030.
 SUPERSETS = {"big5": "big5hkscs", "big5-hkscs": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030"}
+
+
+def content_type_charset(content_type: str) -> str:
+    """The charset a Content-Type header names ('' if none)."""
+    match = HEADER_CHARSET.search(content_type)
+    return match[1].lower() if match else ""
 
 
 def declared_charset(body: bytes) -> str:
@@ -30,8 +37,11 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
     for bom, encoding in BOMS:
         if body.startswith(bom):
             return body.decode(encoding, errors="replace"), encoding
-    candidates = ["utf-8", header_charset.lower(), declared_charset(body), "big5hkscs", "cp1252"]
-    for label in candidates:
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass  # the labels, then the usual Hong Kong encodings (the declaration is looked for only now)
+    for label in (header_charset.lower(), declared_charset(body), "big5hkscs", "cp1252"):
         encoding = _codec(label)
         if not encoding:
             continue

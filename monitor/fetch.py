@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from monitor.charset import decode
+from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
 from monitor.models import Page, Settings, Source, Validators
@@ -177,7 +177,11 @@ class Fetcher:
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
         is_pdf = body.startswith(b"%PDF-")
-        text, encoding = ("", "") if not body or is_pdf else decode(body, response.charset_encoding or "")
+        text, encoding = (
+            ("", "")
+            if not body or is_pdf
+            else decode(body, content_type_charset(response.headers.get("content-type", "")))
+        )
         if text and (source.kind in ("html", "page") or document):
             _refuse_soft_404(text)
         return Page(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.charset import decode
+from monitor.charset import content_type_charset, decode
 from monitor.normalize import (
     INVISIBLE,
     NUMBER_PUNCTUATION,
@@ -176,3 +176,17 @@ def test_clean_text_fast_path_agrees_with_the_full_clean(text):
 def test_a_fingerprint_keeps_exactly_the_letters_digits_and_decimal_points(text):
     folded = NUMBER_PUNCTUATION.sub("·", unicodedata.normalize("NFKC", clean_title(text)).casefold())
     assert fingerprint(text) == "".join(ch for ch in folded if ch.isalnum() or ch in "·%")
+
+
+@pytest.mark.parametrize(
+    "header, charset",
+    [
+        ("text/html; charset=Big5", "big5"),
+        ('text/html;charset="UTF-8"', "utf-8"),
+        ("application/rss+xml; Charset = big5-hkscs", "big5-hkscs"),
+        ("text/html", ""),
+        ("", ""),
+    ],
+)
+def test_the_charset_a_content_type_header_names(header, charset):
+    assert content_type_charset(header) == charset
