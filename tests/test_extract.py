@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import lxml.html
 import pytest
+from lxml import etree
 
 from monitor.charset import decode
 from monitor.config import load_config
 from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract import extract
-from monitor.extract.dom import element_text, text_lines
+from monitor.extract.dom import element_text, parse_html, parse_page, text_lines
 from monitor.models import Page
 from monitor.normalize import clean_text
 from tests.conftest import (
@@ -87,6 +88,11 @@ EXPECTED_FIRST_ITEMS = [
 ]
 
 
+def retext(page: Page, text: str) -> Page:
+    """The page as if the server had sent `text` (its body and its text agree, as fetch makes them)."""
+    return replace(page, text=text, body=text.encode("utf-8"), encoding="utf-8")
+
+
 @pytest.mark.parametrize(("path", "config", "expected", "count"), EXPECTED_FIRST_ITEMS)
 def test_listing_items(tmp_path, path, config, expected, count):
     snapshot = extract(source_for(tmp_path, config), page_of(ROUND1, path))
@@ -124,7 +130,7 @@ def test_noise_only_differences_give_the_same_snapshot(tmp_path):
     page = page_of(ROUND1, "hkma/eng/stablecoin-register.html")
     noisy_text = re.sub(r'content="[0-9a-f]{64}"', 'content="' + "0" * 64 + '"', page.text)
     noisy_text = noisy_text.replace('<div class="banner">', '<div class="banner">Another rotating banner ')
-    noisy = replace(page, text=noisy_text)
+    noisy = retext(page, noisy_text)
     assert noisy_text != page.text
     assert extract(source, noisy).hash == extract(source, page).hash
 
@@ -142,7 +148,7 @@ def test_round_two_register_differs_only_by_the_new_licensee(tmp_path):
 def test_listing_whose_items_vanish_is_a_layout_change(tmp_path):
     source = source_for(tmp_path, FSTB_LISTING)
     page = page_of(ROUND1, FSTB[0])
-    redesigned = replace(page, text=page.text.replace('class="press-item"', 'class="news-row"'))
+    redesigned = retext(page, page.text.replace('class="press-item"', 'class="news-row"'))
     with pytest.raises(
         LayoutChanged, match=re.escape("items selector 'table.press-list tr.press-item' matched nothing")
     ):
@@ -153,7 +159,7 @@ def test_page_without_its_region_is_a_layout_change(tmp_path):
     source = source_for(tmp_path, REGISTER)
     page = page_of(ROUND1, "hkma/eng/stablecoin-register.html")
     with pytest.raises(LayoutChanged, match="region 'main#content' not found"):
-        extract(source, replace(page, text=page.text.replace('id="content"', 'id="main"')))
+        extract(source, retext(page, page.text.replace('id="content"', 'id="main"')))
 
 
 @pytest.mark.parametrize(
@@ -175,7 +181,7 @@ def test_broken_html_still_yields_its_items(tmp_path):
     source = source_for(tmp_path, FSTB_LISTING)
     page = page_of(ROUND1, FSTB[0])
     broken = page.text.replace("</td>", "").replace("</tr>", "").replace("</table>", "")
-    assert len(extract(source, replace(page, text=broken)).items) == 6
+    assert len(extract(source, retext(page, broken)).items) == 6
 
 
 def test_title_filters_keep_a_firehose_to_what_matters(tmp_path):
@@ -214,3 +220,21 @@ def test_exclude_titles_drops_items(tmp_path):
 def test_a_leafs_text_is_what_the_general_walk_gives(markup):
     element = lxml.html.fragment_fromstring(markup)
     assert element_text(element) == clean_text(" ".join(text_lines(element)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><head><title>證監會</title></head><body><p>穩定幣發行人</p></body></html>".encode(),
+        b'  <?xml version="1.0" encoding="utf-8"?><html><body><p>e-HKD</p></body></html>',
+        "<html><body><p>虛擬資產</p></body></html>".encode("big5"),
+    ],
+    ids=["utf-8", "xml-declaration", "big5"],
+)
+def test_a_page_parses_from_its_bytes_as_from_its_text(body):
+    text, encoding = decode(body)
+    page = Page(
+        source_id="s", url="http://x/", final_url="http://x/", status=200, headers={}, body=body,
+        text=text, encoding=encoding, fetched_at="", duration_ms=0, sha256="", stable_sha256="",
+    )  # fmt: skip
+    assert etree.tostring(parse_page(page)) == etree.tostring(parse_html(text))

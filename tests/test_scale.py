@@ -204,8 +204,8 @@ def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor,
     monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/register.html"))
     monitor.round(capsys)
     parsed = []
-    parse_html = page.parse_html
-    monkeypatch.setattr(page, "parse_html", lambda *args: parsed.append(1) or parse_html(*args))
+    parse_page = page.parse_page
+    monkeypatch.setattr(page, "parse_page", lambda *args: parsed.append(1) or parse_page(*args))
     assert monitor.round(capsys)[:2] == (0, "")
     assert parsed == []  # not even parsed: the raw bytes, less the token, are the last ones
     code, out, _ = monitor.round(capsys, ROUND2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor import __version__
 from monitor.errors import LayoutChanged
-from monitor.extract.dom import element_text, parse_html, region_digest, select
+from monitor.extract.dom import element_text, parse_page, region_digest, select
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import clean_text, clean_title, join_link, parse_date
@@ -12,7 +12,7 @@ from monitor.normalize import clean_text, clean_title, join_link, parse_date
 
 def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
     """None when the listing's items are byte-for-byte those of `known_region` (see Snapshot.region)."""
-    root = parse_html(page.text)
+    root = parse_page(page)
     elements = select(root, source.items)
     if not elements:
         raise LayoutChanged(f"items selector {source.items!r} matched nothing (layout changed?)")

@@ -6,14 +6,14 @@ import re
 
 from monitor import __version__
 from monitor.errors import LayoutChanged
-from monitor.extract.dom import drop_tree, parse_html, region_digest, select, text_lines
+from monitor.extract.dom import drop_tree, parse_page, region_digest, select, text_lines
 from monitor.models import Page, Snapshot, Source
 from monitor.normalize import clean_title
 
 
 def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
     """None when the page's region is byte-for-byte the one of `known_region` (see Snapshot.region)."""
-    root = parse_html(page.text)
+    root = parse_page(page)
     regions = select(root, source.select)
     if not regions:
         raise LayoutChanged(f"region {source.select!r} not found (layout changed?)")

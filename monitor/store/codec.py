@@ -13,7 +13,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         data: dict = {"text": snapshot.text}
     else:
         data = {"items": [[i.key, i.title, i.link, i.date, i.text] for i in snapshot.items]}
-    return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 6)
+    return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)  # fast; ~15% bigger
 
 
 def decode_snapshot(kind: str, title: str, digest: str, blob: bytes) -> Snapshot:
