@@ -50,7 +50,7 @@ def parse_html(text: str) -> etree._Element:
 
 def _parse(markup: bytes) -> etree._Element:
     try:
-        root = etree.fromstring(markup, _parser())
+        root = etree.HTML(markup, _parser())
     except (etree.ParserError, ValueError) as exc:
         raise ExtractError(f"not an HTML page ({exc})") from None
     if root is None:
