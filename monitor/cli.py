@@ -312,8 +312,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     store = Store.open(args.db, create=False)
-    removed, reclaimed = store.prune_bodies(args.keep_days)
-    print(f"removed {removed} raw bodies that no change refers to; reclaimed {reclaimed / 1024:.1f} KB")
+    bodies, fetches, reclaimed = store.prune(args.keep_days)
+    print(
+        f"removed {bodies} raw bodies and {fetches} fetch records that no change refers to; "
+        f"reclaimed {reclaimed / 1024:.1f} KB"
+    )
     return EXIT_OK
 
 

@@ -461,16 +461,23 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
         return int(first[0])
 
-    def prune_bodies(self, keep_days: int) -> tuple[int, int]:
-        """Remove raw bodies older than `keep_days` that no change refers to; (count, bytes reclaimed).
+    def prune(self, keep_days: int) -> tuple[int, int, int]:
+        """Remove raw bodies and fetch records older than `keep_days` that no change refers to;
+        (bodies, fetch records, bytes reclaimed).
 
         Bodies a change refers to (its version, or the one before it) are evidence: never removed;
         nor is each source's current body or the current version of each PDF, which the next
-        change (or re-upload) will refer to as "before".
+        change (or re-upload) will refer to as "before". Nor is the fetch record of a change. The
+        others are a log of polls that found nothing new: ~340 bytes per source per round, some
+        50 MB a day for 3,000 sources polled every 30 minutes.
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
         with immediate(self.db):
+            fetches = self.db.execute(
+                "DELETE FROM fetches WHERE fetched_at < ? AND id NOT IN (SELECT fetch_id FROM changes)",
+                [cutoff],
+            ).rowcount
             removed = self.db.execute(
                 """DELETE FROM bodies WHERE created_at < ?
                    AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
@@ -481,7 +488,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             ).rowcount
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.vacuum()
-        return removed, max(0, size_before - self._file_size())
+        return removed, fetches, max(0, size_before - self._file_size())
 
     def _file_size(self) -> int:
         pages = next(iter(self.db.execute("PRAGMA page_count")))[0]
