@@ -8,8 +8,9 @@ import hashlib
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -37,6 +38,12 @@ SILENT_ERRORS = {
     "ReadError": "the connection broke while the answer was being read",
     "WriteError": "the connection broke while the request was being sent",
 }
+
+
+# Set by a round's worker (run.poll_sources) in the task that polls a host's sources: called when a
+# fetch of the task is about to wait before another attempt. The wait holds no host slot, and the
+# worker's host should not wait with it: the call starts another worker for the host meanwhile.
+retry_waits: ContextVar[Callable[[], None] | None] = ContextVar("retry_waits", default=None)
 
 
 class RetryableFetchError(FetchError):
@@ -105,6 +112,7 @@ class Fetcher:
             stop=stop_after_attempt(self._settings.retries + 1),
             wait=self._wait,
             retry=retry_if_exception(self._worth_retrying),
+            before_sleep=_waiting_to_retry,
             reraise=True,
         )
         async for attempt in retrying:
@@ -230,6 +238,12 @@ class Fetcher:
             if len(body) > cap:
                 raise FetchError(_too_big(cap, setting))
         return bytes(body)
+
+
+def _waiting_to_retry(state: RetryCallState) -> None:
+    waiting = retry_waits.get()
+    if waiting is not None:
+        waiting()
 
 
 def _too_big(cap: int, setting: str) -> str:

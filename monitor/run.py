@@ -14,7 +14,7 @@ from monitor.cores import poll_on_every_core
 from monitor.diff import diff, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same
-from monitor.fetch import Fetcher, host_of, open_fetcher
+from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow, recheck
 from monitor.models import (
     Change,
@@ -104,22 +104,43 @@ async def poll_sources(
 ) -> list[SourceOutcome]:
     """Poll `sources` concurrently, in this process (a round's share, see cores.py): `per_host`
     workers for each host take its sources in turn. Only the sources in flight exist as tasks,
-    so a round's memory does not grow with the number of sources waiting for their host."""
+    so a round's memory does not grow with the number of sources waiting for their host. A
+    source that waits to retry (a 429's Retry-After, a backoff) does not hold its host up: the
+    wait starts another worker for the host (the fetcher still sends at most `per_host` at once)."""
     topics = compile_topics(config.topics)
-    waiting: dict[str, deque[Source]] = {}
+    queues: dict[str, deque[Source]] = {}
     for source in sources:
-        waiting.setdefault(host_of(source.url), deque()).append(source)
+        queues.setdefault(host_of(source.url), deque()).append(source)
     outcomes: dict[str, SourceOutcome] = {}
+    workers: list[asyncio.Task] = []
+    stopping = False
     async with open_fetcher(config.settings) as fetcher:
         ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
 
+        def start_worker(queue: deque[Source]) -> None:
+            if queue and not stopping:
+                workers.append(asyncio.create_task(worker(queue)))
+
         async def worker(queue: deque[Source]) -> None:
-            while queue:
+            retry_waits.set(lambda: start_worker(queue))
+            while queue and not stopping:
                 source = queue.popleft()
                 outcomes[source.id] = await _poll(ctx, source)
 
         per_host = max(1, config.settings.per_host)
-        await asyncio.gather(*(worker(q) for q in waiting.values() for _ in range(min(per_host, len(q)))))
+        for queue in queues.values():
+            for _ in range(min(per_host, len(queue))):
+                start_worker(queue)
+        try:
+            awaited = 0
+            while awaited < len(workers):  # workers started by a retry wait join the list meanwhile
+                started, awaited = workers[awaited:], len(workers)
+                await asyncio.gather(*started)
+        finally:  # stopped or failed: every worker ends before the clients close
+            stopping = True
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
     return [outcomes[source.id] for source in sources]
 
 

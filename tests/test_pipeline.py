@@ -333,6 +333,37 @@ def test_retry_after_is_honoured(monitor, capsys):
     assert times[1] - times[0] >= 0.95  # a longer Retry-After fails at once: tests/faults
 
 
+def test_a_source_waiting_to_retry_does_not_hold_up_its_host(monitor, capsys):
+    """Two sources asked to come back in a second (429) are first in line on their host; the
+    others are polled meanwhile, never more than per_host at once."""
+    served: list[tuple[str, float]] = []
+    active, peak = [0], [0]
+
+    def serve(name: str, throttled: bool):
+        def handler(_):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            served.append((name, time.monotonic()))
+            time.sleep(0.05)
+            active[0] -= 1
+            if throttled and [n for n, _ in served].count(name) == 1:
+                return Response(429, b"", {"Retry-After": "1"})
+            return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+        return handler
+
+    names = [f"busy-{i}" for i in range(2)] + [f"feed-{i}" for i in range(12)]
+    for name in names:
+        monitor.site.routes[f"/{name}.xml"] = serve(name, name.startswith("busy"))
+    monitor.write(*(rss_source(name, f"/{name}.xml") for name in names))
+    config = monitor.config.read_text().replace("max_retry_after = 0.5", "max_retry_after = 1.5")
+    monitor.config.write_text(config)
+    assert monitor.round(capsys)[0] == 0
+    retried = min(t for (n, t) in served[2:] if n.startswith("busy"))  # the second requests
+    assert max(t for n, t in served if n.startswith("feed")) < retried  # all polled during the wait
+    assert peak[0] == 2
+
+
 def test_retry_after_as_an_http_date():
     assert _retry_after("Wed, 25 Nov 2026 01:00:00 -0000") == 0.0  # in the past, a zone-less date
     assert 0 < _retry_after(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)) <= 30
