@@ -7,6 +7,7 @@ import re
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+LOSSY_UTF8 = "utf-8, invalid bytes replaced"
 HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -49,7 +50,8 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
             return body.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    return body.decode("utf-8", errors="replace"), "utf-8"
+    # Not "utf-8": the text is not the body's decoding (extract.dom parses a UTF-8 body's own bytes).
+    return body.decode("utf-8", errors="replace"), LOSSY_UTF8
 
 
 def _codec(label: str) -> str:
