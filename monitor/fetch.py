@@ -8,12 +8,14 @@ import hashlib
 import re
 import ssl
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
+from http.cookiejar import CookieJar
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -28,6 +30,9 @@ from monitor.redirects import redirect_guard
 with without("httpx._main"):  # see lean_imports
     import httpx
 
+# Requests (so connections in use) at once in all, whatever the number of hosts, as the single
+# connection pool of earlier versions allowed: file descriptors stay far below the usual 1,024.
+MAX_CONNECTIONS = 64
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 SOFT_404 = re.compile(r"\b404\b|page not found|not found|找不到|未能找到|頁面不存在", re.I)
@@ -68,16 +73,27 @@ async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
 
 
 class Fetcher:
-    """Fetches sources, at most `per_host` requests at a time to any one host, over one HTTP/1.1
-    keep-alive client per host. One pool for every host cost more CPU than the requests: httpcore
-    scans all of a pool's connections on every request and probes each idle one's socket."""
+    """Fetches sources, at most `per_host` requests at a time to any one host and MAX_CONNECTIONS
+    in all, over one HTTP/1.1 keep-alive client per host (sharing one cookie jar). One pool for
+    every host cost more CPU than the requests: httpcore scans all of a pool's connections on
+    every request and probes each idle one's socket."""
 
     def __init__(self, settings: Settings, closing: AsyncExitStack):
         self._settings = settings
         self._closing = closing
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._connections = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._in_flight: Counter[str] = Counter()
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._cookies = CookieJar()
         self._tls: ssl.SSLContext | None = None  # loading the CA bundle takes ~20 ms: once a round
+
+    async def release(self, host: str) -> None:
+        """Close `host`'s client, and so its idle keep-alive connections, once its sources are
+        done (no request to it in flight): a round of many hosts does not keep them all open. A
+        later request to the host (another source's detail page) opens a new client."""
+        if not self._in_flight[host] and (client := self._clients.pop(host, None)) is not None:
+            await client.aclose()
 
     def _client(self, host: str) -> httpx.AsyncClient:
         client = self._clients.get(host)
@@ -94,6 +110,7 @@ class Fetcher:
                 limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
                 event_hooks={"response": [redirect_guard(self._settings.allow_private_redirects)]},
                 verify=self._tls,
+                cookies=self._cookies,  # as one client: a cookie set for sfc.hk reaches apps.sfc.hk
             )
             self._closing.push_async_callback(client.aclose)
             self._clients[host] = client
@@ -133,6 +150,14 @@ class Fetcher:
             return min(error.retry_after, self._settings.max_retry_after)
         return self._settings.retry_backoff * 2 ** (state.attempt_number - 1)
 
+    @asynccontextmanager
+    async def _sending(self, host: str) -> AsyncIterator[None]:
+        self._in_flight[host] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[host] -= 1
+
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         if host not in self._hosts:
             self._hosts[host] = asyncio.Semaphore(max(1, self._settings.per_host))
@@ -152,7 +177,7 @@ class Fetcher:
         timeout = self._settings.timeout
         try:
             host = host_of(source.url)
-            async with self._host_slot(host):
+            async with self._host_slot(host), self._connections, self._sending(host):
                 async with asyncio.timeout(timeout * 3):  # a server trickling bytes forever
                     async with self._client(host).stream(
                         source.method,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -113,24 +113,31 @@ async def poll_sources(
         queues.setdefault(host_of(source.url), deque()).append(source)
     outcomes: dict[str, SourceOutcome] = {}
     workers: list[asyncio.Task] = []
+    working: Counter[str] = Counter()  # a host's workers still running
     stopping = False
     async with open_fetcher(config.settings) as fetcher:
         ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
 
-        def start_worker(queue: deque[Source]) -> None:
+        def start_worker(host: str, queue: deque[Source]) -> None:
             if queue and not stopping:
-                workers.append(asyncio.create_task(worker(queue)))
+                working[host] += 1
+                workers.append(asyncio.create_task(worker(host, queue)))
 
-        async def worker(queue: deque[Source]) -> None:
-            retry_waits.set(lambda: start_worker(queue))
-            while queue and not stopping:
-                source = queue.popleft()
-                outcomes[source.id] = await _poll(ctx, source)
+        async def worker(host: str, queue: deque[Source]) -> None:
+            retry_waits.set(lambda: start_worker(host, queue))
+            try:
+                while queue and not stopping:
+                    source = queue.popleft()
+                    outcomes[source.id] = await _poll(ctx, source)
+            finally:
+                working[host] -= 1
+            if not working[host] and not stopping:
+                await fetcher.release(host)
 
         per_host = max(1, config.settings.per_host)
-        for queue in queues.values():
+        for host, queue in queues.items():
             for _ in range(min(per_host, len(queue))):
-                start_worker(queue)
+                start_worker(host, queue)
         try:
             awaited = 0
             while awaited < len(workers):  # workers started by a retry wait join the list meanwhile

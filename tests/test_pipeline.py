@@ -467,6 +467,32 @@ def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):
     assert time.monotonic() - started < 6 * 0.2
 
 
+@pytest.mark.parametrize("in_all, peak_seen", [(64, 4), (1, 1)], ids=["default", "one-in-all"])
+def test_requests_in_all_are_bounded_whatever_the_hosts(monitor, capsys, monkeypatch, in_all, peak_seen):
+    """per_host = 2 on two hosts: four requests at once, unless the fetcher's cap in all is lower."""
+    from monitor import fetch
+
+    monkeypatch.setattr(fetch, "MAX_CONNECTIONS", in_all)
+    active, peak = [0], [0]
+
+    def counted(handler):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        active[0] -= 1
+        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+    for i in range(6):
+        monitor.site.routes[f"/feed{i}.xml"] = counted
+    near = [rss_source(f"near-{i}", f"/feed{i}.xml") for i in range(3)]
+    far = [rss_source(f"far-{i}", f"/feed{i + 3}.xml").replace("{base}", "{far}") for i in range(3)]
+    monitor.write(*near, *far)
+    far_base = monitor.site.base_url.replace("127.0.0.1", "localhost")
+    monitor.config.write_text(monitor.config.read_text(encoding="utf-8").replace("{far}", far_base))
+    assert monitor.round(capsys)[0] == 0
+    assert peak[0] == peak_seen
+
+
 def test_config_and_database_from_the_environment(monitor, capsys, tmp_path):
     monitor.write(SFC_PRESS)
     env = {"MONITOR_CONFIG": str(monitor.config), "MONITOR_DB": str(tmp_path / "elsewhere.db")}
