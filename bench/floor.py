@@ -17,7 +17,9 @@ import httpx
 
 async def fetch_all(urls: list[str], per_host: int) -> int:
     slots: dict[str, asyncio.Semaphore] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # as monitor.fetch
+    # One client, as the issue defines the floor; keep-alive for every connection it may hold (at
+    # 32, httpcore closed idle connections as soon as 40 were open). The monitor uses one per host.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=20) as client:
 
         async def get(url: str) -> int:

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = commands.add_parser("prune", help="remove old raw bodies that no change refers to")
     prune.add_argument("--keep-days", type=int, required=True)
+    prune.add_argument(
+        "--fetch-records",
+        action="store_true",
+        help="also the old records of polls that found nothing new (each source's last one stays)",
+    )
 
     commands.add_parser("demo", help="run two rounds against bundled sample regulator pages, offline")
     return parser
@@ -312,11 +317,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     store = Store.open(args.db, create=False)
-    bodies, fetches, reclaimed = store.prune(args.keep_days)
-    print(
-        f"removed {bodies} raw bodies and {fetches} fetch records that no change refers to; "
-        f"reclaimed {reclaimed / 1024:.1f} KB"
+    bodies, fetches, reclaimed = store.prune(args.keep_days, fetch_records=args.fetch_records)
+    removed = (
+        f"{bodies} raw bodies and {fetches} fetch records" if args.fetch_records else f"{bodies} raw bodies"
     )
+    print(f"removed {removed} that no change refers to; reclaimed {reclaimed / 1024:.1f} KB")
     return EXIT_OK
 
 

@@ -111,22 +111,24 @@ def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys):
         monitor.round(capsys)
     del monitor.site.routes["/sfc/en/rss/press-releases.xml"]
     monitor.round(capsys, ROUND2)  # a real change: its before and after bodies are evidence
+    monitor.round(capsys, ROUND2)  # and a poll that found nothing new since
     with sqlite3.connect(monitor.db) as conn:
         conn.execute("UPDATE bodies SET created_at = '2020-01-01T00:00:00+00:00'")
         conn.execute("UPDATE fetches SET fetched_at = '2020-01-01T00:00:00+00:00'")
         evidence = set(conn.execute("SELECT raw_sha256, old_raw_sha256 FROM changes").fetchone())
         assert conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (7,)
+        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (8,)
     code, out, _ = monitor("prune", "--keep-days", "30", capsys=capsys)
-    assert code == 0
-    assert out.startswith("removed 5 raw bodies and 6 fetch records that no change refers to; reclaimed ")
+    assert code == 0 and out.startswith("removed 5 raw bodies that no change refers to; reclaimed ")
     assert float(out.split("reclaimed ")[1].split(" KB")[0]) > 100
     with sqlite3.connect(monitor.db) as conn:
         assert {sha for (sha,) in conn.execute("SELECT sha256 FROM bodies")} == evidence
-        # the change's own fetch record stays: the change log shows its HTTP status and headers
-        assert conn.execute(
-            "SELECT count(*) FROM fetches f JOIN changes c ON c.fetch_id = f.id"
-        ).fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (8,)  # only on request
+    code, out, _ = monitor("prune", "--keep-days", "30", "--fetch-records", capsys=capsys)
+    assert code == 0 and out.startswith("removed 0 raw bodies and 6 fetch records that no change refers to")
+    with sqlite3.connect(monitor.db) as conn:  # the baseline's and the five unchanged polls' went
+        kept = conn.execute("SELECT f.status, c.id FROM fetches f LEFT JOIN changes c ON c.fetch_id = f.id")
+        assert kept.fetchall() == [("changed", 1), ("unchanged", None)]  # the change's, the last poll's
     assert monitor("show", "1", capsys=capsys)[0] == 0
 
 

@@ -32,6 +32,7 @@ from monitor.store.events import link_key, title_key
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.runstate import RunStateStore
 
+# The modules above import it first, through monitor.store.transaction and the same guard.
 with without("numpy"):  # see lean_imports
     import sqlite_utils
 from monitor.store.schema import ADDED_COLUMNS, SCHEMA
@@ -461,23 +462,28 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
         return int(first[0])
 
-    def prune(self, keep_days: int) -> tuple[int, int, int]:
-        """Remove raw bodies and fetch records older than `keep_days` that no change refers to;
-        (bodies, fetch records, bytes reclaimed).
+    def prune(self, keep_days: int, fetch_records: bool = False) -> tuple[int, int, int]:
+        """Remove raw bodies (and with `fetch_records`, fetch records) older than `keep_days` that
+        no change refers to; (bodies, fetch records, bytes reclaimed).
 
         Bodies a change refers to (its version, or the one before it) are evidence: never removed;
         nor is each source's current body or the current version of each PDF, which the next
-        change (or re-upload) will refer to as "before". Nor is the fetch record of a change. The
-        others are a log of polls that found nothing new: ~340 bytes per source per round, some
-        50 MB a day for 3,000 sources polled every 30 minutes.
+        change (or re-upload) will refer to as "before". Fetch records are the record that a
+        source was polled and found unchanged (~340 bytes per source per round, some 50 MB a day
+        for 3,000 sources every 30 minutes): only on request, and never a change's own record
+        or a source's last one.
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
         with immediate(self.db):
-            fetches = self.db.execute(
-                "DELETE FROM fetches WHERE fetched_at < ? AND id NOT IN (SELECT fetch_id FROM changes)",
-                [cutoff],
-            ).rowcount
+            fetches = 0
+            if fetch_records:
+                fetches = self.db.execute(
+                    """DELETE FROM fetches WHERE fetched_at < ?
+                       AND id NOT IN (SELECT fetch_id FROM changes)
+                       AND id NOT IN (SELECT max(id) FROM fetches GROUP BY source_id)""",
+                    [cutoff],
+                ).rowcount
             removed = self.db.execute(
                 """DELETE FROM bodies WHERE created_at < ?
                    AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
