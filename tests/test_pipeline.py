@@ -448,7 +448,8 @@ def test_a_gzip_bomb_hits_the_size_cap(monitor, capsys):
     assert code == 1 and "body larger than 200,000 bytes" in err
 
 
-def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):
+def counting(monitor):
+    """A route serving the SFC feed in 0.2 s, and the most requests it has seen at once."""
     active, peak = [0], [0]
 
     def counted(handler):
@@ -458,6 +459,11 @@ def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):
         active[0] -= 1
         return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
 
+    return counted, peak
+
+
+def test_at_most_two_requests_at_once_to_one_host(monitor, capsys):
+    counted, peak = counting(monitor)
     for i in range(6):
         monitor.site.routes[f"/feed{i}.xml"] = counted
     monitor.write(*(rss_source(f"feed-{i}", f"/feed{i}.xml") for i in range(6)))
@@ -473,15 +479,7 @@ def test_requests_in_all_are_bounded_whatever_the_hosts(monitor, capsys, monkeyp
     from monitor import fetch
 
     monkeypatch.setattr(fetch, "MAX_CONNECTIONS", in_all)
-    active, peak = [0], [0]
-
-    def counted(handler):
-        active[0] += 1
-        peak[0] = max(peak[0], active[0])
-        time.sleep(0.2)
-        active[0] -= 1
-        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
-
+    counted, peak = counting(monitor)
     for i in range(6):
         monitor.site.routes[f"/feed{i}.xml"] = counted
     near = [rss_source(f"near-{i}", f"/feed{i}.xml") for i in range(3)]
