@@ -3,11 +3,12 @@
 A round is one event loop. A round of known sources is bound by the network: a page whose raw
 bytes (less their tokens) are the last ones is not parsed, and one process polls 1,000 of them as
 fast as two. A round of hundreds of new sources parses every page for its baseline and is
-CPU-bound, so a second core nearly halves it. The split is by site (`hkma.gov.hk` with `api.hkma.gov.hk`), never
-within one, so `per_host` still bounds what any one site sees, detail pages included. Each child
-polls its share with its own client and database connection; SQLite's write lock orders the two
-processes' transactions (and the cross-source dedupe inside them). The parent keeps what only it
-may do: the process lock, health notices, delivery, and the per-source log lines.
+CPU-bound, so a second core nearly halves it. The split is by site (`hkma.gov.hk` with
+`api.hkma.gov.hk`), never within one, so `per_host` still bounds what any one site sees, detail
+pages included. Each child polls its share with its own clients and database connection;
+SQLite's write lock orders the two processes' transactions (and the cross-source dedupe inside
+them). The parent keeps what only it may do: the process lock, health notices, delivery, and the
+per-source log lines.
 
 Children are spawned, not forked (the loop's DNS threads must not be copied); they ignore SIGINT
 (Ctrl-C reaches the whole process group: the parent decides how a round stops), stop when the
@@ -34,9 +35,10 @@ from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
 # A child starts polling ~0.2 s after this process (an interpreter, the imports, the config),
-# the time this process takes for ~30 new sources (~5 ms of CPU each). Measured (2 cores, 50 ms per request, ~100 KB listings, 1,000
-# sources): a first round took 5.4 s in one process and 3.4 s split; a round of known sources
-# 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s with 10% changed; memory ~65 MB a process.
+# the time this process takes for ~30 new sources (~5 ms of CPU each). Measured (2 cores, 50 ms
+# per request, ~100 KB listings, 1,000 sources): a first round took 5.4 s in one process and
+# 3.4 s split; a round of known sources 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s
+# with 10% changed; memory ~65 MB a process.
 CHILD_START = 30
 SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
