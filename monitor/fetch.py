@@ -23,8 +23,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
-from monitor.models import Page, Settings, Source, Validators
-from monitor.normalize import stable_digest
+from monitor.models import Page, Previous, Settings, Source
+from monitor.noise import StableDigest, stable_digest
 from monitor.redirects import redirect_guard
 
 with without("httpx._main"):  # see lean_imports
@@ -121,10 +121,10 @@ class Fetcher:
         request = replace(source, url=url, method="GET", body="", params=())
         return await self.fetch(request, document=True)
 
-    async def fetch(
-        self, source: Source, validators: Validators | None = None, document: bool = False
-    ) -> Page:
-        validators = validators or Validators()
+    async def fetch(self, source: Source, last: Previous | None = None, document: bool = False) -> Page:
+        """`last`: what the store has of the source's last body, for a conditional GET and a
+        cheaper noise digest."""
+        last = last or Previous()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.retries + 1),
             wait=self._wait,
@@ -134,7 +134,7 @@ class Fetcher:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._get(source, validators, document)
+                return await self._get(source, last, document)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _worth_retrying(self, error: BaseException) -> bool:
@@ -163,8 +163,8 @@ class Fetcher:
             self._hosts[host] = asyncio.Semaphore(max(1, self._settings.per_host))
         return self._hosts[host]
 
-    async def _get(self, source: Source, validators: Validators, document: bool) -> Page:
-        headers = {}
+    async def _get(self, source: Source, last: Previous, document: bool) -> Page:
+        headers, validators = {}, last.validators
         payload = source.body.encode("utf-8") if source.body else None
         if payload:
             headers["Content-Type"] = "application/json"
@@ -217,6 +217,8 @@ class Fetcher:
         )
         if text and (source.kind in ("html", "page") or document):
             _refuse_soft_404(text)
+        markup = source.kind in ("html", "page")
+        stable = stable_digest(body, repr(source), markup, StableDigest(last.stable_sha256, last.noise))
         return Page(
             source_id=source.id,
             url=source.url,
@@ -229,7 +231,8 @@ class Fetcher:
             fetched_at=fetched_at,
             duration_ms=duration_ms,
             sha256=hashlib.sha256(body).hexdigest(),
-            stable_sha256=stable_digest(body, repr(source), markup=source.kind in ("html", "page")),
+            stable_sha256=stable.sha256,
+            noise=stable.noise,
             not_modified=response.status_code == 304,
         )
 

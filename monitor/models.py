@@ -139,6 +139,7 @@ class Page:
     sha256: str
     not_modified: bool = False
     stable_sha256: str = ""  # of the body without per-request tokens, and the source's config
+    noise: str = ""  # where those tokens were (monitor.noise): the next round's first guess
 
     @property
     def validators(self) -> Validators:
@@ -297,7 +298,8 @@ class Previous:
     validators: Validators = field(default_factory=Validators)
     known_keys: frozenset[str] = frozenset()
     region: str = ""  # Snapshot.region of the last extraction
-    stable_sha256: str = ""  # Page.stable_sha256 of the body the snapshot came from
+    stable_sha256: str = ""  # Page.stable_sha256 of the last body
+    noise: str = ""  # and its Page.noise
     snapshot_hash: str = ""  # set when there is a stored snapshot, even before it is loaded
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -148,53 +147,3 @@ def iso_from_struct(value: tuple | None) -> str:
     if (moment.hour, moment.minute, moment.second) == (0, 0, 0):
         return moment.date().isoformat()
     return moment.isoformat()
-
-
-# Per-request noise in a page's raw bytes, which no reader would call content: CSRF tokens in
-# <meta> tags (the HKMA's pages carry one) and hidden form fields, CSP nonces, "page generated at
-# <time>" stamps, and inline scripts (render times, analytics ids; no extractor reads a script).
-# Found by plain substring search on a lower-cased copy: a case-insensitive regex over a 100 KB
-# page costs ~2 ms, more than the parse this digest is there to save.
-TOKEN_MARKERS = (b"csrf", b"__requestverificationtoken", b"authenticity_token", b"nonce=")
-STAMP = re.compile(rb"(?:at|on):?\s*[0-9][0-9:\-t. +z/]{6,40}")
-
-
-def stable_digest(body: bytes, config: str, markup: bool = True) -> str:
-    """sha256 of `body` without per-request tokens, and of the `config` it is read with: equal
-    digests mean nothing a reader sees changed, and a changed selector is applied at once.
-    `markup` is False for feeds and APIs, whose bytes are digested whole."""
-    digest = hashlib.sha256(config.encode("utf-8", "replace"))
-    if not markup:
-        digest.update(body)
-        return digest.hexdigest()
-    view, kept = memoryview(body), 0
-    for start, end in _volatile_spans(body.lower()):
-        if start >= kept:
-            digest.update(view[kept:start])
-        kept = max(kept, end)
-    digest.update(view[kept:])
-    return digest.hexdigest()
-
-
-def _volatile_spans(lowered: bytes) -> list[tuple[int, int]]:
-    spans = []
-    for marker in TOKEN_MARKERS:  # the whole tag that carries the marker
-        at = lowered.find(marker)
-        while at != -1:
-            start, end = lowered.rfind(b"<", 0, at), lowered.find(b">", at)
-            if start != -1 and end != -1 and lowered.find(b">", start, at) == -1:
-                spans.append((start, end + 1))
-            at = lowered.find(marker, at + len(marker))
-    at = lowered.find(b"<script")
-    while at != -1:
-        end = lowered.find(b"</script>", at)
-        end = len(lowered) if end == -1 else end + len(b"</script>")
-        spans.append((at, end))
-        at = lowered.find(b"<script", end)
-    at = lowered.find(b"generated ")
-    while at != -1:
-        stamp = STAMP.match(lowered, at + len(b"generated "))
-        if stamp:
-            spans.append((at, stamp.end()))
-        at = lowered.find(b"generated ", at + 1)
-    return sorted(spans)

@@ -181,10 +181,10 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
     started = datetime.now(UTC)
     page: Page | None = None
     try:
-        page = await ctx.fetcher.fetch(source, ctx.store.validators(source.id))
-        # Loaded after the fetch: a round holds the stored state of the sources in flight only,
-        # not of every source waiting for its host (memory stays flat as the source list grows).
-        outcome = await _process(ctx, source, page, ctx.store.state(source.id))
+        state = ctx.store.state(source.id)  # small: the snapshot is loaded only if it is needed
+        # Validators and the noise digest only with a snapshot to fall back on.
+        page = await ctx.fetcher.fetch(source, state if state.snapshot_hash else None)
+        outcome = await _process(ctx, source, page, state)
         outcome = await _recheck_documents(ctx, source, outcome)
     except SourceError as exc:  # one line, no control codes: the reason often quotes the server
         outcome = SourceOutcome(source.id, "error", error=one_line(str(exc)))
@@ -214,14 +214,14 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     snapshot = extract_unless_same(source, page, state.region if known else "")
     if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged", stable=page.stable_sha256)
+            store.record_unchanged(source, page, "unchanged")
         return SourceOutcome(source.id, "unchanged")
     previous = store.previous(source.id) if known else state
     old = previous.snapshot
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged", snapshot.region, page.stable_sha256)
+            store.record_unchanged(source, page, "unchanged", snapshot.region)
         return SourceOutcome(source.id, "unchanged", count)
     _refuse_sudden_shrink(source, old, snapshot, _failures(ctx.health, source.id))
     old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))

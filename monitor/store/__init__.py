@@ -143,6 +143,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             validators=Validators(state["etag"], state["last_modified"]),
             region=state["region_sha256"],
             stable_sha256=state.get("stable_sha256") or "",
+            noise=state.get("noise") or "",
             snapshot_hash=state["snapshot_hash"],
         )
 
@@ -155,14 +156,6 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             r[0] for r in self.db.execute("SELECT key FROM items WHERE source_id = ?", [source_id])
         )
         return replace(state, snapshot=self.snapshot(state.snapshot_hash), known_keys=keys)
-
-    def validators(self, source_id: str) -> Validators:
-        """What a conditional GET may send: only when there is a stored snapshot to fall back on."""
-        state = self._one(
-            "SELECT etag, last_modified FROM source_state WHERE source_id = ? AND snapshot_hash != ''",
-            [source_id],
-        )
-        return Validators(state["etag"], state["last_modified"]) if state else Validators()
 
     def snapshot(self, digest: str) -> Snapshot | None:
         row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])
@@ -180,21 +173,24 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     # --- one source's round: every write of it in one transaction ----------------------------
 
     @_writes
-    def record_unchanged(
-        self, source: Source, page: Page, status: str, region: str = "", stable: str = ""
-    ) -> None:
+    def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
         """The body (or its extracted content) is what we already have: log the fetch only, and the
-        digests of the region and the body it was extracted from, so that the next round can skip
-        the extraction (the region) or even the parse (the body)."""
+        digests of the region and of the body it was extracted from (with where its noise was), so
+        that the next round can skip the extraction (the region) or even the parse (the body)."""
         with immediate(self.db):
             self._fetch_row(source.id, page, status)
             self._succeeded(source.id, page.fetched_at)
-            for column, digest in (("region_sha256", region), ("stable_sha256", stable)):
-                if digest:
-                    self.db.execute(
-                        f"UPDATE source_state SET {column} = ? WHERE source_id = ? AND {column} != ?",
-                        [digest, source.id, digest],
-                    )
+            if region:
+                self.db.execute(
+                    "UPDATE source_state SET region_sha256 = ? WHERE source_id = ? AND region_sha256 != ?",
+                    [region, source.id, region],
+                )
+            if not page.not_modified:  # a 304 has no body
+                self.db.execute(
+                    """UPDATE source_state SET stable_sha256 = ?, noise = ?
+                       WHERE source_id = ? AND (stable_sha256 != ? OR noise != ?)""",
+                    [page.stable_sha256, page.noise, source.id, page.stable_sha256, page.noise],
+                )
 
     @_writes
     def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
@@ -247,11 +243,12 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
             self.db.execute(  # plain SQL: sqlite-utils' upsert reads the table's schema on every call
                 """INSERT INTO source_state (source_id, snapshot_hash, raw_sha256, etag, last_modified,
-                     updated_at, region_sha256, stable_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     updated_at, region_sha256, stable_sha256, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (source_id) DO UPDATE SET snapshot_hash = excluded.snapshot_hash,
                      raw_sha256 = excluded.raw_sha256, etag = excluded.etag,
                      last_modified = excluded.last_modified, updated_at = excluded.updated_at,
-                     region_sha256 = excluded.region_sha256, stable_sha256 = excluded.stable_sha256""",
+                     region_sha256 = excluded.region_sha256, stable_sha256 = excluded.stable_sha256,
+                     noise = excluded.noise""",
                 [
                     source.id,
                     snapshot.hash,
@@ -261,6 +258,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     now,
                     snapshot.region,
                     page.stable_sha256,
+                    page.noise,
                 ],
             )
             self._succeeded(source.id, page.fetched_at)

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS source_state (
     last_modified TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL,
     region_sha256 TEXT NOT NULL DEFAULT '',
-    stable_sha256 TEXT NOT NULL DEFAULT ''
+    stable_sha256 TEXT NOT NULL DEFAULT '',
+    noise TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS health (
     source_id TEXT PRIMARY KEY,
@@ -190,4 +191,5 @@ ADDED_COLUMNS = (
     ("changes", "body_status", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "region_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "stable_sha256", "TEXT NOT NULL DEFAULT ''"),
+    ("source_state", "noise", "TEXT NOT NULL DEFAULT ''"),
 )

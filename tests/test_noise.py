@@ -1,0 +1,90 @@
+"""The noise digest: a page that changed only in its tokens is the same page, found without a scan
+when the tokens are where they were, and content is never taken for noise."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import monitor.noise as noise
+from monitor.noise import StableDigest, stable_digest
+
+REGISTER = (
+    Path(noise.__file__).parent / "demo" / "site" / "round1" / "hkma" / "eng" / "stablecoin-register.html"
+).read_bytes()
+CONFIG = "page hkma-stablecoin-register"
+
+
+def served(token: str = "868dfec9", when: str = "2026-07-30 10:15:03", body: bytes = REGISTER) -> bytes:
+    """The register as the HKMA serves it: a fresh CSRF token and time stamp in every response."""
+    body = re.sub(rb'(csrf-token" content=")[0-9a-f]+', b"\\g<1>" + token.encode(), body)
+    return re.sub(rb"generated at [0-9: -]+", b"generated at " + when.encode(), body)
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    """The sizes of the bytes scanned for noise, in calls."""
+    sizes = []
+    scan = noise._noise_spans
+    monkeypatch.setattr(noise, "_noise_spans", lambda lowered: sizes.append(len(lowered)) or scan(lowered))
+    return sizes
+
+
+def test_new_tokens_where_the_old_ones_were_are_found_without_scanning_the_page(scans):
+    first = stable_digest(served(), CONFIG)
+    assert first.noise and scans == [len(served())]
+
+    scans.clear()
+    later = stable_digest(served("f00dcafe", "2026-07-30 10:45:17"), CONFIG, last=first)
+    assert later == first
+    assert scans and max(scans) < len(REGISTER) // 10  # only the token, scripts and stamp
+    assert stable_digest(served("f00dcafe", "2026-07-30 10:45:17"), CONFIG) == first  # as a full scan says
+
+
+def test_a_new_issuer_is_a_different_page_with_or_without_the_last_noise():
+    first = stable_digest(served(), CONFIG)
+    added = served(
+        body=REGISTER.replace(b"</tbody>", b"<tr><td>SC0009</td><td>Harbour Coin Ltd</td></tr></tbody>", 1)
+    )
+    assert added != served()
+    assert stable_digest(added, CONFIG, last=first).sha256 != first.sha256
+    assert stable_digest(added, CONFIG).sha256 != first.sha256
+
+
+def test_noise_that_moved_is_found_by_a_full_scan_and_remembered(scans):
+    first = stable_digest(served(), CONFIG)
+    longer = served("868dfec9868dfec9")  # a longer token: every later span moves
+    scans.clear()
+    later = stable_digest(longer, CONFIG, last=first)
+    assert later.sha256 == first.sha256 and later.noise != first.noise
+    assert max(scans) == len(longer)  # the page was scanned
+    assert stable_digest(served("0123456789abcdef"), CONFIG, last=later) == later
+
+
+def test_content_written_where_a_token_was_is_not_taken_for_noise():
+    first = stable_digest(served(), CONFIG)
+    tag = re.search(rb'<meta name="csrf-token"[^>]*>', served())[0]
+    content = b"<p>" + b"SC0009 Harbour Coin Ltd".ljust(len(tag) - 7) + b"</p>"
+    replaced = served().replace(tag, content)
+    assert len(replaced) == len(served())  # every other byte where it was
+    assert stable_digest(replaced, CONFIG, last=first).sha256 != first.sha256
+
+
+def test_a_new_script_is_noise_and_its_place_is_remembered():
+    first = stable_digest(served(), CONFIG)
+    scripted = served().replace(b"</body>", b'<script>window.__RENDERED = "10:45:17";</script></body>')
+    later = stable_digest(scripted, CONFIG, last=first)
+    assert later.sha256 == first.sha256 and later.noise != first.noise
+
+
+@pytest.mark.parametrize("remembered", ["", "garbage", "0-99999999", "5-3"])
+def test_a_remembered_noise_that_does_not_fit_the_page_falls_back_to_a_scan(remembered):
+    first = stable_digest(served(), CONFIG)
+    assert stable_digest(served("f00dcafe"), CONFIG, last=StableDigest(first.sha256, remembered)) == first
+
+
+def test_a_feed_is_digested_whole():
+    feed = b"<rss><channel><item><title>Report generated at 2026-11-25 10:00</title></item></channel></rss>"
+    later = feed.replace(b"2026-11-25", b"2026-11-26")
+    assert stable_digest(feed, "rss", markup=False) != stable_digest(later, "rss", markup=False)
+    assert stable_digest(feed, "rss", markup=False).noise == ""
