@@ -209,16 +209,18 @@ class Fetcher:
             ) from None
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-        is_pdf = body.startswith(b"%PDF-")
-        text, encoding = (
-            ("", "")
-            if not body or is_pdf
-            else decode(body, content_type_charset(response.headers.get("content-type", "")))
-        )
-        if text and (source.kind in ("html", "page") or document):
-            _refuse_soft_404(text)
         markup = source.kind in ("html", "page")
         stable = stable_digest(body, repr(source), markup, StableDigest(last.stable_sha256, last.noise))
+        # The last body but for its noise was decoded and passed the soft-404 check last time, and
+        # nothing will read it now: decoding 100 KB costs ~0.06 ms of a no-change source's ~1.5.
+        same = bool(last.stable_sha256) and stable.sha256 == last.stable_sha256
+        text, encoding = (
+            ("", "")
+            if not body or same or body.startswith(b"%PDF-")
+            else decode(body, content_type_charset(response.headers.get("content-type", "")))
+        )
+        if text and (markup or document):
+            _refuse_soft_404(text)
         return Page(
             source_id=source.id,
             url=source.url,

@@ -124,7 +124,8 @@ class Validators:
 
 @dataclass(frozen=True)
 class Page:
-    """One HTTP response, decoded. `not_modified` means a 304: there is no body."""
+    """One HTTP response, decoded. `not_modified` means a 304: there is no body. `text` is also
+    empty when the body is the last one but for its noise (`stable_sha256`): nothing reads it."""
 
     source_id: str
     url: str

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from monitor import noise
+from monitor import fetch, noise
 from monitor.config import load_config
 from monitor.extract import html, page
 from monitor.fetch import Fetcher
@@ -210,12 +210,13 @@ def test_a_page_whose_only_change_is_its_csrf_token_is_not_parsed_again(monitor,
     monitor.site.routes["/register.html"] = noisy(monitor.site, "/hkma/eng/stablecoin-register.html")
     monitor.write(REGISTER.replace("/hkma/eng/stablecoin-register.html", "/register.html"))
     monitor.round(capsys)
-    parsed, scanned = [], []
-    parse_page, scan = page.parse_page, noise._noise_spans
+    parsed, scanned, decoded = [], [], []
+    parse_page, scan, decode = page.parse_page, noise._noise_spans, fetch.decode
     monkeypatch.setattr(page, "parse_page", lambda *args: parsed.append(1) or parse_page(*args))
     monkeypatch.setattr(noise, "_noise_spans", lambda lowered: scanned.append(len(lowered)) or scan(lowered))
+    monkeypatch.setattr(fetch, "decode", lambda *args: decoded.append(1) or decode(*args))
     assert monitor.round(capsys)[:2] == (0, "")
-    assert parsed == []  # not even parsed: the raw bytes, less the token, are the last ones
+    assert parsed == decoded == []  # not even decoded: the raw bytes, less the token, are the last ones
     assert scanned and max(scanned) < 200  # nor scanned for tokens: the new one is where the last was
     code, out, _ = monitor.round(capsys, ROUND2)
     assert code == 0 and parsed and "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
