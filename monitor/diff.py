@@ -27,10 +27,10 @@ def diff(
 def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:
     """No item of `current` was in `previous` (by key, or by link and title)."""
     keys = {i.key for i in previous.items}
+    if any(i.key in keys for i in current.items):  # nearly always: a round's listing is last round's
+        return False
     pairs = {(normalize_link(i.link), fingerprint(i.title)) for i in previous.items}
-    return not any(
-        i.key in keys or (normalize_link(i.link), fingerprint(i.title)) in pairs for i in current.items
-    )
+    return not any((normalize_link(i.link), fingerprint(i.title)) in pairs for i in current.items)
 
 
 def _item_changes(
