@@ -54,7 +54,9 @@ def one_line(text: str) -> str:
 def clean_title(title: str) -> str:
     """A title as shown to users: clean text without a trailing file-size suffix."""
     title = clean_text(title)
-    return FILE_SUFFIX.sub("", title).strip() if title.endswith((")", "）")) else title
+    if not title.endswith((")", "）")) or not title[:-1].rstrip().endswith(("B", "b")):
+        return title  # no "... KB)" ending: FILE_SUFFIX, tried at every position, cannot match
+    return FILE_SUFFIX.sub("", title).strip()
 
 
 @lru_cache(maxsize=8192)  # a changed listing compares each old title with its new self

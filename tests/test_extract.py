@@ -7,13 +7,16 @@ from dataclasses import replace
 
 import lxml.html
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
+from lxml.cssselect import CSSSelector
 
 from monitor.charset import decode
 from monitor.config import load_config
 from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract import extract
-from monitor.extract.dom import element_text, parse_html, parse_page, text_lines
+from monitor.extract.dom import element_text, parse_html, parse_page, select, text_lines
 from monitor.models import Page
 from monitor.normalize import clean_text
 from tests.conftest import (
@@ -203,6 +206,34 @@ def test_exclude_titles_drops_items(tmp_path):
     )
     titles = [i.title for i in extract(source, page_of(ROUND1, SFC_EN[0])).items]
     assert len(titles) == 4 and not any("Market Misconduct" in t for t in titles)
+
+
+CLASS_NAMES = st.sampled_from(["title", "date", "Title", "title-x", "x_1"])
+SPACES = st.sampled_from([" ", "  ", "\t", "\n", "\r", "\xa0", "\u3000", "\f"])
+
+
+@st.composite
+def listing_markup(draw, depth=0):
+    """A small tree of the elements a listing item holds, with class attributes spelled many ways."""
+    tag = draw(st.sampled_from(["a", "span", "div", "li", "td"]))
+    names = draw(st.lists(CLASS_NAMES, max_size=3))
+    spaces = [draw(SPACES) for _ in range(len(names) + 1)]
+    value = "".join(space + name for space, name in zip(spaces, [*names, ""], strict=True))
+    attribute = f' class="{value}"' if draw(st.booleans()) else ""
+    children = draw(st.lists(listing_markup(depth + 1), max_size=0 if depth > 2 else 3))
+    comment = draw(st.sampled_from(["", "<!-- a.title -->"]))
+    return f"<{tag}{attribute}>{comment}{''.join(children)}x</{tag}>"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    markup=listing_markup(),
+    css=st.sampled_from(["a", "span", "td", ".title", ".title.date", "a.title", "span.date", "div.Title",
+                         "a.title-x", ".x_1", "li", "A.title", "a .title", "li > a", "*", "a, span"]),
+)  # fmt: skip
+def test_a_simple_selector_finds_what_cssselect_finds(markup, css):
+    root = etree.HTML(f"<html><body>{markup}</body></html>").find(".//body")[0]
+    assert select(root, css) == CSSSelector(css)(root)
 
 
 @pytest.mark.parametrize(

@@ -79,14 +79,48 @@ def drop_tree(element: etree._Element) -> None:
     parent.remove(element)
 
 
+# A tag, classes, or a tag with classes ("a", ".date", "a.title"): what a listing's title, link and
+# date selectors nearly always are. Walking the item for them is ~3x quicker than cssselect's XPath,
+# and they are run for each of a listing's items.
+SIMPLE_SELECTOR = re.compile(r"([a-z][a-z0-9]*)?((?:\.[A-Za-z_][A-Za-z0-9_-]*)*)\Z")
+XPATH_SPACE = str.maketrans("\t\n\r", "   ")  # what normalize-space() collapses, with " "
+
+
 @lru_cache(maxsize=512)
 def selector(css: str) -> CSSSelector:
     """Compiled once per selector string; validated by config before it gets here."""
     return CSSSelector(css)
 
 
+@lru_cache(maxsize=512)
+def _simple(css: str) -> tuple[str | None, tuple[str, ...]] | None:
+    """(tag or None, classes) when `css` is a simple selector, else None."""
+    match = SIMPLE_SELECTOR.match(css)
+    if not match or not (match[1] or match[2]):
+        return None
+    return match[1], tuple(match[2].split(".")[1:])
+
+
 def select(root: etree._Element, css: str) -> list[etree._Element]:
-    return selector(css)(root)
+    """What CSSSelector(css) finds under `root` (itself included), in document order."""
+    simple = _simple(css)
+    if simple is None:
+        return selector(css)(root)
+    tag, classes = simple
+    found = root.iter(tag) if tag else root.iter(etree.Element)
+    if not classes:
+        return list(found)
+    return [element for element in found if _has_classes(element.get("class"), classes)]
+
+
+def _has_classes(value: str | None, classes: tuple[str, ...]) -> bool:
+    """cssselect's test, contains(concat(' ', normalize-space(@class), ' '), ' name '), for each."""
+    if value is None:
+        return False
+    if value == classes[0] and len(classes) == 1:  # class="date": the usual case
+        return True
+    names = (value if value.isprintable() else value.translate(XPATH_SPACE)).split(" ")
+    return all(name in names for name in classes)
 
 
 def region_digest(elements: Iterable[etree._Element], *context: str) -> str:
