@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import zlib
 
 from monitor.errors import InvalidTransition, UnknownChange
 from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
+from monitor.store.blobs import unpack
 from monitor.store.clock import utc_now
 from monitor.store.transaction import immediate
 
@@ -82,7 +82,7 @@ class ChangeLogStore:
     def body(self, sha256: str) -> bytes | None:
         """The exact bytes of a stored raw body, or None when it was never stored or was pruned."""
         row = self._one("SELECT content FROM bodies WHERE sha256 = ?", [sha256])
-        return zlib.decompress(row["content"]) if row else None
+        return unpack(row["content"]) if row else None
 
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)

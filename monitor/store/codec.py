@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import zlib
 
 from monitor.models import Item, Snapshot
+from monitor.store.blobs import pack, unpack
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
@@ -13,11 +13,11 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         data: dict = {"text": snapshot.text}
     else:
         data = {"items": [[i.key, i.title, i.link, i.date, i.text] for i in snapshot.items]}
-    return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)  # fast; ~15% bigger
+    return pack(json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def decode_snapshot(kind: str, title: str, digest: str, blob: bytes) -> Snapshot:
-    data = json.loads(zlib.decompress(blob))
+    data = json.loads(unpack(blob))
     if kind == "text":
         return Snapshot(kind="text", text=data["text"], title=title, hash=digest)
     items = tuple(Item(*row) for row in data["items"])

@@ -4,10 +4,10 @@ bytes seen of each PDF so that a silent re-upload under the same URL is noticed.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable
 
 from monitor.models import Document, Page
+from monitor.store.blobs import pack, unpack
 
 
 class DocumentStore:
@@ -50,7 +50,7 @@ class DocumentStore:
                     d.title,
                     d.content_type,
                     d.sha256,
-                    zlib.compress(d.text.encode("utf-8"), 6),
+                    pack(d.text.encode("utf-8")),
                     json.dumps(list(d.links)),
                     d.fetched_at,
                     now,
@@ -62,7 +62,7 @@ class DocumentStore:
             """INSERT OR IGNORE INTO bodies (sha256, size, content_type, content, created_at)
                VALUES (?, ?, ?, ?, ?)""",
             [
-                (p.sha256, len(p.body), p.headers.get("content-type", ""), zlib.compress(p.body, 6), now)
+                (p.sha256, len(p.body), p.headers.get("content-type", ""), pack(p.body), now)
                 for p in pages
                 if p.body.startswith(b"%PDF-")
             ],
@@ -78,7 +78,7 @@ def _document(row: dict) -> Document:
     return Document(
         url=row["url"],
         sha256=row["sha256"],
-        text=zlib.decompress(row["text"]).decode("utf-8"),
+        text=unpack(row["text"]).decode("utf-8"),
         content_type=row["content_type"],
         fetched_at=row["fetched_at"],
         source_id=row["source_id"],
