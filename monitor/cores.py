@@ -102,7 +102,10 @@ async def poll_on_every_core(
     parts = config.settings.processes or usable_cores()
     if len(sources) < SPLIT_MIN_SOURCES or parts < 2 or store.path in ("", ":memory:"):
         return await poll_here(sources)
-    if len({source.id for source in sources} - store.baselined()) < SPLIT_MIN_SOURCES:
+    # A new source whose last attempt failed (a first run while the network was down) most
+    # likely fails again, costing no parse: it does not make a round worth a second process.
+    failing = {source_id for source_id, h in health.items() if h.consecutive_failures}
+    if len({source.id for source in sources} - store.baselined() - failing) < SPLIT_MIN_SOURCES:
         return await poll_here(sources)
     groups = split_by_site(sources, parts)
     if len(groups) < 2:  # one site (or one too big to share): per_host is the bound, not the CPU

@@ -278,6 +278,26 @@ def test_only_a_round_of_many_new_sources_is_split(monitor, capsys, monkeypatch)
     assert "+ Pearl Delta Bank Stablecoin (Hong Kong) Limited | SC0003" in out
 
 
+def test_new_sources_that_keep_failing_do_not_split_a_round(monitor, capsys, monkeypatch, tmp_path):
+    """A first run while the sites are down: every round would spawn a child to poll nothing."""
+    from monitor import cores
+    from tests.test_pipeline import ALL
+
+    monkeypatch.setattr(cores, "SPLIT_MIN_SOURCES", len(ALL))
+    monkeypatch.setattr(cores, "CHILD_START", 0)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "site_of", lambda url: url.split("/")[3])
+    monitor.write(*ALL)
+    down = tmp_path / "down"  # every page answers 404
+    down.mkdir()
+    code, _, err = monitor.round(capsys, down)
+    assert code != 0 and "polled by 1 child process" in err  # nothing known about them yet
+    code, _, err = monitor.round(capsys, down)
+    assert code != 0 and "child process" not in err and "round: 6 of 6 sources polled, 6 failed" in err
+    code, _, err = monitor.round(capsys, ROUND2)  # back: their baselines, parsed in one process
+    assert code == 0 and "child process" not in err and err.count(": baseline,") == 6
+
+
 def test_sites_are_split_whole_and_evenly():
     from monitor.cores import site_of, split_by_site
 
