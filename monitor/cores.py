@@ -7,8 +7,9 @@ CPU-bound, so a second core nearly halves it. The split is by site (`hkma.gov.hk
 `api.hkma.gov.hk`), never within one, so `per_host` still bounds what any one site sees, detail
 pages included. Each child polls its share with its own clients and database connection;
 SQLite's write lock orders the two processes' transactions (and the cross-source dedupe inside
-them). The parent keeps what only it may do: the process lock, health notices, delivery, and the
-per-source log lines.
+them). The parent keeps what only it may do: the process lock, health notices and delivery; and
+it writes the children's log records, as they come, through its own logging set-up (text or
+JSON lines, the token redacted).
 
 Children are spawned, not forked (the loop's DNS threads must not be copied); they ignore SIGINT
 (Ctrl-C reaches the whole process group: the parent decides how a round stops), stop when the
@@ -24,10 +25,13 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from ipaddress import ip_address
+from logging.handlers import QueueHandler
 from urllib.parse import urlsplit
 
 from monitor.models import Config, Health, Source
@@ -42,6 +46,8 @@ log = logging.getLogger("monitor.run")
 CHILD_START = 30
 SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
+# The levels a child logs at, as in this process (`--quiet`, `--debug`, httpx kept to warnings).
+LOGGERS = ("", "monitor", "httpx", "httpcore", "pypdf")
 SECOND_LEVEL = {"com", "edu", "gov", "net", "org", "co", "ac"}  # hkma.gov.hk is a site, gov.hk is not
 
 Poll = Callable[[Sequence[Source]], Awaitable[list]]
@@ -118,39 +124,57 @@ async def poll_on_every_core(
         "es" if len(groups) > 2 else "",
     )
     context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    executor = ProcessPoolExecutor(
-        max_workers=len(groups) - 1,
-        mp_context=context,
-        initializer=_child_started,
-        initargs=(os.getpid(), stop),
-    )
+    stop, records = context.Event(), context.Queue()
+    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in LOGGERS}
     loop = asyncio.get_running_loop()
-    try:
-        elsewhere = [
-            loop.run_in_executor(
-                executor, _poll_in_child, config, store.path, [s.id for s in group], recipients, health
-            )
-            for group in groups[1:]
-        ]
-        here = await poll_here(groups[0])
-        there = await asyncio.gather(*elsewhere)
-    except BaseException:  # the round was cancelled (a stop) or failed: the children stop too
-        stop.set()
-        raise
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-    for outcomes in there:
-        for outcome in outcomes:
-            log_outcome(outcome)
+    with _logging_from(records):
+        executor = ProcessPoolExecutor(
+            max_workers=len(groups) - 1,
+            mp_context=context,
+            initializer=_child_started,
+            initargs=(os.getpid(), stop, records, levels),
+        )
+        try:
+            elsewhere = [
+                loop.run_in_executor(
+                    executor, _poll_in_child, config, store.path, [s.id for s in group], recipients, health
+                )
+                for group in groups[1:]
+            ]
+            here = await poll_here(groups[0])
+            there = await asyncio.gather(*elsewhere)
+        except BaseException:  # the round was cancelled (a stop) or failed: the children stop too
+            stop.set()
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
     found = {outcome.source_id: outcome for outcome in [*here, *(o for group in there for o in group)]}
     return [found[source.id] for source in sources]
 
 
-def log_outcome(outcome) -> None:
-    from monitor.run import _log_outcome  # run imports this module
+@contextlib.contextmanager
+def _logging_from(records) -> Iterator[None]:
+    """Children's log records, handled here as they arrive (in a thread: reading the queue blocks).
+    Nothing is put from this side: a child killed while writing cannot hang the round."""
+    done = threading.Event()
 
-    _log_outcome(outcome)
+    def handle() -> None:
+        while True:
+            try:
+                record = records.get(timeout=0.05)
+            except queue.Empty:
+                if done.is_set():  # set once the children have exited and flushed their records
+                    return
+                continue
+            logging.getLogger(record.name).handle(record)
+
+    reader = threading.Thread(target=handle, name="child-logs", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reader.join(timeout=5)
 
 
 # --- in the child ----------------------------------------------------------------------------
@@ -158,7 +182,7 @@ def log_outcome(outcome) -> None:
 _stop = None  # the parent's stop event (a multiprocessing Event)
 
 
-def _child_started(parent: int, stop) -> None:
+def _child_started(parent: int, stop, records, levels: dict[str, int]) -> None:
     global _stop
     _stop = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -166,10 +190,13 @@ def _child_started(parent: int, stop) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-    # Outcome lines are logged by the parent (one place, one format); warnings of other
-    # modules go to stderr as plain lines.
-    logging.getLogger("monitor.run").disabled = True
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    # Every record goes to the parent, which writes it as its own (one place, one format).
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    root.addHandler(QueueHandler(records))
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _poll_in_child(

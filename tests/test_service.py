@@ -3,6 +3,7 @@ SIGINT, `policy-monitor health`, and the log lines a container's log collector r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -270,6 +271,37 @@ def gone(pids: set[int]) -> bool:
         except (ProcessLookupError, FileNotFoundError):
             pass
     return not alive
+
+
+def test_a_child_process_logs_through_the_parent_in_its_format(monitor):
+    """A split round's child writes no line itself: its records reach the operator through the
+    parent, as they come (not at the end of its share), as JSON lines with their fields."""
+    near = [rss_source(f"near-{n}", f"/feed/{n}.xml") for n in range(150)]
+    far = [rss_source(f"far-{n}", f"/feed/{n + 150}.xml").replace("{base}", "{far}") for n in range(150)]
+    for n in range(300):
+        monitor.site.routes[f"/feed/{n}.xml"] = lambda handler: (  # each site's share: >= 1.5 s
+            time.sleep(0.1) or monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+        )
+    del monitor.site.routes["/feed/299.xml"]  # far-149: a 404, logged in the child as a warning
+    monitor.write(*near, *far)
+    far_base = monitor.site.base_url.replace("127.0.0.1", "localhost")
+    monitor.config.write_text(monitor.config.read_text(encoding="utf-8").replace("{far}", far_base))
+    schedule(monitor, "per_host = 10")
+    result = run_cli(
+        "--config", str(monitor.config), "--db", str(monitor.db), "--log-format", "json", "run", "--once"
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stderr == ""
+    lines = [json.loads(line) for line in result.stdout.splitlines()]  # every line a JSON object
+    assert any("polled by 1 child process" in line["message"] for line in lines)
+    by_source = {line["source"]: line for line in lines if "source" in line}
+    assert len(by_source) == 300 and by_source["far-0"]["status"] == "baseline"
+    failed = by_source["far-149"]
+    assert (failed["level"], failed["status"], failed["error"]) == ("warning", "error", "HTTP 404 Not Found")
+    polled = {
+        site: sorted(line["time"] for s, line in by_source.items() if s.startswith(site))
+        for site in ("near", "far")
+    }
+    assert polled["far"][0] < polled["near"][-1]  # the child's lines came while this process polled
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
