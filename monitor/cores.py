@@ -25,15 +25,13 @@ import ctypes
 import logging
 import multiprocessing
 import os
-import queue
 import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from ipaddress import ip_address
-from logging.handlers import QueueHandler
 from urllib.parse import urlsplit
 
+from monitor import childlogs
 from monitor.models import Config, Health, Source
 from monitor.store import Recipients, Store
 
@@ -46,8 +44,6 @@ log = logging.getLogger("monitor.run")
 CHILD_START = 30
 SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
-# The levels a child logs at, as in this process (`--quiet`, `--debug`, httpx kept to warnings).
-LOGGERS = ("", "monitor", "httpx", "httpcore", "pypdf")
 SECOND_LEVEL = {"com", "edu", "gov", "net", "org", "co", "ac"}  # hkma.gov.hk is a site, gov.hk is not
 
 Poll = Callable[[Sequence[Source]], Awaitable[list]]
@@ -124,15 +120,14 @@ async def poll_on_every_core(
         "es" if len(groups) > 2 else "",
     )
     context = multiprocessing.get_context("spawn")
-    stop, records = context.Event(), context.Queue()
-    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in LOGGERS}
+    stop, (reader, writer) = context.Event(), context.Pipe(duplex=False)
     loop = asyncio.get_running_loop()
-    with _logging_from(records):
+    with childlogs.records_from_children(loop, writer, reader):
         executor = ProcessPoolExecutor(
             max_workers=len(groups) - 1,
             mp_context=context,
             initializer=_child_started,
-            initargs=(os.getpid(), stop, records, levels),
+            initargs=(os.getpid(), stop, writer, context.Lock(), childlogs.levels()),
         )
         try:
             elsewhere = [
@@ -152,37 +147,12 @@ async def poll_on_every_core(
     return [found[source.id] for source in sources]
 
 
-@contextlib.contextmanager
-def _logging_from(records) -> Iterator[None]:
-    """Children's log records, handled here as they arrive (in a thread: reading the queue blocks).
-    Nothing is put from this side: a child killed while writing cannot hang the round."""
-    done = threading.Event()
-
-    def handle() -> None:
-        while True:
-            try:
-                record = records.get(timeout=0.05)
-            except queue.Empty:
-                if done.is_set():  # set once the children have exited and flushed their records
-                    return
-                continue
-            logging.getLogger(record.name).handle(record)
-
-    reader = threading.Thread(target=handle, name="child-logs", daemon=True)
-    reader.start()
-    try:
-        yield
-    finally:
-        done.set()
-        reader.join(timeout=5)
-
-
 # --- in the child ----------------------------------------------------------------------------
 
 _stop = None  # the parent's stop event (a multiprocessing Event)
 
 
-def _child_started(parent: int, stop, records, levels: dict[str, int]) -> None:
+def _child_started(parent: int, stop, writer, log_lock, levels: dict[str, int]) -> None:
     global _stop
     _stop = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -190,13 +160,7 @@ def _child_started(parent: int, stop, records, levels: dict[str, int]) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-    # Every record goes to the parent, which writes it as its own (one place, one format).
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    root.addHandler(QueueHandler(records))
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    childlogs.send_to_parent(writer, log_lock, levels)  # the parent writes them as its own
 
 
 def _poll_in_child(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import multiprocessing
+import os
+import threading
 
+from monitor.childlogs import ToParent, records_from_children
 from monitor.cli import build_parser
 from monitor.logs import JsonFormatter, Redacting
 from tests.conftest import SFC_PRESS, rss_source, run_cli
@@ -46,3 +51,31 @@ def test_a_secret_in_any_log_message_is_redacted():
     logger.warning("POST https://api.telegram.org/bot%s/sendMessage failed", TOKEN)
     logger.removeHandler(handler)
     assert TOKEN not in stream.getvalue() and "bot<redacted>/sendMessage" in stream.getvalue()
+
+
+def test_a_child_s_broken_line_is_skipped_and_the_next_ones_logged(caplog):
+    """A child killed halfway through writing a record leaves part of a line in the pipe."""
+    reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    to_parent = ToParent(writer.fileno(), threading.Lock())  # a child's handler
+
+    def logged_in_child(level: int, message: str, *args: object, source: str) -> None:
+        record = logging.LogRecord("monitor.run", level, "run.py", 1, message, args, None)
+        record.source = source
+        to_parent.handle(record)
+
+    async def round_with_a_killed_child() -> None:
+        with records_from_children(asyncio.get_running_loop(), writer, reader):
+            logged_in_child(
+                logging.WARNING, "source %s failed: %s", "hkma-press", "HTTP 503", source="hkma-press"
+            )
+            os.write(writer.fileno(), b'{"name": "monitor.run", "msg": "source sfc-')  # killed here
+            os.write(writer.fileno(), b"\n")
+            logged_in_child(logging.INFO, "sfc-press-en: baseline, 6 items/lines", source="sfc-press-en")
+            await asyncio.sleep(0.05)
+
+    caplog.set_level(logging.INFO)
+    asyncio.run(round_with_a_killed_child())
+    assert [(r.name, r.levelname, r.getMessage(), r.source) for r in caplog.records] == [
+        ("monitor.run", "WARNING", "source hkma-press failed: HTTP 503", "hkma-press"),
+        ("monitor.run", "INFO", "sfc-press-en: baseline, 6 items/lines", "sfc-press-en"),
+    ]
