@@ -16,6 +16,8 @@ from typing import NamedTuple
 # page costs ~2 ms, more than the parse this digest is there to save.
 TOKEN_MARKERS = (b"csrf", b"__requestverificationtoken", b"authenticity_token", b"nonce=")
 STAMP = re.compile(rb"(?:at|on):?\s*[0-9][0-9:\-t. +z/]{6,40}")
+# Longer than any marker and any stamp: what a span's surroundings can add to it.
+MARGIN = 64
 
 Spans = list[tuple[int, int]]
 
@@ -62,9 +64,17 @@ def _digest_outside(body: bytes, config: bytes, spans: Spans) -> str:
 
 
 def _still_noise(body: bytes, spans: Spans) -> bool:
-    """Each span of the last body is, on its own in this one, noise from end to end."""
+    """Each span of the last body is noise from end to end in this one, and no more than that:
+    scanned with MARGIN bytes of its surroundings, so that a script left unclosed, a stamp that
+    now runs on into the digits after it, or a marker across its edge is not taken for the old
+    span (a full scan would find a longer one, and the content it swallows must be compared)."""
     for start, end in spans:
-        if end > len(body) or _merged(_noise_spans(body[start:end].lower())) != [(0, end - start)]:
+        if not 0 <= start < end <= len(body):
+            return False
+        window = max(0, start - MARGIN)
+        found = _merged(_noise_spans(body[window : end + MARGIN].lower()))
+        touching = [(s + window, e + window) for s, e in found if s < end - window and e > start - window]
+        if touching != [(start, end)]:
             return False
     return True
 
