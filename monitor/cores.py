@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import multiprocessing
 import os
@@ -122,12 +123,12 @@ async def poll_on_every_core(
     context = multiprocessing.get_context("spawn")
     stop, (reader, writer) = context.Event(), context.Pipe(duplex=False)
     loop = asyncio.get_running_loop()
-    with childlogs.records_from_children(loop, writer, reader):
+    with childlogs.records_from_children(loop, reader), writer:
         executor = ProcessPoolExecutor(
             max_workers=len(groups) - 1,
             mp_context=context,
             initializer=_child_started,
-            initargs=(os.getpid(), stop, writer, context.Lock(), childlogs.levels()),
+            initargs=(os.getpid(), stop, writer, childlogs.levels()),
         )
         try:
             elsewhere = [
@@ -142,9 +143,25 @@ async def poll_on_every_core(
             stop.set()
             raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            await _all_exited(executor)
     found = {outcome.source_id: outcome for outcome in [*here, *(o for group in there for o in group)]}
     return [found[source.id] for source in sources]
+
+
+async def _all_exited(executor: ProcessPoolExecutor) -> None:
+    """executor.shutdown(wait=True), off the event loop: until they stop, children write log
+    lines that only the loop reads, and one whose pipe is full would wait for it forever."""
+    exited = asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(executor.shutdown, wait=True, cancel_futures=True)
+    )
+    stopped_again = False
+    while not exited.done():
+        try:
+            await asyncio.shield(exited)
+        except asyncio.CancelledError:  # a second stop: the children are stopping already
+            stopped_again = True
+    if stopped_again:
+        raise asyncio.CancelledError
 
 
 # --- in the child ----------------------------------------------------------------------------
@@ -152,7 +169,7 @@ async def poll_on_every_core(
 _stop = None  # the parent's stop event (a multiprocessing Event)
 
 
-def _child_started(parent: int, stop, writer, log_lock, levels: dict[str, int]) -> None:
+def _child_started(parent: int, stop, writer, levels: dict[str, int]) -> None:
     global _stop
     _stop = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -160,7 +177,7 @@ def _child_started(parent: int, stop, writer, log_lock, levels: dict[str, int]) 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-    childlogs.send_to_parent(writer, log_lock, levels)  # the parent writes them as its own
+    childlogs.send_to_parent(writer, levels)  # the parent writes them as its own
 
 
 def _poll_in_child(

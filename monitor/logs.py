@@ -38,6 +38,8 @@ class JsonFormatter(logging.Formatter):
         entry.update({key: getattr(record, key) for key in FIELDS if hasattr(record, key)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # a child process's record (monitor.childlogs): the traceback as text
+            entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
 
 

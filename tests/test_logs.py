@@ -8,11 +8,11 @@ import json
 import logging
 import multiprocessing
 import os
-import threading
+import sys
 
 from monitor.childlogs import ToParent, records_from_children
 from monitor.cli import build_parser
-from monitor.logs import JsonFormatter, Redacting
+from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting
 from tests.conftest import SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub
 
@@ -53,29 +53,48 @@ def test_a_secret_in_any_log_message_is_redacted():
     assert TOKEN not in stream.getvalue() and "bot<redacted>/sendMessage" in stream.getvalue()
 
 
-def test_a_child_s_broken_line_is_skipped_and_the_next_ones_logged(caplog):
-    """A child killed halfway through writing a record leaves part of a line in the pipe."""
+def test_a_child_s_records_reach_the_parent_whole_though_another_child_was_killed(caplog):
+    """Records come in frames the pipe writes whole; a child killed between two frames of a record
+    loses that record only. A traceback of a child is shown as the parent shows its own."""
     reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
-    to_parent = ToParent(writer.fileno(), threading.Lock())  # a child's handler
+    to_parent = ToParent(writer)  # a child's handler
+    shown, handler = logging.getLogger("monitor.child"), logging.StreamHandler(io.StringIO())
+    handler.setFormatter(Redacting(OneLineFormatter(TEXT_FORMAT), [TOKEN]))
+    shown.addHandler(handler)
 
-    def logged_in_child(level: int, message: str, *args: object, source: str) -> None:
-        record = logging.LogRecord("monitor.run", level, "run.py", 1, message, args, None)
+    def logged_in_child(level: int, message: str, *args: object, source: str, exc_info=None) -> None:
+        record = logging.LogRecord("monitor.child", level, "run.py", 1, message, args, exc_info)
         record.source = source
         to_parent.handle(record)
 
     async def round_with_a_killed_child() -> None:
-        with records_from_children(asyncio.get_running_loop(), writer, reader):
+        with records_from_children(asyncio.get_running_loop(), reader), writer:
+            os.write(
+                writer.fileno(), b'99999 0 {"name": "monitor.child", "msg": "source sfc-\n'
+            )  # then killed
             logged_in_child(
                 logging.WARNING, "source %s failed: %s", "hkma-press", "HTTP 503", source="hkma-press"
             )
-            os.write(writer.fileno(), b'{"name": "monitor.run", "msg": "source sfc-')  # killed here
-            os.write(writer.fileno(), b"\n")
-            logged_in_child(logging.INFO, "sfc-press-en: baseline, 6 items/lines", source="sfc-press-en")
+            try:
+                raise ValueError("x" * 5000 + TOKEN)  # over the pipe's atomic write: several frames
+            except ValueError:
+                logged_in_child(
+                    logging.ERROR,
+                    "sfc-press-en: internal error",
+                    source="sfc-press-en",
+                    exc_info=sys.exc_info(),
+                )
             await asyncio.sleep(0.05)
 
     caplog.set_level(logging.INFO)
-    asyncio.run(round_with_a_killed_child())
-    assert [(r.name, r.levelname, r.getMessage(), r.source) for r in caplog.records] == [
-        ("monitor.run", "WARNING", "source hkma-press failed: HTTP 503", "hkma-press"),
-        ("monitor.run", "INFO", "sfc-press-en: baseline, 6 items/lines", "sfc-press-en"),
+    try:
+        asyncio.run(round_with_a_killed_child())
+    finally:
+        shown.removeHandler(handler)
+    assert [(r.levelname, r.getMessage(), r.source) for r in caplog.records] == [
+        ("WARNING", "source hkma-press failed: HTTP 503", "hkma-press"),
+        ("ERROR", "sfc-press-en: internal error", "sfc-press-en"),
     ]
+    text = handler.stream.getvalue()
+    assert "ERROR sfc-press-en: internal error\nTraceback (most recent call last):\n" in text
+    assert "ValueError: xxxxx" in text and TOKEN not in text and "<redacted>" in text
