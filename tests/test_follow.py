@@ -10,7 +10,7 @@ import time
 from monitor.config import load_config
 from monitor.errors import ConfigError
 from monitor.localsite import Response
-from monitor.store.blobs import unpack
+from monitor.store.blobs import Blobs
 from tests.pdfs import make_pdf
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -174,7 +174,7 @@ def test_a_release_is_classified_on_its_text_and_alerts_once_with_every_link(mon
         gov_text = conn.execute("SELECT text FROM documents WHERE url LIKE '%P2026012200254%'").fetchone()[0]
     assert len(logged) == 2 and [dup for _, dup, _ in logged].count(None) == 1
     assert {status for _, _, status in logged} == {"fetched"}
-    gov_text = unpack(gov_text).decode()
+    gov_text = Blobs().unpack(gov_text).decode()
     assert "reserve assets" in gov_text
     for boilerplate in ("Ends/", "Issued at HKT", "NNNN", "Privacy Policy", "GovHK"):
         assert boilerplate not in gov_text
@@ -221,7 +221,7 @@ def test_the_sfc_content_api_and_its_linked_pdf_are_read(monitor, capsys):
         pdf_rows = conn.execute("SELECT sha256 FROM documents WHERE content_type = 'pdf'").fetchall()
         stored = conn.execute("SELECT content FROM bodies WHERE sha256 = ?", pdf_rows[0]).fetchone()[0]
     assert documents[1] == monitor.site.url("/files/26PR121-appendix.pdf")
-    assert unpack(stored) == appendix  # the PDF's exact bytes, kept as evidence
+    assert Blobs().unpack(stored) == appendix  # the PDF's exact bytes, kept as evidence
 
 
 def test_an_item_whose_text_cannot_be_fetched_alerts_on_its_title(monitor, capsys):

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from monitor.store.blobs import ZSTD_MAGIC, unpack
+from monitor.store.blobs import ZSTD_MAGIC, Blobs
 from tests.conftest import REGISTER, ROUND2, SFC_PRESS, run_cli
 
 
@@ -101,7 +101,7 @@ def test_a_database_written_by_an_earlier_version_reads_as_before(reviewed, caps
             assert rows and all(blob.startswith(ZSTD_MAGIC) for _, blob in rows)
             conn.executemany(
                 f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
-                [(zlib.compress(unpack(blob)), k) for k, blob in rows],
+                [(zlib.compress(Blobs().unpack(blob)), k) for k, blob in rows],
             )
         conn.execute("UPDATE source_state SET stable_sha256 = '', region_sha256 = ''")  # extract again
     page, after = change_ids(reviewed)["page"], tmp_path / "after.html"

@@ -23,7 +23,7 @@ from monitor.models import (
     Source,
     Validators,
 )
-from monitor.store.blobs import pack
+from monitor.store.blobs import Blobs
 from monitor.store.changelog import ChangeLogStore
 from monitor.store.clock import utc_now
 from monitor.store.codec import decode_snapshot, encode_snapshot
@@ -65,6 +65,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     def __init__(self, db: sqlite_utils.Database, path: str | Path = ""):
         self.db = db
         self.path = str(path)
+        self.blobs = Blobs()
 
     @classmethod
     def open(cls, path: str | Path, create: bool = True) -> Store:
@@ -159,7 +160,9 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
 
     def snapshot(self, digest: str) -> Snapshot | None:
         row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])
-        return decode_snapshot(row["kind"], row["title"], digest, row["content"]) if row else None
+        if not row:
+            return None
+        return decode_snapshot(row["kind"], row["title"], digest, self.blobs.unpack(row["content"]))
 
     def baselined(self) -> set[str]:
         """The sources with a stored snapshot: their rounds compare, a new source's parse it all."""
@@ -343,7 +346,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         )
 
     def _put_snapshot(self, snapshot: Snapshot, now: str) -> None:
-        blob = encode_snapshot(snapshot)
+        blob = self.blobs.pack(encode_snapshot(snapshot))
         self.db.execute(
             "INSERT OR IGNORE INTO snapshots (hash, kind, title, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [snapshot.hash, snapshot.kind, snapshot.title, len(blob), blob, now],
@@ -357,7 +360,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 page.sha256,
                 len(page.body),
                 page.headers.get("content-type", ""),
-                pack(page.body),
+                self.blobs.pack(page.body),
                 now,
             ],
         )

@@ -6,7 +6,7 @@ import json
 
 from monitor.errors import InvalidTransition, UnknownChange
 from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
-from monitor.store.blobs import unpack
+from monitor.store.blobs import Blobs
 from monitor.store.clock import utc_now
 from monitor.store.transaction import immediate
 
@@ -27,6 +27,7 @@ SELECT_CHANGES = f"""
 
 class ChangeLogStore:
     db: object  # sqlite_utils.Database, set by Store
+    blobs: Blobs
 
     def changes(self, only: ChangeFilter = ChangeFilter()) -> list[LoggedChange]:  # noqa: B008 (frozen)
         where, params = ["1 = 1"], []
@@ -82,7 +83,7 @@ class ChangeLogStore:
     def body(self, sha256: str) -> bytes | None:
         """The exact bytes of a stored raw body, or None when it was never stored or was pruned."""
         row = self._one("SELECT content FROM bodies WHERE sha256 = ?", [sha256])
-        return unpack(row["content"]) if row else None
+        return self.blobs.unpack(row["content"]) if row else None
 
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)

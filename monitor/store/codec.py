@@ -1,11 +1,10 @@
-"""Snapshots to and from compressed JSON blobs."""
+"""Snapshots to and from JSON (the store compresses it)."""
 
 from __future__ import annotations
 
 import json
 
 from monitor.models import Item, Snapshot
-from monitor.store.blobs import pack, unpack
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
@@ -13,11 +12,11 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         data: dict = {"text": snapshot.text}
     else:
         data = {"items": [[i.key, i.title, i.link, i.date, i.text] for i in snapshot.items]}
-    return pack(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
-def decode_snapshot(kind: str, title: str, digest: str, blob: bytes) -> Snapshot:
-    data = json.loads(unpack(blob))
+def decode_snapshot(kind: str, title: str, digest: str, encoded: bytes) -> Snapshot:
+    data = json.loads(encoded)
     if kind == "text":
         return Snapshot(kind="text", text=data["text"], title=title, hash=digest)
     items = tuple(Item(*row) for row in data["items"])

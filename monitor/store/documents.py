@@ -7,11 +7,12 @@ import json
 from collections.abc import Iterable
 
 from monitor.models import Document, Page
-from monitor.store.blobs import pack, unpack
+from monitor.store.blobs import Blobs
 
 
 class DocumentStore:
     db: object  # sqlite_utils.Database, set by Store
+    blobs: Blobs
 
     def documents(self, urls: Iterable[str]) -> dict[str, Document]:
         """The cached documents among `urls`."""
@@ -21,7 +22,7 @@ class DocumentStore:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.query(f"SELECT * FROM documents WHERE url IN ({marks})", chunk):
-                found[row["url"]] = _document(row)
+                found[row["url"]] = self._document(row)
         return found
 
     def documents_due(self, source_id: str, checked_before: str, limit: int) -> list[Document]:
@@ -31,7 +32,7 @@ class DocumentStore:
                ORDER BY checked_at LIMIT ?""",
             [source_id, checked_before, limit],
         )
-        return [_document(row) for row in rows]
+        return [self._document(row) for row in rows]
 
     def put_documents(self, documents: Iterable[Document], pages: Iterable[Page], now: str) -> None:
         """Cache documents (call inside the round's transaction). PDFs keep their raw bytes as
@@ -50,7 +51,7 @@ class DocumentStore:
                     d.title,
                     d.content_type,
                     d.sha256,
-                    pack(d.text.encode("utf-8")),
+                    self.blobs.pack(d.text.encode("utf-8")),
                     json.dumps(list(d.links)),
                     d.fetched_at,
                     now,
@@ -62,7 +63,7 @@ class DocumentStore:
             """INSERT OR IGNORE INTO bodies (sha256, size, content_type, content, created_at)
                VALUES (?, ?, ?, ?, ?)""",
             [
-                (p.sha256, len(p.body), p.headers.get("content-type", ""), pack(p.body), now)
+                (p.sha256, len(p.body), p.headers.get("content-type", ""), self.blobs.pack(p.body), now)
                 for p in pages
                 if p.body.startswith(b"%PDF-")
             ],
@@ -73,15 +74,14 @@ class DocumentStore:
             "UPDATE documents SET checked_at = ? WHERE url = ?", [(now, u) for u in urls]
         )
 
-
-def _document(row: dict) -> Document:
-    return Document(
-        url=row["url"],
-        sha256=row["sha256"],
-        text=unpack(row["text"]).decode("utf-8"),
-        content_type=row["content_type"],
-        fetched_at=row["fetched_at"],
-        source_id=row["source_id"],
-        title=row["title"],
-        links=tuple(json.loads(row["links"])),
-    )
+    def _document(self, row: dict) -> Document:
+        return Document(
+            url=row["url"],
+            sha256=row["sha256"],
+            text=self.blobs.unpack(row["text"]).decode("utf-8"),
+            content_type=row["content_type"],
+            fetched_at=row["fetched_at"],
+            source_id=row["source_id"],
+            title=row["title"],
+            links=tuple(json.loads(row["links"])),
+        )
