@@ -38,10 +38,11 @@ from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
 # A child starts polling ~0.2 s after this process (an interpreter, the imports, the config),
-# the time this process takes for ~30 new sources (~5 ms of CPU each). Measured (2 cores, 50 ms
-# per request, ~100 KB listings, 1,000 sources): a first round took 5.4 s in one process and
-# 3.4 s split; a round of known sources 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s
-# with 10% changed; memory ~65 MB a process.
+# the time this process takes for ~30-50 new sources (~4 ms of CPU each). Measured (2 cores,
+# 50 ms per request, ~100 KB listings, 1,000 sources): a first round takes ~4.5 s in one process
+# and ~2.9 s split (2026-12-05); a round of known sources is as fast in one process (2026-12-04:
+# 2.2 s against 2.4 s with no change, 2.8 s against 2.6 s with 10% changed); memory ~65 MB a
+# process.
 CHILD_START = 30
 SPLIT_MIN_SOURCES = 300  # new sources (no stored snapshot) in the round
 PR_SET_PDEATHSIG = 1
