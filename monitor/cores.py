@@ -156,13 +156,15 @@ async def _all_exited(executor: ProcessPoolExecutor) -> None:
         None, functools.partial(executor.shutdown, wait=True, cancel_futures=True)
     )
     stopped_again = False
-    while not exited.done():
-        try:
-            await asyncio.shield(exited)
-        except asyncio.CancelledError:  # a second stop: the children are stopping already
-            stopped_again = True
-    if stopped_again:
-        raise asyncio.CancelledError
+    try:
+        while not exited.done():
+            try:
+                await asyncio.shield(exited)
+            except asyncio.CancelledError:  # a second stop: the children are stopping already
+                stopped_again = True
+    finally:
+        if stopped_again:  # the round was stopped: that, not how the pool shut down, is its end
+            raise asyncio.CancelledError
 
 
 # --- in the child ----------------------------------------------------------------------------

@@ -16,8 +16,10 @@ from typing import NamedTuple
 # page costs ~2 ms, more than the parse this digest is there to save.
 TOKEN_MARKERS = (b"csrf", b"__requestverificationtoken", b"authenticity_token", b"nonce=")
 STAMP = re.compile(rb"(?:at|on):?\s*[0-9][0-9:\-t. +z/]{6,40}")
-# Longer than any marker and any stamp: what a span's surroundings can add to it.
-MARGIN = 64
+# A token's tag is looked for this far either side of its marker (a CSRF <meta> is ~120 bytes):
+# a bound, so that what can join a span from its surroundings is bounded too (MARGIN).
+MAX_TAG = 1024
+MARGIN = MAX_TAG + 32  # longer than a tag's reach past its marker, any marker and any stamp
 
 Spans = list[tuple[int, int]]
 
@@ -66,8 +68,9 @@ def _digest_outside(body: bytes, config: bytes, spans: Spans) -> str:
 def _still_noise(body: bytes, spans: Spans) -> bool:
     """Each span of the last body is noise from end to end in this one, and no more than that:
     scanned with MARGIN bytes of its surroundings, so that a script left unclosed, a stamp that
-    now runs on into the digits after it, or a marker across its edge is not taken for the old
-    span (a full scan would find a longer one, and the content it swallows must be compared)."""
+    now runs on into the digits after it, or a token's tag reaching across its edge is not taken
+    for the old span (a full scan would find a longer one, and the content it swallows must be
+    compared)."""
     for start, end in spans:
         if not 0 <= start < end <= len(body):
             return False
@@ -102,7 +105,8 @@ def _noise_spans(lowered: bytes) -> Spans:
     for marker in TOKEN_MARKERS:  # the whole tag that carries the marker
         at = lowered.find(marker)
         while at != -1:
-            start, end = lowered.rfind(b"<", 0, at), lowered.find(b">", at)
+            start = lowered.rfind(b"<", max(0, at - MAX_TAG), at)
+            end = lowered.find(b">", at, at + MAX_TAG)
             if start != -1 and end != -1 and lowered.find(b">", start, at) == -1:
                 spans.append((start, end + 1))
             at = lowered.find(marker, at + len(marker))

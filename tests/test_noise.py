@@ -39,7 +39,9 @@ def test_new_tokens_where_the_old_ones_were_are_found_without_scanning_the_page(
     scans.clear()
     later = stable_digest(served("f00dcafe", "2026-07-30 10:45:17"), CONFIG, last=first)
     assert later == first
-    assert scans and max(scans) < len(REGISTER) // 10  # only the token, scripts and stamp
+    assert (
+        scans and max(scans) < len(served()) // 3
+    )  # only the token, scripts and stamp, with their surroundings
     assert stable_digest(served("f00dcafe", "2026-07-30 10:45:17"), CONFIG) == first  # as a full scan says
 
 
@@ -105,6 +107,32 @@ def test_the_last_noise_says_same_only_where_a_full_scan_says_same(which, pieces
     rewritten = served()[:start] + b"".join(pieces).ljust(end - start, b"x")[: end - start] + served()[end:]
     if stable_digest(rewritten, CONFIG, last=first) == first:
         assert stable_digest(rewritten, CONFIG).sha256 == first.sha256
+
+
+STAMP, SCRIPT = b"generated at 2024-01-01 10:00:00", b"<script>" + b"y" * 15 + b"</script>"  # 32 bytes each
+FAR = b"x" * 100  # farther from the span than a short margin
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        # a token's tag after the span, whose "<" is now before it
+        (b"<p>x</p><div class=a " + SCRIPT + b"x " + FAR + b" csrf=1>rest</div>",
+         b"<p>x</p><div class=a " + STAMP + b"x " + FAR + b" csrf=1>rest</div>"),
+        # a token's tag before the span, whose ">" is now in it
+        (b"<p>x</p><input name=csrf value=abc " + FAR + b" " + STAMP + b"x tail",
+         b"<p>x</p><input name=csrf value=abc " + FAR + b" " + SCRIPT + b"x tail"),
+        # a script left open to the end of the body, closed now at the same length
+        (b"<p>Notice</p><input type=hidden name=csrf value=abc " + FAR + b" <script src=x.js defer async xxxxxxxxxx",
+         b"<p>Notice</p><input type=hidden name=csrf value=abc " + FAR + b" <script src=x.js>" + b"z" * 13 + b"</script>"),
+    ],
+    ids=["tag-after", "tag-before", "unclosed-script"],
+)  # fmt: skip
+def test_noise_that_joins_content_far_from_its_span_is_found_by_a_full_scan(before, after):
+    first = stable_digest(before, CONFIG)
+    assert len(after) == len(before)
+    fast, full = stable_digest(after, CONFIG, last=first), stable_digest(after, CONFIG)
+    assert fast.sha256 == full.sha256
 
 
 @pytest.mark.parametrize("remembered", ["", "garbage", "0-99999999", "5-3"])
