@@ -216,7 +216,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged")
         return SourceOutcome(source.id, "unchanged")
-    previous = store.previous(source.id) if known else state
+    previous = store.previous(source.id, state) if known else state
     old = previous.snapshot
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:

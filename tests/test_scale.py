@@ -40,9 +40,9 @@ def test_a_source_s_stored_state_is_loaded_only_when_its_turn_comes(monitor, cap
         events.append(("state", source_id))
         return state(self, source_id)
 
-    def recorded_previous(self, source_id):
+    def recorded_previous(self, source_id, state):
         events.append(("snapshot", source_id))
-        return previous(self, source_id)
+        return previous(self, source_id, state)
 
     monkeypatch.setattr(Fetcher, "fetch", recorded_fetch)
     monkeypatch.setattr(Store, "state", recorded_state)

@@ -148,9 +148,9 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             snapshot_hash=state["snapshot_hash"],
         )
 
-    def previous(self, source_id: str) -> Previous:
-        """`state` with the stored snapshot and the keys of every item ever listed."""
-        state = self.state(source_id)
+    def previous(self, source_id: str, state: Previous) -> Previous:
+        """`state` (read by `state` this round) with the stored snapshot and the keys of every
+        item ever listed."""
         if not state.snapshot_hash:
             return state
         keys = frozenset(
