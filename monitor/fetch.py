@@ -24,6 +24,7 @@ from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
 from monitor.models import Page, Previous, Settings, Source
+from monitor.network import direct_transport
 from monitor.noise import StableDigest, stable_digest
 from monitor.redirects import redirect_guard
 
@@ -102,12 +103,14 @@ class Fetcher:
             # Room for a redirect to another host; and keep-alive for every connection: httpcore
             # closes idle ones as soon as the pool holds more than max_keepalive_connections.
             connections = max(1, self._settings.per_host) + 2
+            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
             client = httpx.AsyncClient(
                 timeout=self._settings.timeout,
                 follow_redirects=True,
                 max_redirects=self._settings.max_redirects,
                 headers={"User-Agent": self._settings.user_agent},
-                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                transport=direct_transport(self._tls, limits),
+                limits=limits,  # with verify: for httpx's own transport, to a proxy the environment names
                 event_hooks={"response": [redirect_guard(self._settings.allow_private_redirects)]},
                 verify=self._tls,
                 cookies=self._cookies,  # as one client: a cookie set for sfc.hk reaches apps.sfc.hk

@@ -7,6 +7,7 @@ A path can be overridden with a function, which is how tests make a page slow, d
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -43,18 +44,22 @@ class QuietServer(ThreadingHTTPServer):
 
 
 class LocalSite:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, tls: ssl.SSLContext | None = None):
+        """`tls`: a server context (its certificate loaded) to serve HTTPS instead of HTTP."""
         self.root = Path(root)
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._server = QuietServer(("127.0.0.1", 0), self._handler())
+        self._scheme = "https" if tls else "http"
+        if tls:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval: shutting the site down (after every test) takes 50 ms, not 500.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
