@@ -1,10 +1,11 @@
 """Importing a library without the optional extras it pulls in whenever they are installed.
 
 Every round starts a process (and a big round one per core), so what it imports is paid in
-start-up time and in memory each time. Two libraries import heavy extras the monitor never uses:
-sqlite-utils imports numpy (to store numpy numbers; ~12 MB and ~50 ms), and httpx imports its
-command-line client, which imports rich, click and pygments (~25 ms). The extras stay importable
-for whoever asks for them afterwards (`policy-monitor show` uses rich).
+start-up time and in memory each time. Three libraries import heavy extras the monitor never uses:
+sqlite-utils imports numpy (to store numpy numbers; ~12 MB and ~50 ms), httpx imports its
+command-line client, which imports rich, click and pygments (~25 ms), and httpcore imports trio
+wherever it is installed (to run under trio; ~38 ms). The extras stay importable for whoever asks
+for them afterwards (`policy-monitor show` uses rich).
 """
 
 from __future__ import annotations

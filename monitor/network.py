@@ -23,9 +23,9 @@ from typing import Any
 
 from monitor.lean_imports import without
 
-with without("httpx._main"):  # see lean_imports
+with without("httpx._main", "trio"):  # see lean_imports
+    import httpcore
     import httpx
-import httpcore
 from httpcore._utils import is_socket_readable  # what anyio's backend answers "is_readable" with
 
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's, and anyio's: an IPv6 address that hangs does not stall a host
