@@ -15,7 +15,15 @@ from typing import NamedTuple
 # Found by plain substring search on a lower-cased copy: a case-insensitive regex over a 100 KB
 # page costs ~2 ms, more than the parse this digest is there to save.
 TOKEN_MARKERS = (b"csrf", b"__requestverificationtoken", b"authenticity_token", b"nonce=")
-STAMP = re.compile(rb"(?:at|on):?\s*[0-9][0-9:\-t. +z/]{6,40}")
+# What follows "generated " on a lower-cased page: "at" or "on", then a date and time in one of the
+# shapes regulators' sites print (2026-07-30 10:15:03, 30/07/2026 10:15, 2026-07-30t10:15:03.5+08:00,
+# 10:15 30/07/2026), nothing past them: "generated at 10:15:03 12 issuers" keeps its "12".
+DATE = rb"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})"
+TIME = rb"\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+STAMP = re.compile(
+    rb"(?:at|on):?\s{0,4}(?:%s(?:(?:t|\s{1,4}|,\s{0,4})%s)?|%s(?:\s{1,4}%s)?)(?:z|[+-]\d{2}:?\d{2})?"
+    % (DATE, TIME, TIME, DATE)
+)
 # A token's tag is looked for this far either side of its marker (a CSRF <meta> is ~120 bytes):
 # a bound, so that what can join a span from its surroundings is bounded too (MARGIN).
 MAX_TAG = 1024

@@ -146,3 +146,37 @@ def test_a_feed_is_digested_whole():
     later = feed.replace(b"2026-11-25", b"2026-11-26")
     assert stable_digest(feed, "rss", markup=False) != stable_digest(later, "rss", markup=False)
     assert stable_digest(feed, "rss", markup=False).noise == ""
+
+
+@pytest.mark.parametrize(
+    "page, later",
+    [
+        (b"<p>Register generated at 2026-07-30 10:15:03 12 issuers</p>",
+         b"<p>Register generated at 2026-07-30 10:45:17 13 issuers</p>"),
+        (b"<p>Generated on 30/07/2026 10:15. 4 platforms licensed</p>",
+         b"<p>Generated on 30/07/2026 10:45. 5 platforms licensed</p>"),
+    ],
+    ids=["count-after-time", "count-after-full-stop"],
+)  # fmt: skip
+def test_a_number_printed_after_a_time_stamp_is_content(page, later):
+    """The stamp is the date and time, not what follows them: a change in the count next to it is
+    a different page, which is then parsed (and alerted on if the count is watched)."""
+    assert stable_digest(page, CONFIG).sha256 != stable_digest(later, CONFIG).sha256
+    assert (
+        stable_digest(later, CONFIG, last=stable_digest(page, CONFIG)).sha256
+        != stable_digest(page, CONFIG).sha256
+    )
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["2026-07-30 10:15:03", "2026-07-30T10:15:03.123456+00:00", "30/07/2026 10:15", "10:15:03 30/07/2026",
+     "2026.07.30", "2026-07-30, 10:15"],
+)  # fmt: skip
+def test_a_time_stamp_in_any_usual_shape_is_noise(shape):
+    earlier = shape.replace("10:15", "09:02").replace("30", "29", 1)
+    page = b"<p>Page generated at %s HKT</p><p>SC0001 Harbour Coin Ltd</p>"
+    assert (
+        stable_digest(page % shape.encode(), CONFIG).sha256
+        == stable_digest(page % earlier.encode(), CONFIG).sha256
+    )
