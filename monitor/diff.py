@@ -38,19 +38,22 @@ def _item_changes(
 ) -> list[Change]:
     old_by_key = {item.key: item for item in old}
     # The same link and title under another key is the same item: a feed that starts (or stops)
-    # repeating a link switches its items between the link and link + title identities.
-    old_by_link = {(normalize_link(i.link), fingerprint(i.title)): i for i in old if i.link}
+    # repeating a link switches its items between the link and link + title identities. Built
+    # only for an item whose key is new (one or two in a changed listing of fifty).
+    old_by_link: dict[tuple[str, str], Item] | None = None
     new_keys = {item.key for item in new}
     changes: list[Change] = []
     for item in new:
         before = old_by_key.get(item.key)
-        if before is None and (normalize_link(item.link), fingerprint(item.title)) in old_by_link:
-            new_keys.add(old_by_link[normalize_link(item.link), fingerprint(item.title)].key)
-            continue
         if before is None:
-            if item.key not in known:
+            if old_by_link is None:
+                old_by_link = {(normalize_link(i.link), fingerprint(i.title)): i for i in old if i.link}
+            same = old_by_link.get((normalize_link(item.link), fingerprint(item.title)))
+            if same is not None:
+                new_keys.add(same.key)
+            elif item.key not in known:
                 changes.append(_change(source, "new", item))
-        elif fingerprint(before.title) != fingerprint(item.title) or before.date[:10] != item.date[:10]:
+        elif _retitled(before, item) or before.date[:10] != item.date[:10]:
             was = f"{before.title} ({before.date})" if before.date else before.title
             changes.append(_change(source, "changed", item, before=was))
     retained = [(index, item) for index, item in enumerate(old) if item.key in new_keys]
@@ -58,6 +61,10 @@ def _item_changes(
         if item.key not in new_keys and not _rolled_off(index, item, retained):
             changes.append(_change(source, "removed", item))
     return changes
+
+
+def _retitled(before: Item, item: Item) -> bool:
+    return before.title != item.title and fingerprint(before.title) != fingerprint(item.title)
 
 
 def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> bool:

@@ -59,7 +59,6 @@ def clean_title(title: str) -> str:
     return FILE_SUFFIX.sub("", title).strip()
 
 
-@lru_cache(maxsize=8192)  # a changed listing compares each old title with its new self
 def fingerprint(text: str) -> str:
     """What two titles must share to be 'the same': letters and digits only, width- and case-folded.
 
