@@ -147,9 +147,17 @@ def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
         raise ConfigError(name, "", "sources", "no [[sources]] declared")
     sources: list[Source] = []
     ids: set[str] = set()
+    # One object for each value repeated across sources (thousands of sources name a handful of
+    # regulators, selectors and topic lists): ~0.5 KB less per source for as long as the run lasts.
+    shared: dict[Any, Any] = {}
     for index, raw in enumerate(raw_sources):
         line = lines[index] if index < len(lines) else 0
-        source = _source(name, raw, index, line, settings, topics)
+        if isinstance(raw, dict):
+            raw = {
+                key: shared.setdefault(value, value) if isinstance(value, str) else value
+                for key, value in raw.items()
+            }
+        source = _source(name, raw, index, line, settings, topics, shared)
         if source.id in ids:
             raise ConfigError(name, source.id, "id", f"duplicate source id (line {line})")
         ids.add(source.id)
@@ -259,6 +267,7 @@ def _source(
     line: int,
     settings: Settings,
     topics: dict[str, Topic],
+    shared: dict[Any, Any],
 ) -> Source:
     if not isinstance(raw, dict):
         raise ConfigError(name, f"[[sources]] #{index + 1}", "", "must be a table")
@@ -316,12 +325,13 @@ def _source(
                 re.compile(pattern)
             except re.error as exc:
                 raise fail(key, f"invalid regular expression {pattern!r}: {exc}") from None
+    topic_names = tuple(t.lower() for t in source_topics)
     return Source(
         id=sid,
         regulator=raw["regulator"].strip(),
         kind=kind,
         url=url,
-        topics=tuple(t.lower() for t in source_topics),
+        topics=shared.setdefault(topic_names, topic_names),
         interval=interval,
         name=_string(name, where, "name", raw.get("name", "")),
         window=window,
