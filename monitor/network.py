@@ -35,7 +35,8 @@ READ_BUFFER = 256 * 1024  # asyncio pauses reading past twice this, unread
 def direct_transport(ssl_context: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport | None:
     """An AsyncioTransport; None when the environment names a proxy: an httpx client given a
     transport would ignore the proxy, and left to itself uses it."""
-    if urllib.request.getproxies():  # what httpx reads the environment's proxies with
+    proxies = urllib.request.getproxies()  # what httpx reads the environment with; it uses these keys
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
         return None
     return AsyncioTransport(ssl_context, limits)
 
@@ -81,8 +82,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError() from None
 
     async def aclose(self) -> None:
-        # Not waiting for the close: a TLS peer that never answers our close_notify would hold it.
-        self._writer.close()
+        _close(self._writer)
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
@@ -91,10 +91,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             async with asyncio.timeout(timeout):
                 await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
         except TimeoutError:
-            self._writer.close()
+            _close(self._writer)
             raise httpcore.ConnectTimeout() from None
         except OSError as exc:  # ssl.SSLError is one: "certificate verify failed" reaches the user
-            self._writer.close()
+            _close(self._writer)
             raise httpcore.ConnectError(str(exc)) from None
         return self
 
@@ -105,6 +105,17 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if info in names:
             return self._writer.get_extra_info(names[info])
         return self._writer.get_extra_info("socket") if info == "socket" else None
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    """Close the connection now. A TLS transport's close() would send close_notify and keep the
+    socket until the server answers, up to 30 s: a server that hangs (the one a read timed out
+    on) would hold a file descriptor that long. anyio's backend drops TLS connections likewise."""
+    transport = writer.transport
+    if transport.get_extra_info("ssl_object") is not None:
+        transport.abort()
+    else:
+        transport.close()
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
