@@ -20,8 +20,9 @@ TOKEN_MARKERS = (b"csrf", b"__requestverificationtoken", b"authenticity_token", 
 # 10:15 30/07/2026), nothing past them: "generated at 10:15:03 12 issuers" keeps its "12".
 DATE = rb"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})"
 TIME = rb"\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+# White space is bounded (a template's line break and indent fit), and so is a stamp: see MARGIN.
 STAMP = re.compile(
-    rb"(?:at|on):?\s{0,4}(?:%s(?:(?:t|\s{1,4}|,\s{0,4})%s)?|%s(?:\s{1,4}%s)?)(?:z|[+-]\d{2}:?\d{2})?"
+    rb"(?:at|on):?\s{0,16}(?:%s(?:(?:t|\s{1,16}|,\s{0,16})%s)?|%s(?:\s{1,16}%s)?)(?:z|[+-]\d{2}:?\d{2})?"
     % (DATE, TIME, TIME, DATE)
 )
 # A token's tag is looked for this far either side of its marker (a CSRF <meta> is ~120 bytes):
