@@ -81,8 +81,13 @@ class DeliveryPostponed(Exception):
     """Telegram could not be reached (or refused for now): the rows stay pending."""
 
 
-class EntitiesRejected(Exception):
-    """Telegram could not parse the HTML: the same content goes again as plain text."""
+class FormRejected(Exception):
+    """Telegram refused a message's HTML or its buttons: the same content goes again as plain
+    text (and without buttons if those are refused too), so one message never holds up a chat."""
+
+
+# A 400 about the chat, not the message: sent in another form it would be refused all the same.
+CHAT_REFUSALS = ("rights", "chat_write_forbidden", "chat_restricted", "admin", "topic_closed")
 
 
 def _retry_after_seconds(error: RetryAfter) -> float:
@@ -214,12 +219,17 @@ class TelegramSender:
             try:
                 message_id, chat = await self._send(chat, part, ParseMode.HTML, markup)
                 ids.append(message_id)
-            except EntitiesRejected:
+            except FormRejected as exc:
+                log.warning(
+                    "telegram: %s: refused (%s); sent as plain text", chat, self._env.redact(str(exc))
+                )
                 pieces = split_plain(plain_text(part))
                 for index, plain in enumerate(pieces, 1):
-                    message_id, chat = await self._send(
-                        chat, plain, None, markup if index == len(pieces) else None
-                    )
+                    last_markup = markup if index == len(pieces) else None
+                    try:
+                        message_id, chat = await self._send(chat, plain, None, last_markup)
+                    except FormRejected:  # plain text refused only with its buttons: without them
+                        message_id, chat = await self._send(chat, plain, None, None)
                     ids.append(message_id)
         return ids[0], chat
 
@@ -247,10 +257,13 @@ class TelegramSender:
                 self._unreachable(chat, exc)
             except BadRequest as exc:
                 reason = str(exc).lower()
-                if "parse entities" in reason or "can't find end" in reason:
-                    raise EntitiesRejected(str(exc)) from None
-                if "chat not found" in reason:
+                entities = "parse entities" in reason or "can't find end" in reason  # quotes the text
+                if not entities and "chat not found" in reason:
                     self._unreachable(chat, exc)
+                # Unparseable HTML, or buttons Telegram will not take: this message's form, which
+                # a retry would hit again and again, holding back every later alert to the chat.
+                if (parse_mode or buttons) and (entities or not any(w in reason for w in CHAT_REFUSALS)):
+                    raise FormRejected(str(exc)) from None
                 raise DeliveryPostponed(self._env.redact(str(exc))) from None
             except NetworkError as exc:
                 raise DeliveryPostponed(self._env.redact(f"{type(exc).__name__}: {exc}")) from None

@@ -41,6 +41,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -394,6 +395,7 @@ class _Failure:
     chat_id: int | str | None
     remaining: int | None  # None = until clear_failures()
     options: dict[str, Any] = field(default_factory=dict)
+    when: Callable[[dict[str, Any]], bool] | None = None  # only calls whose parameters match
 
 
 class _ApiError(Exception):
@@ -626,9 +628,11 @@ class TelegramStub:
         status: int = 400,
         description: str | None = None,
         parameters: dict[str, Any] | None = None,
+        when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         """Queue a failure for the next ``times`` calls of ``method`` ("*" = any method),
-        optionally only for ``chat_id``.  ``times=None`` means until :meth:`clear_failures`.
+        optionally only for ``chat_id`` and only for calls whose parameters satisfy ``when``.
+        ``times=None`` means until :meth:`clear_failures`.
         Queued failures are consumed in the order they were queued.
 
         Kinds: retry_after (429, ``retry_after``), parse_entities (400), blocked (403),
@@ -652,7 +656,9 @@ class TelegramStub:
             "parameters": parameters,
         }
         with self.lock:
-            self._failures.append(_Failure(method.lower(), kind, _norm_chat_id(chat_id), times, options))
+            self._failures.append(
+                _Failure(method.lower(), kind, _norm_chat_id(chat_id), times, options, when)
+            )
 
     def clear_failures(self) -> None:
         """Forget every queued failure."""
@@ -1136,6 +1142,8 @@ class TelegramStub:
                 if failure.method not in ("*", method.lower()):
                     continue
                 if failure.chat_id is not None and failure.chat_id != chat_id:
+                    continue
+                if failure.when is not None and not failure.when(params):
                     continue
                 if failure.remaining is not None:
                     failure.remaining -= 1

@@ -419,3 +419,40 @@ def test_a_chat_taken_out_of_telegram_chat_ids_stops_receiving(monitor, telegram
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", PRIVATE)
     monitor.round(capsys, ROUND2)
     assert len(sent_to(telegram, PRIVATE)) == 1 and sent_to(telegram, GROUP) == []
+
+
+def test_a_message_telegram_always_refuses_goes_as_plain_text_and_the_chat_goes_on(monitor, telegram, capsys):
+    """A 400 about one message (here its review buttons), answered the same at every retry, must not
+    hold back that alert or the ones after it: the chat gets them all, that one without buttons."""
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.fail_next(
+        "sendMessage",
+        "custom",
+        chat_id=int(PRIVATE),
+        times=None,
+        description="Bad Request: BUTTON_DATA_INVALID",
+        when=lambda params: "reply_markup" in params,
+    )
+    _, _, err = monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
+    assert "1001: refused (Button_data_invalid); sent as plain text" in err
+    assert pending(monitor) == 0
+
+
+def test_a_chat_the_bot_may_not_write_to_keeps_its_alerts_until_it_may(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next(
+        "sendMessage",
+        "custom",
+        chat_id=int(GROUP),
+        times=None,
+        description="Bad Request: not enough rights to send text messages to the chat",
+    )
+    monitor.round(capsys, ROUND2)
+    assert sent_to(telegram, GROUP) == [] and pending(monitor) == 1
+    assert len(telegram.calls_for("sendMessage")) == 2  # one to each chat: no plain-text retry
+    telegram.clear_failures()  # an admin gave the bot its rights back
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, GROUP)) == 1 and pending(monitor) == 0
