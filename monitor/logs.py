@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
@@ -50,13 +51,13 @@ class Redacting(logging.Formatter):
     def __init__(self, inner: logging.Formatter, secrets: Iterable[str]):
         super().__init__()
         self._inner = inner
-        self._secrets = [s for s in secrets if s]
+        # In any case: python-telegram-bot capitalizes the error descriptions it passes on.
+        kept = [re.escape(s) for s in secrets if s]
+        self._secrets = re.compile("|".join(kept), re.IGNORECASE) if kept else None
 
     def format(self, record: logging.LogRecord) -> str:
         text = self._inner.format(record)
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
+        return self._secrets.sub("<redacted>", text) if self._secrets else text
 
 
 def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str] = ()) -> None:

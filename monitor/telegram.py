@@ -2,7 +2,8 @@
 
 Rows leave the outbox only when Telegram has accepted the message (marked sent with its
 message id right away). Network trouble leaves them pending for the next delivery; a
-RetryAfter makes only that chat wait; entities Telegram cannot parse are resent as plain text.
+RetryAfter makes only that chat wait; a message Telegram refuses for its form goes again in a
+plainer one (without its buttons, or as plain text), so that it does not hold back the chat.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +50,8 @@ class TelegramEnv:
         return cls(token, chats, environ.get("TELEGRAM_API_URL", "").strip() or DEFAULT_API_URL)
 
     def redact(self, text: str) -> str:
-        return text.replace(self.token, "<token>")
+        # Any case: python-telegram-bot capitalizes the descriptions of the errors it raises.
+        return re.sub(re.escape(self.token), "<token>", text, flags=re.IGNORECASE) if self.token else text
 
 
 def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
@@ -82,12 +85,20 @@ class DeliveryPostponed(Exception):
 
 
 class FormRejected(Exception):
-    """Telegram refused a message's HTML or its buttons: the same content goes again as plain
-    text (and without buttons if those are refused too), so one message never holds up a chat."""
+    """Telegram refused a message's HTML or its buttons: the same content goes again in a plainer
+    form, so that one message does not hold back the alerts after it."""
+
+    def __init__(self, message: str, entities: bool):
+        super().__init__(message)
+        self.entities = entities  # the HTML itself could not be parsed (else: the buttons, maybe)
 
 
-# A 400 about the chat, not the message: sent in another form it would be refused all the same.
-CHAT_REFUSALS = ("rights", "chat_write_forbidden", "chat_restricted", "admin", "topic_closed")
+# 400s about the chat, not the message (Bot API descriptions): in another form it would be
+# refused all the same, so the chat's alerts wait for it instead.
+CHAT_REFUSALS = (
+    "rights", "chat_write_forbidden", "chat_restricted", "admin", "topic_closed", "peer_id_invalid",
+    "deactivated", "channel_private",
+)  # fmt: skip
 
 
 def _retry_after_seconds(error: RetryAfter) -> float:
@@ -215,23 +226,43 @@ class TelegramSender:
         ids: list[str] = []
         parts = split_message(text)
         for number, part in enumerate(parts, 1):
-            markup = buttons if number == len(parts) else None
-            try:
-                message_id, chat = await self._send(chat, part, ParseMode.HTML, markup)
-                ids.append(message_id)
-            except FormRejected as exc:
-                log.warning(
-                    "telegram: %s: refused (%s); sent as plain text", chat, self._env.redact(str(exc))
-                )
-                pieces = split_plain(plain_text(part))
-                for index, plain in enumerate(pieces, 1):
-                    last_markup = markup if index == len(pieces) else None
-                    try:
-                        message_id, chat = await self._send(chat, plain, None, last_markup)
-                    except FormRejected:  # plain text refused only with its buttons: without them
-                        message_id, chat = await self._send(chat, plain, None, None)
-                    ids.append(message_id)
+            sent, chat = await self._send_part(chat, part, buttons if number == len(parts) else None)
+            ids.extend(sent)
         return ids[0], chat
+
+    async def _send_part(
+        self, chat: str, part: str, buttons: InlineKeyboardMarkup | None
+    ) -> tuple[list[str], str]:
+        """One part as HTML with its buttons. Refused for its form: the same HTML without the
+        buttons (its links kept), unless the HTML itself was the trouble; then plain text, split
+        to fit, with the buttons if Telegram takes them. Refused in its plainest form too, the
+        part stays pending (DeliveryPostponed), as a chat-level refusal does."""
+        try:
+            message_id, chat = await self._send(chat, part, ParseMode.HTML, buttons)
+            return [message_id], chat
+        except FormRejected as exc:
+            log.warning(
+                "telegram: %s: refused (%s); sending it again in a plainer form",
+                chat,
+                self._env.redact(str(exc)),
+            )
+            html_refused = exc.entities
+        if buttons is not None and not html_refused:
+            try:
+                message_id, chat = await self._send(chat, part, ParseMode.HTML, None)
+                return [message_id], chat
+            except FormRejected as exc:
+                html_refused, buttons = exc.entities, None
+        ids: list[str] = []
+        pieces = split_plain(plain_text(part))
+        for index, plain in enumerate(pieces, 1):
+            markup = buttons if index == len(pieces) else None
+            try:
+                message_id, chat = await self._send(chat, plain, None, markup)
+            except FormRejected:  # only a message with buttons gets here: without them
+                message_id, chat = await self._send(chat, plain, None, None)
+            ids.append(message_id)
+        return ids, chat
 
     async def _send(
         self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None = None
@@ -263,7 +294,7 @@ class TelegramSender:
                 # Unparseable HTML, or buttons Telegram will not take: this message's form, which
                 # a retry would hit again and again, holding back every later alert to the chat.
                 if (parse_mode or buttons) and (entities or not any(w in reason for w in CHAT_REFUSALS)):
-                    raise FormRejected(str(exc)) from None
+                    raise FormRejected(str(exc), entities) from None
                 raise DeliveryPostponed(self._env.redact(str(exc))) from None
             except NetworkError as exc:
                 raise DeliveryPostponed(self._env.redact(f"{type(exc).__name__}: {exc}")) from None

@@ -421,38 +421,47 @@ def test_a_chat_taken_out_of_telegram_chat_ids_stops_receiving(monitor, telegram
     assert len(sent_to(telegram, PRIVATE)) == 1 and sent_to(telegram, GROUP) == []
 
 
-def test_a_message_telegram_always_refuses_goes_as_plain_text_and_the_chat_goes_on(monitor, telegram, capsys):
+def refuse_always(telegram: TelegramStub, chat: str, description: str, when=None) -> None:
+    """Telegram answering 400 `description` to every sendMessage to `chat` (that `when` matches)."""
+    telegram.fail_next(
+        "sendMessage", "custom", chat_id=int(chat), times=None, description=description, when=when
+    )
+
+
+def test_a_message_whose_buttons_telegram_refuses_goes_without_them_and_the_chat_goes_on(
+    monitor, telegram, capsys
+):
     """A 400 about one message (here its review buttons), answered the same at every retry, must not
-    hold back that alert or the ones after it: the chat gets them all, that one without buttons."""
+    hold back that alert or the ones after it: the chat gets them all, as HTML with their links,
+    without the buttons."""
     monitor.write(*SOURCES)
     monitor.round(capsys)
-    telegram.fail_next(
-        "sendMessage",
-        "custom",
-        chat_id=int(PRIVATE),
-        times=None,
-        description="Bad Request: BUTTON_DATA_INVALID",
-        when=lambda params: "reply_markup" in params,
-    )
+    refuse_always(telegram, PRIVATE, "Bad Request: BUTTON_DATA_INVALID", when=lambda p: "reply_markup" in p)
     _, _, err = monitor.round(capsys, ROUND2)
-    assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
-    assert "1001: refused (Button_data_invalid); sent as plain text" in err
+    private = [m for m in telegram.sent if str(m["chat_id"]) == PRIVATE]
+    assert len(private) == 5 and len(sent_to(telegram, GROUP)) == 5
+    assert all(m["parse_mode"] == "HTML" and "reply_markup" not in m for m in private)
+    circular = next(m["text"] for m in private if "joint circular on distribution" in m["text"])
+    assert "SFC and HKMA issue joint circular on distribution of licensed stablecoins" in circular
+    assert '<a href="https://' in circular  # the link to the release is kept
+    assert "1001: refused (Button_data_invalid); sending it again in a plainer form" in err
     assert pending(monitor) == 0
 
 
-def test_a_chat_the_bot_may_not_write_to_keeps_its_alerts_until_it_may(monitor, telegram, capsys):
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "Bad Request: not enough rights to send text messages to the chat",
+        "Bad Request: PEER_ID_INVALID",
+    ],
+)
+def test_a_chat_the_bot_may_not_write_to_keeps_its_alerts_until_it_may(monitor, telegram, capsys, refusal):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
-    telegram.fail_next(
-        "sendMessage",
-        "custom",
-        chat_id=int(GROUP),
-        times=None,
-        description="Bad Request: not enough rights to send text messages to the chat",
-    )
+    refuse_always(telegram, GROUP, refusal)
     monitor.round(capsys, ROUND2)
     assert sent_to(telegram, GROUP) == [] and pending(monitor) == 1
-    assert len(telegram.calls_for("sendMessage")) == 2  # one to each chat: no plain-text retry
+    assert len(telegram.calls_for("sendMessage")) == 2  # one to each chat: no retry in another form
     telegram.clear_failures()  # an admin gave the bot its rights back
     monitor.round(capsys, ROUND2)
     assert len(sent_to(telegram, GROUP)) == 1 and pending(monitor) == 0
