@@ -4,9 +4,9 @@ httpcore reaches the network through a "network backend" (its documented extensi
 asyncio it picks anyio's, which opens a cancel scope around every read and write and looks up the
 running event loop's library several times per call. Measured on 1,000 ~100 KB pages (A/B,
 2026-12-05): a round of known sources spends 5-7% less CPU (1.54 s against 1.62 s with no change,
-1.84 s against 1.97 s with 10% changed). Only
-direct connections go through here: where the environment names a proxy (HTTPS_PROXY and the
-like, which httpx honours), httpx keeps its own transport.
+1.84 s against 1.97 s with 10% changed). Only direct connections go through here: where the
+environment names a proxy (HTTPS_PROXY and the like, which httpx honours), httpx keeps its own
+transport. tests/test_network.py fails if an httpx release stops using the pool given to it.
 
 The streams map errors to httpcore's, as anyio's backend does, so httpx raises what it always
 raised: a reset connection is a ReadError, a slow answer a ReadTimeout.
