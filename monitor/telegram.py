@@ -251,8 +251,8 @@ class TelegramSender:
             try:
                 message_id, chat = await self._send(chat, part, ParseMode.HTML, None)
                 return [message_id], chat
-            except FormRejected as exc:
-                html_refused, buttons = exc.entities, None
+            except FormRejected:  # the HTML is refused even alone: plain text, and no buttons
+                buttons = None
         ids: list[str] = []
         pieces = split_plain(plain_text(part))
         for index, plain in enumerate(pieces, 1):
