@@ -128,8 +128,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 def redact(text: str) -> str:
     """The bot token out of an error line (python-telegram-bot quotes it in InvalidToken)."""
-    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
-    return text.replace(token, "<redacted>") if token else text
+    return logs.redact(text, [os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

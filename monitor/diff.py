@@ -29,8 +29,13 @@ def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:
     keys = {i.key for i in previous.items}
     if any(i.key in keys for i in current.items):  # nearly always: a round's listing is last round's
         return False
-    pairs = {(normalize_link(i.link), fingerprint(i.title)) for i in previous.items}
-    return not any((normalize_link(i.link), fingerprint(i.title)) in pairs for i in current.items)
+    pairs = {_link_and_title(i) for i in previous.items}
+    return not any(_link_and_title(i) in pairs for i in current.items)
+
+
+def _link_and_title(item: Item) -> tuple[str, str]:
+    """An item's identity apart from its key: the same link and title are the same item."""
+    return normalize_link(item.link), fingerprint(item.title)
 
 
 def _item_changes(
@@ -47,8 +52,8 @@ def _item_changes(
         before = old_by_key.get(item.key)
         if before is None:
             if old_by_link is None:
-                old_by_link = {(normalize_link(i.link), fingerprint(i.title)): i for i in old if i.link}
-            same = old_by_link.get((normalize_link(item.link), fingerprint(item.title)))
+                old_by_link = {_link_and_title(i): i for i in old if i.link}
+            same = old_by_link.get(_link_and_title(item))
             if same is not None:
                 new_keys.add(same.key)
             elif item.key not in known:

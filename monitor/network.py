@@ -30,6 +30,13 @@ from httpcore._utils import is_socket_readable  # what anyio's backend answers "
 
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's, and anyio's: an IPv6 address that hangs does not stall a host
 READ_BUFFER = 256 * 1024  # asyncio pauses reading past twice this, unread
+# httpcore's names for what a stream tells about itself -> asyncio's transport's names
+EXTRA_INFO = {
+    "ssl_object": "ssl_object",
+    "client_addr": "sockname",
+    "server_addr": "peername",
+    "socket": "socket",
+}
 
 
 def direct_transport(ssl_context: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport | None:
@@ -101,10 +108,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # httpcore's check that an idle keep-alive connection was not closed
             return self._reader.at_eof() or is_socket_readable(self._writer.get_extra_info("socket"))
-        names = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername"}
-        if info in names:
-            return self._writer.get_extra_info(names[info])
-        return self._writer.get_extra_info("socket") if info == "socket" else None
+        return self._writer.get_extra_info(EXTRA_INFO[info]) if info in EXTRA_INFO else None
 
 
 def _close(writer: asyncio.StreamWriter) -> None:

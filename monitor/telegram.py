@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from monitor.logs import redact
 from monitor.models import Alert, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
@@ -50,8 +50,7 @@ class TelegramEnv:
         return cls(token, chats, environ.get("TELEGRAM_API_URL", "").strip() or DEFAULT_API_URL)
 
     def redact(self, text: str) -> str:
-        # Any case: python-telegram-bot capitalizes the descriptions of the errors it raises.
-        return re.sub(re.escape(self.token), "<token>", text, flags=re.IGNORECASE) if self.token else text
+        return redact(text, [self.token], "<token>")
 
 
 def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
