@@ -128,10 +128,11 @@ class Fetcher:
         """`last`: what the store has of the source's last body, for a conditional GET and a
         cheaper noise digest."""
         last = last or Previous()
-        try:  # nearly every request succeeds at once, and tenacity's loop costs ~70 us a request
+        first_failure: RetryableFetchError | None = None
+        try:  # nearly every request succeeds at once; tenacity's loop costs ~70 us a request (bench/)
             return await self._get(source, last, document)
         except RetryableFetchError as error:
-            first_failure: RetryableFetchError | None = error
+            first_failure = error
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.retries + 1),
             wait=self._wait,
@@ -142,8 +143,10 @@ class Fetcher:
         async for attempt in retrying:
             with attempt:
                 if first_failure is not None:  # attempt 1 was the request above: tenacity decides on it
-                    failure, first_failure = first_failure, None
-                    raise failure
+                    try:
+                        raise first_failure
+                    finally:  # no local keeps it: its traceback would hold this frame in a cycle
+                        first_failure = None
                 return await self._get(source, last, document)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
