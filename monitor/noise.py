@@ -79,16 +79,30 @@ def _still_noise(body: bytes, spans: Spans) -> bool:
     scanned with MARGIN bytes of its surroundings, so that a script left unclosed, a stamp that
     now runs on into the digits after it, or a token's tag reaching across its edge is not taken
     for the old span (a full scan would find a longer one, and the content it swallows must be
-    compared)."""
-    for start, end in spans:
-        if not 0 <= start < end <= len(body):
-            return False
+    compared). Spans whose surroundings meet (a page head's scripts) are scanned in one window:
+    a window each would scan the bytes between them again and again."""
+    if not all(0 <= start < end <= len(body) for start, end in spans):
+        return False
+    for group in _near_each_other(spans):
+        start, end = group[0][0], group[-1][1]
         window = max(0, start - MARGIN)
         found = _merged(_noise_spans(body[window : end + MARGIN].lower()))
+        # Noise found between the group's spans is new (the last full scan found none there): a scan.
         touching = [(s + window, e + window) for s, e in found if s < end - window and e > start - window]
-        if touching != [(start, end)]:
+        if touching != group:
             return False
     return True
+
+
+def _near_each_other(spans: Spans) -> list[Spans]:
+    """The spans (sorted, apart) in groups whose MARGIN surroundings overlap."""
+    groups: list[Spans] = []
+    for span in spans:
+        if groups and span[0] - groups[-1][-1][1] <= 2 * MARGIN:
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    return groups
 
 
 def _parse_spans(text: str) -> Spans | None:

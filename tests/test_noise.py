@@ -45,6 +45,22 @@ def test_new_tokens_where_the_old_ones_were_are_found_without_scanning_the_page(
     assert stable_digest(served("f00dcafe", "2026-07-30 10:45:17"), CONFIG) == first  # as a full scan says
 
 
+def test_a_head_full_of_scripts_is_checked_without_scanning_more_than_the_page(scans):
+    """Analytics and tag-manager snippets sit a few bytes apart: their surroundings are scanned
+    once, not once for each of them (which was more bytes than a full scan reads)."""
+
+    def with_scripts(render: str) -> bytes:
+        scripts = "".join(f'<script>dataLayer.push({{"t{n}": "{render}"}});</script>\n' for n in range(40))
+        return served().replace(b"<head>\n", b"<head>\n" + scripts.encode(), 1)
+
+    first = stable_digest(with_scripts("10:15:03.118"), CONFIG)
+    assert len(noise._parse_spans(first.noise)) > 40
+
+    scans.clear()
+    assert stable_digest(with_scripts("10:45:17.902"), CONFIG, last=first) == first
+    assert sum(scans) < len(with_scripts(""))
+
+
 def test_a_new_issuer_is_a_different_page_with_or_without_the_last_noise():
     first = stable_digest(served(), CONFIG)
     added = served(
