@@ -1,6 +1,6 @@
 """Performance benchmark: policy-monitor against urlwatch and a bare-fetch floor, on one corpus.
 
-Run from the repository root (needs `pip install -e ".[bench]"`: urlwatch and pyinstrument):
+Run from the repository root (needs `pip install -e ".[bench]"`: urlwatch, and py-spy for profile.py):
 
     python3 bench/perf.py                              # N = 100, 1000, 3000; 5 runs; 50 ms latency
     python3 bench/perf.py --sizes 1000 --runs 7        # one size
@@ -36,7 +36,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,8 +71,8 @@ class Run:
 class Workdir:
     """Configs and state for one N: sources.toml, urls.yaml, urlwatch's config, the floor's URLs."""
 
-    def __init__(self, root: Path, corpus: Corpus, port: int, latency: float):
-        self.root, self.corpus = root, corpus
+    def __init__(self, root: Path, corpus: Corpus, port: int, latency: float, settings: str = ""):
+        self.root, self.corpus, self.settings = root, corpus, settings  # more [settings] lines
         self.config, self.db = root / "sources.toml", root / "state" / "monitor.db"
         self.urls, self.cache = root / "urls.yaml", root / "urlwatch" / "cache.db"
         self.urlwatch_config, self.url_list = root / "urlwatch" / "config.yaml", root / "urls.txt"
@@ -89,7 +90,9 @@ class Workdir:
             for i, url in enumerate(urls)
         )
         timeout = max(20, latency * 100)
-        settings = f'[settings]\ninterval = "30m"\ntimeout = {timeout}\nper_host = {PER_HOST}\n\n'
+        settings = (
+            f'[settings]\ninterval = "30m"\ntimeout = {timeout}\nper_host = {PER_HOST}\n{self.settings}\n'
+        )
         self.config.write_text(settings + topics + sources, encoding="utf-8")
         jobs = "---\n".join(
             f"name: {self.corpus.source_id(i)}\nurl: {url}\nfilter:\n  - css: {LIST_CSS}\n  - html2text\n"
@@ -200,31 +203,35 @@ def set_round(port: int, round_: int) -> None:
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/_round/{round_}", method="POST"))
 
 
-def bench_size(n: int, args: argparse.Namespace, runs: int, log) -> list[Run]:
-    corpus = Corpus(n, args.seed)
-    server_command = [args.python, str(BENCH / "server.py"), "--n", str(n), "--seed", str(args.seed),
-                      "--latency", str(args.latency)] + (["--validators"] if args.validators else [])  # fmt: skip
-    server = subprocess.Popen(server_command, stdout=subprocess.PIPE, text=True)
-    results: list[Run] = []
+@contextmanager
+def serving(corpus: Corpus, args: argparse.Namespace) -> Iterator[int]:
+    """bench/server.py serving `corpus` while inside; yields its port."""
+    command = [args.python, str(BENCH / "server.py"), "--n", str(corpus.n), "--seed", str(corpus.seed),
+               "--latency", str(args.latency)] + (["--validators"] if args.validators else [])  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        ready = server.stdout.readline().split()
-        port = int(ready[1])
-        with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as folder:
-            work = Workdir(Path(folder), corpus, port, args.latency)
-            for scenario in SCENARIOS:
-                round_ = 1 if scenario == "changed" else 0
-                set_round(port, round_)
-                for rep in range(runs):
-                    order = args.tools[rep % len(args.tools) :] + args.tools[: rep % len(args.tools)]
-                    for tool in order:
-                        run = one_run(work, tool, scenario, round_, args.python)
-                        results.append(run)
-                        log(run)
-                        if scenario == "cold" and tool != "floor":
-                            work.keep_baseline(tool)
+        yield int(server.stdout.readline().split()[1])
     finally:
         server.terminate()
         server.wait()
+
+
+def bench_size(n: int, args: argparse.Namespace, runs: int, log) -> list[Run]:
+    corpus = Corpus(n, args.seed)
+    results: list[Run] = []
+    with serving(corpus, args) as port, tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as folder:
+        work = Workdir(Path(folder), corpus, port, args.latency)
+        for scenario in SCENARIOS:
+            round_ = 1 if scenario == "changed" else 0
+            set_round(port, round_)
+            for rep in range(runs):
+                order = args.tools[rep % len(args.tools) :] + args.tools[: rep % len(args.tools)]
+                for tool in order:
+                    run = one_run(work, tool, scenario, round_, args.python)
+                    results.append(run)
+                    log(run)
+                    if scenario == "cold" and tool != "floor":
+                        work.keep_baseline(tool)
     return results
 
 
