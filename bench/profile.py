@@ -1,4 +1,4 @@
-"""Where a round's CPU goes: a first (cold) round and a no-change round, sampled by py-spy.
+"""Where a round's CPU goes: a first (cold), a no-change and a 10%-changed round, sampled by py-spy.
 
 Run from the repository root (needs `pip install -e ".[bench]"`):
 
@@ -34,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from corpus import Corpus  # noqa: E402
-from perf import Workdir, load, machine, measure, serving  # noqa: E402
+from perf import Workdir, load, machine, measure, serving, set_round  # noqa: E402
 
 REQUEST = r"/(httpx|httpcore|h11|anyio|ssl)|/monitor/network\.py:|/asyncio/(streams|selector_events)\.py:"
 # (stage, pattern on "/file:function"), tried on a sample's frames from the innermost out
@@ -45,7 +45,7 @@ STAGES = [
     ("parse (lxml)", r"/monitor/extract/dom\.py:_parse$|/lxml/"),
     ("extract: items, text, region digest", r"/monitor/extract/|/monitor/normalize\.py:"),
     ("noise check and noise-free digest", r"/monitor/noise\.py:"),
-    ("store: SQLite, zstd, snapshot JSON", r"/monitor/store/|/sqlite_utils/|/json/"),
+    ("store: SQLite, zstd, snapshot JSON", r"/monitor/store/|/sqlite_utils/"),
     ("classify and diff", r"/monitor/(classify|diff)\.py:"),
     ("log lines", r"/logging/|/monitor/(logs|childlogs)\.py:"),
     ("request: httpx, httpcore, h11, streams", REQUEST),
@@ -53,6 +53,11 @@ STAGES = [
     ("round bookkeeping and the event loop", r"/monitor/|/asyncio/"),
 ]
 COMPILED = [(stage, re.compile(pattern)) for stage, pattern in STAGES]
+ROUNDS = (
+    ("cold", "First round (every page new)"),
+    ("no-change", "No-change round"),
+    ("changed", "Round where 10% of the pages gained an item"),
+)
 OTHER = "other (interpreter start and exit, multiprocessing)"
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*):\d+\)$")  # py-spy's "function (file:line)"
 
@@ -151,7 +156,8 @@ def main() -> int:
     ]
     with serving(corpus, args) as port, tempfile.TemporaryDirectory(prefix="profile-") as folder:
         work = Workdir(Path(folder), corpus, port, args.latency)
-        for name, title in (("cold", "First round (every page new)"), ("no-change", "No-change round")):
+        for name, title in ROUNDS:
+            set_round(port, 1 if name == "changed" else 0)
             work.reset("monitor", name)
             wall, cpu, _, code = measure(work.command("monitor", args.python), work.root, work.root / "out")
             if code != 0:

@@ -38,7 +38,10 @@ def _verdict(value: float | None, limit: float, fmt: str = "{:.2f}", lower_is_be
     shown = fmt.format(value)
     if (lower_is_better and value <= limit) or (not lower_is_better and value >= limit):
         return f"{shown}: **met**"
-    return f"{shown}: **missed** by {abs(value / limit - 1) * 100:.0f}%"
+    miss = abs(value / limit - 1) * 100
+    if shown == fmt.format(limit):  # 0.3006 against 0.30: a miss the rounding would hide
+        shown = f"{value:.4g}"
+    return f"{shown}: **missed** by {miss:.1f}%" if miss < 1 else f"{shown}: **missed** by {miss:.0f}%"
 
 
 def write_results(path: Path, meta: dict, runs: Sequence) -> None:
