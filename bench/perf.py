@@ -71,8 +71,8 @@ class Run:
 class Workdir:
     """Configs and state for one N: sources.toml, urls.yaml, urlwatch's config, the floor's URLs."""
 
-    def __init__(self, root: Path, corpus: Corpus, port: int, latency: float, settings: str = ""):
-        self.root, self.corpus, self.settings = root, corpus, settings  # more [settings] lines
+    def __init__(self, root: Path, corpus: Corpus, port: int, latency: float):
+        self.root, self.corpus = root, corpus
         self.config, self.db = root / "sources.toml", root / "state" / "monitor.db"
         self.urls, self.cache = root / "urls.yaml", root / "urlwatch" / "cache.db"
         self.urlwatch_config, self.url_list = root / "urlwatch" / "config.yaml", root / "urls.txt"
@@ -90,9 +90,7 @@ class Workdir:
             for i, url in enumerate(urls)
         )
         timeout = max(20, latency * 100)
-        settings = (
-            f'[settings]\ninterval = "30m"\ntimeout = {timeout}\nper_host = {PER_HOST}\n{self.settings}\n'
-        )
+        settings = f'[settings]\ninterval = "30m"\ntimeout = {timeout}\nper_host = {PER_HOST}\n\n'
         self.config.write_text(settings + topics + sources, encoding="utf-8")
         jobs = "---\n".join(
             f"name: {self.corpus.source_id(i)}\nurl: {url}\nfilter:\n  - css: {LIST_CSS}\n  - html2text\n"

@@ -161,7 +161,8 @@ def main() -> int:
             work.reset("monitor", name)
             wall, cpu, _, code = measure(work.command("monitor", args.python), work.root, work.root / "out")
             if code != 0:
-                raise SystemExit(f"the {name} round failed (exit {code}): see {work.root / 'out.err'}")
+                stderr = (work.root / "out.err").read_text(encoding="utf-8", errors="replace")
+                raise SystemExit(f"the {name} round failed (exit {code}):\n{stderr[-2000:]}")
             if name == "cold":
                 work.keep_baseline("monitor")
             work.reset("monitor", name)
