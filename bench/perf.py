@@ -208,7 +208,10 @@ def serving(corpus: Corpus, args: argparse.Namespace) -> Iterator[int]:
                "--latency", str(args.latency)] + (["--validators"] if args.validators else [])  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        yield int(server.stdout.readline().split()[1])
+        ready = server.stdout.readline().split()  # "ready <port>"
+        if len(ready) < 2 or not ready[1].isdigit():
+            raise SystemExit(f"bench/server.py did not start (exit {server.wait()}); its error is above")
+        yield int(ready[1])
     finally:
         server.terminate()
         server.wait()
