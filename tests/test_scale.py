@@ -18,7 +18,17 @@ from monitor.fetch import Fetcher
 from monitor.localsite import Response
 from monitor.shard import select_shard, shard_of
 from monitor.store import Store
-from tests.conftest import FSTB_LISTING, REGISTER, ROOT, ROUND2, SFC_PRESS, rss_source
+from tests.conftest import (
+    FSTB_LISTING,
+    REGISTER,
+    ROOT,
+    ROUND2,
+    SFC_PRESS,
+    TEST_SETTINGS,
+    TOPICS,
+    rss_source,
+    run_cli,
+)
 from tests.test_pipeline import rows
 from tests.test_service import schedule
 
@@ -341,3 +351,33 @@ def test_a_round_starts_without_the_extras_its_libraries_would_import(tmp_path):
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, env=env
     )
     assert shown.stdout.splitlines() == ["[]", "True httpx", "True"]
+
+
+def test_a_sqlite_utils_plugin_installed_beside_the_monitor_never_runs_inside_it(tmp_path):
+    """sqlite-utils runs every installed plugin's hooks on each Database it opens (an entry-point
+    scan, ~10 ms a process): code written for its command line, not for the monitor's state."""
+    plugins, marks = tmp_path / "plugins", tmp_path / "plugin-ran"
+    info = plugins / "sqlite_utils_hello-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sqlite-utils-hello\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[sqlite_utils]\nhello = sqlite_utils_hello\n")
+    (plugins / "sqlite_utils_hello.py").write_text(
+        "import os, sqlite_utils\n"
+        "@sqlite_utils.hookimpl\n"
+        "def prepare_connection(conn):\n"
+        "    with open(os.environ['PLUGIN_MARKS'], 'a') as marks:\n"
+        "        marks.write('ran\\n')\n"
+    )
+    config = tmp_path / "sources.toml"
+    unreachable = rss_source("sfc-press", "/rss.xml").replace("{base}", "http://127.0.0.1:9")
+    config.write_text("\n".join([TEST_SETTINGS, TOPICS, unreachable]), encoding="utf-8")
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)]),
+        "PLUGIN_MARKS": str(marks),
+    }
+    db = tmp_path / "state" / "monitor.db"
+    for command in (["run", "--once"], ["log"], ["health"]):
+        run_cli("--config", str(config), "--db", str(db), *command, env=env)
+    probe = "import sqlite_utils; sqlite_utils.Database(memory=True)"  # the plugin loads
+    subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, check=True)
+    assert db.exists() and marks.read_text() == "ran\n"  # once: the probe's, none of the monitor's
