@@ -210,7 +210,7 @@ def serving(corpus: Corpus, args: argparse.Namespace) -> Iterator[int]:
     try:
         ready = server.stdout.readline().split()  # "ready <port>"
         if len(ready) < 2 or not ready[1].isdigit():
-            raise SystemExit(f"bench/server.py did not start (exit {server.wait()}); its error is above")
+            raise SystemExit(f"bench/server.py did not start (exit {server.poll()}); its error is above")
         yield int(ready[1])
     finally:
         server.terminate()

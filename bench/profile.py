@@ -40,7 +40,8 @@ REQUEST = r"/(httpx|httpcore|h11|anyio|ssl)|/monitor/network\.py:|/asyncio/(stre
 # (stage, pattern on "/file:function"), tried on a sample's frames from the innermost out
 STAGES = [
     # a module's own top-level code is its import (the program's __main__ aside)
-    ("start-up: imports", r"^/<frozen importlib|(?<!__main__\.py):<module>$"),
+    # (nor a spawned child's bootstrap, `python -c "...spawn_main..."`: its frame is <string>'s)
+    ("start-up: imports", r"^/<frozen importlib|(?<!__main__\.py)(?<!<string>):<module>$"),
     ("start-up: sources.toml", r"/monitor/config\.py:|/tomllib/"),
     ("parse (lxml)", r"/monitor/extract/dom\.py:_parse$|/lxml/"),
     ("extract: items, text, region digest", r"/monitor/extract/|/monitor/normalize\.py:"),
@@ -59,6 +60,7 @@ ROUNDS = (
     ("changed", "Round where 10% of the pages gained an item"),
 )
 OTHER = "other (interpreter start and exit, multiprocessing)"
+PROCESS = re.compile(r'(?:^|;)process \d+:"')  # its command line may hold a ";"
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*):\d+\)$")  # py-spy's "function (file:line)"
 
 
@@ -71,11 +73,9 @@ class Profile:
             stack, _, count = line.rpartition(" ")
             if not count.isdigit():
                 continue
-            frames = stack.split(";")
-            processes = [f for f in frames if f.startswith("process ")]
-            calls = [(m["file"], m["function"]) for f in frames if (m := FRAME.match(f))]
+            calls = [(m["file"], m["function"]) for f in stack.split(";") if (m := FRAME.match(f))]
             samples = int(count)
-            self.by_process["parent" if len(processes) <= 1 else "children"] += samples
+            self.by_process["parent" if len(PROCESS.findall(stack)) <= 1 else "children"] += samples
             self.by_stage[_stage(calls)] += samples
             if calls:
                 self.by_function[f"{calls[-1][1]} ({calls[-1][0]})"] += samples
@@ -94,8 +94,14 @@ def _stage(calls: list[tuple[str, str]]) -> str:
     return OTHER
 
 
-def profile_round(work: Workdir, name: str, python: str, out: Path) -> Profile:
-    spy = shutil.which("py-spy") or str(Path(python).parent / "py-spy")
+def py_spy(python: str) -> str:
+    found = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(python).parent))
+    if not found:
+        raise SystemExit('py-spy is not installed: pip install -e ".[bench]"')
+    return found
+
+
+def profile_round(work: Workdir, name: str, python: str, spy: str, out: Path) -> Profile:
     raw = out / f"{name}.txt"
     command = [spy, "record", "--rate", "1000", "--nonblocking", "--subprocesses", "--format", "raw",
                "--output", str(raw), "--", python, "-m", "monitor", "--config", str(work.config),
@@ -105,6 +111,9 @@ def profile_round(work: Workdir, name: str, python: str, out: Path) -> Profile:
     done = subprocess.run(command, cwd=work.root, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not raw.exists():  # py-spy needs ptrace (a container: SYS_PTRACE)
         raise SystemExit(f"py-spy failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+    n = work.corpus.n  # py-spy exits 0 whatever the round does: its summary says how it went
+    if f"{n} of {n} sources polled, 0 failed" not in done.stdout + done.stderr:
+        raise SystemExit(f"the profiled {name} round did not poll every source:\n{done.stdout[-2000:]}")
     return Profile(raw.read_text(encoding="utf-8"))
 
 
@@ -140,6 +149,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "PROFILE.md")
     args = parser.parse_args()
     args.validators = False  # as the SFC and the HKMA: every round gets whole bodies
+    spy = py_spy(args.python)
     compileall.compile_dir(ROOT / "monitor", quiet=1)  # as installed, and as bench/perf.py measures
     corpus = Corpus(args.n, args.seed)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -151,7 +161,9 @@ def main() -> int:
         f"{args.n:,} listings of ~100 KB with per-request noise, {args.latency * 1000:.0f} ms per request, "
         "`per_host = 2` over 20 hosts; py-spy sampling every process 1,000 times a second.",
         "- Each round runs twice from the same state: as it is, for its CPU (whole-process rusage), "
-        "and under py-spy, for the shares of that CPU.",
+        "and under py-spy, for the shares of that CPU. py-spy counts a thread that is running or "
+        "waiting for a core, so a round's samples exceed its CPU milliseconds where its processes "
+        "and py-spy compete for the two cores: read the shares, not the counts, and the ms to ~10%.",
         "",
     ]
     with serving(corpus, args) as port, tempfile.TemporaryDirectory(prefix="profile-") as folder:
@@ -166,7 +178,7 @@ def main() -> int:
             if name == "cold":
                 work.keep_baseline("monitor")
             work.reset("monitor", name)
-            profile = profile_round(work, name, args.python, Path(folder))
+            profile = profile_round(work, name, args.python, spy, Path(folder))
             report += section(f"{title}, N={args.n:,}", profile, (wall, cpu), args.n, args.top)
     args.out.write_text("\n".join(report), encoding="utf-8")
     print(f"wrote {args.out}")

@@ -39,9 +39,10 @@ def _verdict(value: float | None, limit: float, fmt: str = "{:.2f}", lower_is_be
     if (lower_is_better and value <= limit) or (not lower_is_better and value >= limit):
         return f"{shown}: **met**"
     miss = abs(value / limit - 1) * 100
-    if shown == fmt.format(limit):  # 0.3006 against 0.30: a miss the rounding would hide
-        shown = f"{value:.4g}"
-    return f"{shown}: **missed** by {miss:.1f}%" if miss < 1 else f"{shown}: **missed** by {miss:.0f}%"
+    digits = 3
+    while shown == fmt.format(limit) or shown == f"{limit:.{digits - 1}g}":  # a miss rounding would hide
+        shown, digits = f"{value:.{digits}g}", digits + 1
+    return f"{shown}: **missed** by {miss:.2g}%" if miss < 1 else f"{shown}: **missed** by {miss:.0f}%"
 
 
 def write_results(path: Path, meta: dict, runs: Sequence) -> None:

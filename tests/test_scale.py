@@ -353,6 +353,9 @@ def test_a_round_starts_without_the_extras_its_libraries_would_import(tmp_path):
     assert shown.stdout.splitlines() == ["[]", "True httpx", "True"]
 
 
+COMMANDS = (["run", "--once"], ["log"], ["health"])  # each opens the state database its own way
+
+
 def test_a_sqlite_utils_plugin_installed_beside_the_monitor_never_runs_inside_it(tmp_path):
     """sqlite-utils runs every installed plugin's hooks on each Database it opens (an entry-point
     scan, ~10 ms a process): code written for its command line, not for the monitor's state."""
@@ -376,8 +379,9 @@ def test_a_sqlite_utils_plugin_installed_beside_the_monitor_never_runs_inside_it
         "PLUGIN_MARKS": str(marks),
     }
     db = tmp_path / "state" / "monitor.db"
-    for command in (["run", "--once"], ["log"], ["health"]):
-        run_cli("--config", str(config), "--db", str(db), *command, env=env)
+    ran = [run_cli("--config", str(config), "--db", str(db), *command, env=env) for command in COMMANDS]
+    assert [r.returncode for r in ran] == [1, 0, 0]  # the source is down; the database is read
+    assert "no changes recorded yet" in ran[1].stdout and "healthy" in ran[2].stdout
     probe = "import sqlite_utils; sqlite_utils.Database(memory=True)"  # the plugin loads
     subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, check=True)
     assert db.exists() and marks.read_text() == "ran\n"  # once: the probe's, none of the monitor's
