@@ -141,11 +141,16 @@ class Workdir:
         return [python, str(BENCH / "floor.py"), str(self.url_list), "--per-host", str(PER_HOST)]
 
 
+def tool_env(**more: str) -> dict[str, str]:
+    """The environment a benchmarked process runs in: this checkout's `monitor` (whatever is
+    installed), and no Telegram token (alerts go to the console)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    return {**env, "PYTHONPATH": str(ROOT), **more}
+
+
 def measure(command: list[str], cwd: Path, out: Path) -> tuple[float, float, float, int]:
     """Wall seconds, CPU seconds (user + sys) and peak RSS (MB) of one process, and its exit code."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
-    env["PYTHONPATH"] = str(ROOT)  # this checkout's `monitor`, whatever is installed
-    env["HOME"] = str(cwd)  # urlwatch keeps a keyring and defaults under HOME
+    env = tool_env(HOME=str(cwd))  # urlwatch keeps a keyring and defaults under HOME
     with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr, env=env)
@@ -242,7 +247,7 @@ def startup(python: str, runs: int) -> float:
     for _ in range(runs):
         started = time.monotonic()
         subprocess.run([python, "-m", "monitor", "--config", str(ROOT / "sources.toml"), "validate"],
-                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+                       check=True, capture_output=True, env=tool_env())  # fmt: skip
         walls.append(time.monotonic() - started)
     return statistics.median(walls)
 

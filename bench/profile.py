@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import os
 import re
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from corpus import Corpus  # noqa: E402
-from perf import Workdir, load, machine, measure, serving, set_round  # noqa: E402
+from perf import Workdir, load, machine, measure, serving, set_round, tool_env  # noqa: E402
 
 REQUEST = r"/(httpx|httpcore|h11|anyio|ssl)|/monitor/network\.py:|/asyncio/(streams|selector_events)\.py:"
 # (stage, pattern on "/file:function"), tried on a sample's frames from the innermost out
@@ -106,9 +105,7 @@ def profile_round(work: Workdir, name: str, python: str, spy: str, out: Path) ->
     command = [spy, "record", "--rate", "1000", "--nonblocking", "--subprocesses", "--format", "raw",
                "--output", str(raw), "--", python, "-m", "monitor", "--config", str(work.config),
                "--db", str(work.db), "run", "--once", "--all"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
-    env["PYTHONPATH"] = str(ROOT)  # this checkout's `monitor`, whatever is installed
-    done = subprocess.run(command, cwd=work.root, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=work.root, env=tool_env(), capture_output=True, text=True)
     if done.returncode != 0 or not raw.exists():  # py-spy needs ptrace (a container: SYS_PTRACE)
         raise SystemExit(f"py-spy failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     n = work.corpus.n  # py-spy exits 0 whatever the round does: its summary says how it went

@@ -48,13 +48,16 @@ class JsonFormatter(logging.Formatter):
 def redact(text: str, secrets: Iterable[str], mask: str = "<redacted>") -> str:
     """`text` with each secret replaced by `mask`, in any case: python-telegram-bot capitalizes
     the error descriptions it passes on. The one place the token is taken out of what is shown."""
-    pattern = _secrets_pattern(tuple(secrets))
+    return _masked(_secrets_pattern(tuple(secrets)), text, mask)
+
+
+def _masked(pattern: re.Pattern[str] | None, text: str, mask: str) -> str:
     return pattern.sub(mask, text) if pattern else text
 
 
 @lru_cache(maxsize=8)
 def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """Made once per set of secrets: every log line goes through it."""
+    """Made once per set of secrets (the CLI and the Telegram sender redact their error lines)."""
     kept = "|".join(re.escape(secret) for secret in secrets if secret)
     return re.compile(kept, re.IGNORECASE) if kept else None
 
@@ -66,10 +69,10 @@ class Redacting(logging.Formatter):
     def __init__(self, inner: logging.Formatter, secrets: Iterable[str]):
         super().__init__()
         self._inner = inner
-        self._secrets = tuple(secrets)
+        self._secrets = _secrets_pattern(tuple(secrets))  # made once: every log line goes through it
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(self._inner.format(record), self._secrets)
+        return _masked(self._secrets, self._inner.format(record), "<redacted>")
 
 
 def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str] = ()) -> None:

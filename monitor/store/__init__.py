@@ -61,10 +61,13 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _database(target: Path | sqlite3.Connection) -> sqlite_utils.Database:
+    """Without sqlite-utils' plugins: it would otherwise scan every installed package for them
+    (~10 ms a process) and run their hooks on our connection, code written for its command line."""
+    return sqlite_utils.Database(target, execute_plugins=False)
+
+
 class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
-    # Opened with execute_plugins=False: sqlite-utils would otherwise scan every installed package
-    # for its plugins (~10 ms a process) and run their hooks on our connection, code written for
-    # its command line.
     def __init__(self, db: sqlite_utils.Database, path: str | Path = ""):
         self.db = db
         self.path = str(path)
@@ -77,7 +80,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             raise StoreError(f"no state database at {path} yet (policy-monitor run --once creates it)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite_utils.Database(path, execute_plugins=False)
+            db = _database(path)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
             # In WAL mode, NORMAL syncs at checkpoints instead of at every commit (one per source
@@ -107,7 +110,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # not a database: fails here
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the state database {path}: {exc}") from None
-        return cls(sqlite_utils.Database(conn, execute_plugins=False), path)
+        return cls(_database(conn), path)
 
     def close(self) -> None:
         self.db.close()
