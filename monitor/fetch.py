@@ -37,6 +37,15 @@ MAX_CONNECTIONS = 64
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 SOFT_404 = re.compile(r"\b404\b|page not found|not found|找不到|未能找到|頁面不存在", re.I)
+# A 200 whose <title> names a maintenance, sign-in or bot-check page: the content is not there.
+NOT_THE_PAGE = re.compile(
+    r"(?:system|site|scheduled|under|website) maintenance|maintenance (?:in progress|notice|mode)"
+    r"|service (?:temporarily )?unavailable|temporarily unavailable|just a moment|attention required"
+    r"|access denied|\blog ?in\b|\bsign ?in\b|系統維護|系統維修|網站維護|暫停服務|登入|請稍候",
+    re.I,
+)
+# Where an HTML page ends: an answer without a length that stops before it was cut short.
+HTML_END = re.compile(rb"</html\s*>", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 HTML_TYPES = ("text/html", "application/xhtml")
 # httpx errors that carry no message of their own (a reset connection is a bare ReadError).
@@ -234,6 +243,8 @@ class Fetcher:
         )
         if text and (markup or document):
             _refuse_soft_404(text)
+            if markup and _unsized(response) and not HTML_END.search(body, max(0, len(body) - 4096)):
+                raise RetryableFetchError("the answer ended before </html> and gave no length (cut short?)")
         return Page(
             source_id=source.id,
             url=source.url,
@@ -263,6 +274,8 @@ class Fetcher:
             raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
         if status == 304:
             return
+        if status == 206:  # no range was asked for: a part of the answer is not the answer
+            raise FetchError("HTTP 206 Partial Content, though the whole page was asked for")
         codings = [c.strip() for c in response.headers.get("content-encoding", "").split(",")]
         codings = [c for c in codings if c and c.lower() != "identity"]
         if len(codings) > 1:  # httpx would inflate each layer whole: 3 KB can become gigabytes
@@ -295,11 +308,24 @@ def _too_big(cap: int, setting: str) -> str:
 
 
 def _refuse_soft_404(text: str) -> None:
-    """A 200 whose <title> says 'not found' is an error page, not content that was removed."""
+    """A 200 whose <title> says 'not found' is an error page, not content that was removed; one
+    that names a maintenance, sign-in or bot-check page is not the content either."""
     match = TITLE.search(text[:8192])
-    if match and SOFT_404.search(match[1]):
-        title = " ".join(match[1].split())[:80]
+    if not match:
+        return
+    title = " ".join(match[1].split())[:80]
+    if SOFT_404.search(title):
         raise FetchError(f'soft 404: HTTP 200 but the page title is "{title}"')
+    if NOT_THE_PAGE.search(title):
+        raise FetchError(
+            f'not the page: HTTP 200 but its title is "{title}" (maintenance, sign-in or bot check?)'
+        )
+
+
+def _unsized(response: httpx.Response) -> bool:
+    """The body ran until the server closed the connection: no length, not chunked."""
+    headers = response.headers
+    return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "").lower()
 
 
 def _retry_after(value: str) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -59,7 +59,11 @@ class RoundResult:
 MIN_ITEMS_FOR_TURNOVER = 3
 ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
 MIN_ITEMS_FOR_SHRINK = 10  # feeds of the SFC hold 5-10 items: below this, shrinking is normal
+MIN_LINES_FOR_SHRINK = 5  # a register's region holds ~10 lines
 SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once looks like a partial answer
+# How the two guards' errors start: each counts only the rounds it refused itself.
+SHRINK_REASON = "suspicious: "
+TURNOVER_REASON = "none of the "
 
 
 async def run_round(
@@ -223,8 +227,8 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", snapshot.region)
         return SourceOutcome(source.id, "unchanged", count)
-    _refuse_sudden_shrink(source, old, snapshot, _failures(ctx.health, source.id))
-    old = _unless_replaced(source, old, snapshot, _failures(ctx.health, source.id))
+    _refuse_sudden_shrink(source, old, snapshot, lambda: _refused_before(store, source.id, SHRINK_REASON))
+    old = _unless_replaced(source, old, snapshot, lambda: _refused_before(store, source.id, TURNOVER_REASON))
     found = diff(source, old, snapshot, previous.known_keys)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
@@ -265,7 +269,16 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     return replace(outcome, status=status, changes=changes)
 
 
-def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failures: int) -> Snapshot | None:
+def _refused_before(store: Store, source_id: str, reason: str) -> int:
+    """How many rounds running, up to this one, a guard refused the source's answer for `reason`.
+    Other failures break the run: a partial answer right after an outage is still held back."""
+    errors = store.recent_errors(source_id, ACCEPT_TURNOVER_AFTER)
+    return next((n for n, error in enumerate(errors) if not error.startswith(reason)), len(errors))
+
+
+def _unless_replaced(
+    source: Source, old: Snapshot | None, new: Snapshot, refused_before: Callable[[], int]
+) -> Snapshot | None:
     """The snapshot to diff against; refuses a listing that shares no item with the last one.
 
     Every item "new" at once is what a changed link or markup format looks like, not news. Seen
@@ -278,37 +291,41 @@ def _unless_replaced(source: Source, old: Snapshot | None, new: Snapshot, failur
         or not shares_nothing(old, new)
     ):
         return old
-    if failures < ACCEPT_TURNOVER_AFTER:
+    rounds = refused_before()
+    if rounds < ACCEPT_TURNOVER_AFTER:
         raise LayoutChanged(
-            f"none of the {len(old.items)} items listed before is listed now "
+            f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
             "(layout or link format changed?); the old snapshot is kept"
         )
-    log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, failures)
+    log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, rounds)
     return None
 
 
-def _refuse_sudden_shrink(source: Source, old: Snapshot | None, new: Snapshot, failures: int) -> None:
-    """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news.
+def _refuse_sudden_shrink(
+    source: Source, old: Snapshot | None, new: Snapshot, refused_before: Callable[[], int]
+) -> None:
+    """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news;
+    so is a page that keeps 1 of its 20 lines (a maintenance or login page in the same template).
 
     Diffed, every item newer than the one left would be reported "removed", and the snapshot
     stored would hide the real state. Seen ACCEPT_TURNOVER_AFTER rounds running, it is the new
     normal and is diffed as usual (older items roll off silently). Title-filtered sources (a
     firehose kept to a few items) vary too much for this rule.
     """
-    if (
-        not old
-        or old.kind != "items"
-        or source.include_titles
-        or source.exclude_titles
-        or len(old.items) < MIN_ITEMS_FOR_SHRINK
-        or len(new.items) * SHRINK_FACTOR >= len(old.items)
-        or failures >= ACCEPT_TURNOVER_AFTER
-    ):
+    if not old or source.include_titles or source.exclude_titles:
         return
-    raise SuspiciousContent(
-        f"suspicious: the listing holds {len(new.items)} of the {len(old.items)} items it held "
-        "before (a partial answer?); the old snapshot is kept"
-    )
+    if old.kind == "items":
+        held, now = len(old.items), len(new.items)
+        enough, what = MIN_ITEMS_FOR_SHRINK, f"the listing holds {now} of the {held} items it held before"
+        guess = "a partial answer?"
+    else:
+        lines = set(old.text.splitlines())
+        held, now = len(lines), len(lines.intersection(new.text.splitlines()))
+        enough, what = MIN_LINES_FOR_SHRINK, f"the page keeps {now} of its {held} lines"
+        guess = "a maintenance, login or partial page?"
+    if held < enough or now * SHRINK_FACTOR >= held or refused_before() >= ACCEPT_TURNOVER_AFTER:
+        return
+    raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:

@@ -176,6 +176,17 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             row[0] for row in self.db.execute("SELECT source_id FROM source_state WHERE snapshot_hash != ''")
         }
 
+    def recent_errors(self, source_id: str, rounds: int) -> list[str]:
+        """The error of each of the source's last `rounds` fetches, newest first ("" for a success)."""
+        return [
+            row[0] or ""
+            for row in self.db.execute(
+                """SELECT error FROM fetches WHERE source_id = ?
+                   ORDER BY fetched_at DESC, id DESC LIMIT ?""",  # the index's order: no sort
+                [source_id, rounds],
+            )
+        ]
+
     def health(self) -> dict[str, Health]:
         return {row["source_id"]: Health(**row) for row in self.db.query("SELECT * FROM health")}
 

@@ -160,6 +160,15 @@ FAILING = [
     Fault("html-beyond-repair", LISTING, listing,
           lambda s, ok: fixed(Response(200, bytes(range(256)) * 40, {"Content-Type": "text/html"})),
           "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)"),
+    Fault("maintenance-page", LISTING, listing,
+          lambda s, ok: fixed(Response(200, b"<html><head><title>System Maintenance</title></head><body>We will be back "
+                                            b"at 08:00</body></html>", {"Content-Type": "text/html"})),
+          'not the page: HTTP 200 but its title is "System Maintenance" (maintenance, sign-in or bot check?)'),
+    Fault("206-unasked", FEED, feed,
+          lambda s, ok: fixed(Response(206, ok.body[: len(ok.body) // 2], {"Content-Type": "application/rss+xml"})),
+          "HTTP 206 Partial Content, though the whole page was asked for"),
+    Fault("cut-short-unsized", LISTING, listing, lambda s, ok: unsized(ok.body[: len(ok.body) * 2 // 3]),
+          "the answer ended before </html> and gave no length (cut short?)"),
     Fault("1-of-50-items", FEED, lambda s: rss(feed_of(50)), lambda s, ok: fixed(rss(feed_of(1))),
           "suspicious: the listing holds 1 of the 50 items it held before (a partial answer?); the old snapshot is kept"),
 ]
@@ -263,4 +272,62 @@ def test_a_readable_fault_is_read_correctly_and_changes_nothing(monitor, capsys,
     assert (code, out) == (0, ""), err
     assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [("baseline",), ("unchanged",)]
     assert rows(monitor.db, "SELECT key, title, link, date FROM items ORDER BY key") == titles
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+def test_a_partial_answer_right_after_an_outage_is_still_held_back(monitor, capsys):
+    """Three rounds of 503 are not three rounds of the partial answer: the guard counts its own."""
+    answers = {"now": rss(feed_of(50))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+
+    answers["now"] = Response(503, b"<html>busy</html>")
+    for _ in range(3):
+        assert monitor.round(capsys)[0] == 1
+    answers["now"] = rss(feed_of(2))  # the site is back, serving the two oldest notices only
+    for _ in range(3):
+        code, _, err = monitor.round(capsys)
+        assert code == 1 and "suspicious: the listing holds 2 of the 50 items it held before" in err
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+    answers["now"] = rss(feed_of(50))  # the whole feed again: nothing happened, nothing to say
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "NEW:" not in out and "REMOVED:" not in out
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+REGISTER_PAGE = """[[sources]]
+id = "faulty"
+regulator = "HKMA"
+kind = "page"
+url = "{base}/faulty"
+select = "main#content"
+exclude = [".share-tools"]
+ignore = ['^Last revision date']
+"""
+
+
+def test_a_maintenance_notice_in_the_registers_own_template_is_not_a_change(monitor, capsys):
+    register = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    notice = register.body.replace(b"<main", b"<main hidden").split(b"<main hidden")[0] + (
+        b'<main id="content"><h1>Register of Licensed Stablecoin Issuers</h1>'
+        b"<p>This service is unavailable during system maintenance. Please visit again later.</p></main>"
+        b"</body></html>"
+    )
+    answers = {"now": register}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+
+    answers["now"] = Response(200, notice, register.headers)
+    for _ in range(2):
+        code, out, err = monitor.round(capsys)
+        assert (code, out) == (1, "")
+        assert (
+            "suspicious: the page keeps 1 of its " in err and "(a maintenance, login or partial page?)" in err
+        )
+    answers["now"] = register
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")  # back before the third failure: no notice, no "PAGE CHANGED"
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
