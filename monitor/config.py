@@ -9,6 +9,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cssselect import SelectorError
 from lxml.cssselect import CSSSelector
@@ -176,6 +177,8 @@ def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:
 def _settings(name: str, raw: dict[str, Any]) -> Settings:
     values = _typed(name, "[settings]", raw, SETTINGS_KEYS)
     values.setdefault("user_agent", f"hk-policy-monitor/{__version__} (+{PROJECT_URL})")
+    if values.get("timeout", 1) <= 0:
+        raise ConfigError(name, "[settings]", "timeout", "must be more than 0 (seconds per request)")
     for key in ("max_bytes", "document_max_bytes"):
         if key in values and values[key] < 1024:
             raise ConfigError(name, "[settings]", key, "must be at least 1024 (bytes)")
@@ -243,6 +246,29 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def url_problem(url: str) -> str:
+    """What makes `url` one no request can be sent to ('' if nothing): caught here, it would
+    otherwise surface mid-round, from deep in the HTTP client."""
+    if any(ch.isspace() for ch in url):
+        return "must not contain white space (write a space in a path as %20)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0-65535
+        host = parts.hostname or ""
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        return f"is not a valid URL ({exc})"
+    if not host:
+        return "has no host name"
+    if port == 0:
+        return "port 0 is not a port a server listens on"
+    if ":" not in host:  # an IPv6 address has no labels
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            return f"host name {host!r} is not valid (an empty or over-long part between dots?)"
+    return ""
+
+
 def _topics(name: str, raw: dict[str, Any]) -> dict[str, Topic]:
     topics: dict[str, Topic] = {}
     for topic_name, table in raw.items():
@@ -278,8 +304,10 @@ def _source(
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(name, where, key, problem + at)
 
-    if not isinstance(sid, str) or not SOURCE_ID.match(sid):
+    if not isinstance(sid, str) or not sid:
         raise fail("id", "required; lowercase letters, digits and '-'")
+    if not SOURCE_ID.match(sid):
+        raise fail("id", f"{sid!r} has other characters than lowercase letters, digits and '-'")
     kind = raw.get("kind")
     if kind not in KINDS:
         raise fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -294,6 +322,9 @@ def _source(
     url = raw["url"].strip()
     if not re.match(r"^https?://[^/\s]+", url):
         raise fail("url", "must be an http:// or https:// URL")
+    problem = url_problem(url)
+    if problem:
+        raise fail("url", problem)
     source_topics = _strings(name, where, "topics", raw.get("topics", list(topics)))
     for topic in source_topics:
         if topic.lower() not in topics:

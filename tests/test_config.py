@@ -70,7 +70,35 @@ BAD_CONFIGS = [
         GOOD_SOURCE + 'interval = "soon"', "sfc-press-en: interval: 'soon' is not like", id="interval"
     ),
     pytest.param(
-        GOOD_SOURCE.replace('id = "sfc-press-en"', 'id = "SFC Press"'), "id: required; lowercase", id="id"
+        GOOD_SOURCE.replace('id = "sfc-press-en"', 'id = "SFC Press"'),
+        "SFC Press: id: 'SFC Press' has other characters than lowercase letters, digits and '-'",
+        id="id",
+    ),
+    # URLs no request can go to: refused here, not mid-round by the HTTP client (a round crashed on one)
+    pytest.param(
+        GOOD_SOURCE.replace("https://www.sfc.hk", "https://[::1"),
+        "sfc-press-en: url: is not a valid URL (Invalid IPv6 URL) (line 2)",
+        id="url-ipv6",
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace("https://www.sfc.hk", "http://127.0.0.1:abc"),
+        "sfc-press-en: url: is not a valid URL (Port could not be cast to integer value as 'abc')",
+        id="url-port",
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace("www.sfc.hk", "www..sfc.hk"),
+        "sfc-press-en: url: host name 'www..sfc.hk' is not valid",
+        id="url-host",
+    ),
+    pytest.param(
+        GOOD_SOURCE.replace("www.sfc.hk", "www.sfc .hk"),
+        "sfc-press-en: url: must not contain white space",
+        id="url-space",
+    ),
+    pytest.param(
+        GOOD_SOURCE + "[settings]\ntimeout = 0",
+        "[settings]: timeout: must be more than 0 (seconds per request)",
+        id="timeout-0",
     ),
     pytest.param(
         GOOD_SOURCE.replace("https://www", "ftp://www"), "sfc-press-en: url: must be an http", id="url"
