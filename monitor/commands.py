@@ -42,7 +42,15 @@ class Channel:
     commands: object = None  # monitor.bot.CommandBot
 
     def recipients(self, store: Store) -> Recipients:
-        return store.recipients() if self.telegram else {CONSOLE: None}
+        if not self.telegram:
+            return {CONSOLE: None}
+        chats = store.recipients()
+        if not chats:  # the round's alerts reach no one: say so every round, not once at start
+            log.warning(
+                "telegram: no chat receives alerts (TELEGRAM_CHAT_IDS is empty and no chat has "
+                "subscribed with /start, or every chat was deactivated): changes go to the change log only"
+            )
+        return chats
 
     def notice_chats(self, config: Config, store: Store) -> list[str]:
         if not self.telegram:
@@ -214,6 +222,11 @@ async def open_channel(
     from monitor.telegram import TelegramSender, make_bot
 
     store.sync_env_chats(env.chats)
+    if not env.chats and not config.telegram.admins and not store.recipients():
+        raise UsageError(  # nobody could ever /start a chat: every alert would be lost
+            "TELEGRAM_BOT_TOKEN is set but no chat can receive alerts: set TELEGRAM_CHAT_IDS "
+            "(comma-separated chat ids or @channel names), or [telegram] admins to subscribe chats with /start"
+        )
     bot = make_bot(env)
     stack.push_async_callback(bot.shutdown)
     commands = CommandBot(bot, store, config) if with_commands else None

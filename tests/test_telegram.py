@@ -465,3 +465,20 @@ def test_a_chat_the_bot_may_not_write_to_keeps_its_alerts_until_it_may(monitor, 
     telegram.clear_failures()  # an admin gave the bot its rights back
     monitor.round(capsys, ROUND2)
     assert len(sent_to(telegram, GROUP)) == 1 and pending(monitor) == 0
+
+
+def test_a_token_without_any_chat_is_refused_before_a_round_loses_its_alerts(
+    monitor, telegram, capsys, monkeypatch
+):
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", "")
+    monitor.write(*SOURCES)
+    code, out, err = monitor.round(capsys)
+    assert code == 2 and out == ""
+    assert "TELEGRAM_BOT_TOKEN is set but no chat can receive alerts: set TELEGRAM_CHAT_IDS" in err
+    assert telegram.sent == [] and TOKEN not in err
+    assert not monitor.db.exists() or rows_of(monitor.db, "SELECT count(*) FROM fetches") == [(0,)]
+
+
+def rows_of(db, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
