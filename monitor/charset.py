@@ -8,6 +8,7 @@ import re
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
 LOSSY_UTF8 = "utf-8, invalid bytes replaced"
+MAX_STRAY = 8  # invalid characters a page may hold and still be read in its own charset
 HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -42,14 +43,25 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass  # the labels, then the usual Hong Kong encodings (the declaration is looked for only now)
-    for label in (header_charset.lower(), declared_charset(body), "big5hkscs", "cp1252"):
-        encoding = _codec(label)
-        if not encoding:
-            continue
+    labelled = [e for e in (_codec(header_charset.lower()), _codec(declared_charset(body))) if e]
+    for encoding in dict.fromkeys((*labelled, "big5hkscs")):
         try:
             return body.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
+    # A stray byte (a bad pair in a Big5 comment, a cut character) fails every strict decoding:
+    # the reading it costs fewest characters wins, if only a few, not another charset for the page.
+    readings = [
+        (e, body.decode(e, errors="replace")) for e in dict.fromkeys((*labelled, "utf-8", "big5hkscs"))
+    ]
+    best, text = min(readings, key=lambda reading: reading[1].count("\ufffd"))
+    if text.count("\ufffd") <= max(MAX_STRAY, len(body) // 1000):
+        return text, LOSSY_UTF8 if best == "utf-8" else f"{best}, invalid bytes replaced"
+    if "cp1252" not in labelled:
+        try:
+            return body.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     # Not "utf-8": the text is not the body's decoding (extract.dom parses a UTF-8 body's own bytes).
     return body.decode("utf-8", errors="replace"), LOSSY_UTF8
 

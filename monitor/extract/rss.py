@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import feedparser
 
+from monitor.charset import content_type_charset, decode
 from monitor.errors import ExtractError, LayoutChanged
+from monitor.extract.dom import XML_DECLARATION
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import clean_text, clean_title, iso_from_struct
@@ -22,11 +24,16 @@ from monitor.normalize import clean_text, clean_title, iso_from_struct
 def extract(source: Source, page: Page) -> Snapshot:
     import feedparser
 
-    headers = {"content-type": page.headers.get("content-type", "application/xml")}
+    # Decoded as every page is (monitor.charset: Big5 labelled UTF-8, HKSCS characters, a stray
+    # byte), then handed over as UTF-8 without its declaration: feedparser's own guess would read
+    # such a feed as Windows-1252, and every title would "change".
+    text = page.text or decode(page.body, content_type_charset(page.headers.get("content-type", "")))[0]
+    body = XML_DECLARATION.sub("", text, count=1).encode("utf-8", errors="replace")
+    headers = {"content-type": "application/xml; charset=utf-8"}
     # A file object, never the bytes: given bytes, feedparser first tries them as a local file
     # name, so a server answering "/etc/passwd" would have the monitor read that file.
     try:
-        parsed = feedparser.parse(io.BytesIO(page.body), response_headers=headers)
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
     except Exception as exc:  # feedparser has no error contract: a NUL in the encoding name raises ValueError
         raise ExtractError(f"malformed feed: {type(exc).__name__}: {exc}") from None
     problem = parsed.get("bozo_exception")

@@ -253,14 +253,26 @@ def _charset_variants(site: LocalSite) -> dict[str, Response]:
             {"Content-Type": "text/html; charset=big5"},
         ),
         "big5-correctly-labelled": Response(200, big5, {"Content-Type": "text/html; charset=big5"}),
+        # one pair no Big5 table maps, in a comment: the page is still Big5, not Windows-1252
+        "big5-with-a-stray-byte": Response(
+            200,
+            big5.replace(b"</body>", b"<!-- \xa3\xe1 --></body>"),
+            {"Content-Type": "text/html; charset=big5"},
+        ),
         "broken-html": Response(200, broken, {"Content-Type": "text/html; charset=utf-8"}),
     }
 
 
-@pytest.mark.parametrize("variant", ["big5-labelled-utf8", "utf8-labelled-big5", "broken-html"])
+@pytest.mark.parametrize(
+    "variant", ["big5-labelled-utf8", "utf8-labelled-big5", "broken-html", "big5-with-a-stray-byte"]
+)
 def test_a_readable_fault_is_read_correctly_and_changes_nothing(monitor, capsys, variant):
     variants = _charset_variants(monitor.site)
-    baseline = "big5-correctly-labelled" if variant == "utf8-labelled-big5" else "utf8-correctly-labelled"
+    baseline = (
+        "utf8-correctly-labelled"
+        if variant in ("big5-labelled-utf8", "broken-html")
+        else "big5-correctly-labelled"
+    )
     monitor.site.routes["/faulty"] = fixed(variants[baseline])
     write_config(monitor, LISTING)
     assert monitor.round(capsys)[:2] == (0, "")
@@ -330,4 +342,37 @@ def test_a_maintenance_notice_in_the_registers_own_template_is_not_a_change(moni
     answers["now"] = register
     code, out, _ = monitor.round(capsys)
     assert (code, out) == (0, "")  # back before the third failure: no notice, no "PAGE CHANGED"
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+SFC_TC_FEED = "/sfc/tc/rss/press-releases.xml"
+HKSCS = "𨋢"  # lift, in Cantonese: in Big5-HKSCS, not in plain Big5
+
+
+def _big5_feed(site: LocalSite, declared: str) -> bytes:
+    text = site.serve_file(SFC_TC_FEED).body.decode("utf-8").replace("</title>", f"{HKSCS}</title>", 1)
+    head = f'<?xml version="1.0" encoding="{declared}"?>' if declared else ""
+    return (head + text.split("?>", 1)[1]).encode("big5hkscs")
+
+
+@pytest.mark.parametrize(
+    ("declared", "header"),
+    [("", "application/rss+xml; charset=utf-8"), ("", "application/rss+xml"), ("big5", "text/xml")],
+    ids=["big5-labelled-utf8", "big5-unlabelled", "hkscs-declared-big5"],
+)
+def test_a_big5_feed_reads_as_its_utf8_copy(monitor, capsys, declared, header):
+    utf8 = (
+        monitor.site.serve_file(SFC_TC_FEED).body.decode("utf-8").replace("</title>", f"{HKSCS}</title>", 1)
+    )
+    answers = {"now": rss(utf8.encode("utf-8"))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    titles = rows(monitor.db, "SELECT key, title FROM items ORDER BY key")
+    assert any("證監會" in title for _, title in titles)
+
+    answers["now"] = Response(200, _big5_feed(monitor.site, declared), {"Content-Type": header})
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (0, ""), err
+    assert rows(monitor.db, "SELECT key, title FROM items ORDER BY key") == titles
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
