@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -137,7 +137,34 @@ def parse_date(text: str) -> str:
             return datetime.strptime(text, form).date().isoformat()
         except ValueError:
             continue
-    return text
+    return _date_within(text) or text
+
+
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+# A date among other words ("Date: 30 Jul 2026", "Thu, 30 Jul 2026", "30-Jul-2026"): a cell's
+# wording may change with the site's templates, while the date it holds does not.
+DATES_WITHIN = (
+    (re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*(\d{4})(?!\d)", re.I), "dmy"),
+    (re.compile(_MONTH + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "mdy"),
+    (re.compile(r"(?<!\d)(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?!\d)"), "dmy"),  # Hong Kong: day first
+)
+
+
+def _date_within(text: str) -> str:
+    for pattern, order in DATES_WITHIN:
+        match = pattern.search(text)
+        if not match:
+            continue
+        parts = dict(zip(order, match.groups(), strict=True))
+        month = parts["m"]
+        month_number = MONTHS.index(month[:3].lower()) + 1 if month.isalpha() else int(month)
+        try:
+            return date(int(parts["y"]), month_number, int(parts["d"])).isoformat()
+        except ValueError:
+            continue
+    return ""
 
 
 def iso_from_struct(value: tuple | None) -> str:

@@ -86,6 +86,14 @@ def test_reference_numbers_in_links_are_kept():
         ("30 Jul 2026", "2026-07-30"),
         ("30/07/2026", "2026-07-30"),
         ("soon", "soon"),
+        # a cell whose wording changes with the template: the date it holds does not
+        ("Date: 30 Jul 2026", "2026-07-30"),
+        ("Thu, 30 Jul 2026", "2026-07-30"),
+        ("30-Jul-2026", "2026-07-30"),
+        ("Issue date: July 30, 2026", "2026-07-30"),
+        ("發布日期：2026-07-30", "2026-07-30"),
+        ("Updated 30.07.2026 (PDF)", "2026-07-30"),
+        ("31 Feb 2026", "31 Feb 2026"),  # no such day: kept as written
     ],
 )
 def test_listing_dates(text, iso):

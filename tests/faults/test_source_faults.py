@@ -9,8 +9,10 @@ correctly and changes nothing.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import gzip
+import re
 import socket
 import struct
 import time
@@ -244,8 +246,14 @@ def _charset_variants(site: LocalSite) -> dict[str, Response]:
         .replace(b"<body>", b"<body><b><i>unclosed & < stray")
         .replace(b"</html>", b"")
     )
+    reworded = re.sub(  # the template now writes "Date: 30 Jul 2026" for 2026年7月30日
+        r'<td class="date">(\d{4})年(\d{1,2})月(\d{1,2})日',
+        lambda m: f'<td class="date">Date: {m[3]} {calendar.month_abbr[int(m[2])]} {m[1]}',
+        text.replace("charset=big5", "charset=utf-8"),
+    )
     return {
         "utf8-correctly-labelled": Response(200, as_utf8, {"Content-Type": "text/html; charset=utf-8"}),
+        "dates-reworded": Response(200, reworded.encode(), {"Content-Type": "text/html; charset=utf-8"}),
         "big5-labelled-utf8": Response(200, big5, {"Content-Type": "text/html; charset=utf-8"}),
         "utf8-labelled-big5": Response(
             200,
@@ -264,7 +272,8 @@ def _charset_variants(site: LocalSite) -> dict[str, Response]:
 
 
 @pytest.mark.parametrize(
-    "variant", ["big5-labelled-utf8", "utf8-labelled-big5", "broken-html", "big5-with-a-stray-byte"]
+    "variant",
+    ["big5-labelled-utf8", "utf8-labelled-big5", "broken-html", "big5-with-a-stray-byte", "dates-reworded"],
 )
 def test_a_readable_fault_is_read_correctly_and_changes_nothing(monitor, capsys, variant):
     variants = _charset_variants(monitor.site)
