@@ -13,13 +13,18 @@ KIND_LABEL = {"new": "NEW", "changed": "CHANGED", "removed": "REMOVED", "page": 
 
 
 def hk_time(iso: str) -> str:
-    """An ISO timestamp shown in Hong Kong time; a bare date stays a date."""
+    """An ISO timestamp shown in Hong Kong time; a bare date stays a date.
+
+    A time without a zone ("2026-08-01 17:05") is Hong Kong time, as the regulators here write
+    it, not the time zone of the host the monitor happens to run on."""
     if len(iso) <= 10:
         return iso
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
         return clean_text(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=HKT)
     return moment.astimezone(HKT).strftime("%Y-%m-%d %H:%M HKT")
 
 

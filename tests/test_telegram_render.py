@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 
@@ -359,3 +360,22 @@ def test_digest_entry_layout() -> None:
         '2025/20250729e1.pdf">Stablecoin issuers: reserve assets &lt;1 year &amp; &gt;HK$25m paid-up capital</a>'
         " · 2025-07-29"
     )
+
+
+# --------------------------------------------------------------------------- times
+
+
+@pytest.fixture
+def host_in_utc(monkeypatch):
+    """A server set to UTC, as most containers are; Hong Kong is 8 hours ahead."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("date", ["2026-08-01 17:05", "2026-08-01T17:05:00", "2026-08-01T17:05:00+08:00"])
+def test_a_time_without_a_zone_is_hong_kong_time(host_in_utc, date: str) -> None:
+    change = Change(source_id="fstb-press-tc", kind="new", title=ZH_TITLE, date=date)
+    assert "Date: 2026-08-01 17:05 HKT" in alert_html(logged(change)).splitlines()
