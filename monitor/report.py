@@ -14,7 +14,7 @@ from pathlib import Path
 
 from monitor.models import LoggedChange, Review
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, hk_time, matched_terms
+from monitor.render import KIND_LABEL, hk_time, matched_terms, was_text
 
 STATES = ("new", "escalated", "reviewed", "dismissed")
 FILTERS = ("regulator", "topic", "state")
@@ -116,7 +116,7 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
         ("Date", escape(hk_time(change.date))),
         ("Original", _link(change.link)),
         ("Topics", highlight(matched_terms(logged) or ", ".join(change.topics), terms) or "none"),
-        ("Was", highlight(change.before, terms)),
+        ("Was", highlight(was_text(change.before), terms)),
         ("Detected", escape(hk_time(logged.detected_at))),
     ]
     text = f"<p{_lang(change.text)}>{highlight(change.text, terms)}</p>" if change.text.strip() else ""

@@ -14,7 +14,7 @@ from typing import TextIO
 from monitor.errors import UsageError
 from monitor.models import ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
-from monitor.render import hk_time, matched_terms
+from monitor.render import hk_time, matched_terms, was_text
 
 # Stable column names for scripts (documented in the README); add at the end, never rename.
 COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "state", "title", "link", "date")
@@ -160,7 +160,7 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
         ("Source", change.source_id),
         ("Regulator", logged.regulator),
         ("Title", clean_text(change.title)),
-        ("Was", clean_text(change.before)),
+        ("Was", clean_text(was_text(change.before))),
         ("Link", change.link),
         ("Date", hk_time(change.date)),
         ("Topics", matched_terms(logged) or "none (logged, not alerted)"),

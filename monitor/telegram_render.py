@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from monitor.models import Change, LoggedChange
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in
+from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in, was_text
 
 __all__ = ["alert_html", "digest_html", "plain_text", "split_message", "split_plain"]
 
@@ -52,7 +52,7 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
     change = logged.change
     lines = [_header(logged), f"{_kind(change)}: {_title(change)}"]
     if change.before:
-        lines.append(f"Was: {_text(change.before)}")
+        lines.append(f"Was: {_text(was_text(change.before))}")
     if change.date:
         lines.append(f"Date: {_text(hk_time(change.date))}")
     for label, link in seen_in(logged):

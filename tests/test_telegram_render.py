@@ -13,6 +13,7 @@ import time
 import pytest
 
 from monitor.models import Change, LoggedChange
+from monitor.render import render_text
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
 try:
@@ -379,3 +380,42 @@ def host_in_utc(monkeypatch):
 def test_a_time_without_a_zone_is_hong_kong_time(host_in_utc, date: str) -> None:
     change = Change(source_id="fstb-press-tc", kind="new", title=ZH_TITLE, date=date)
     assert "Date: 2026-08-01 17:05 HKT" in alert_html(logged(change)).splitlines()
+
+
+def retitled_circular(was_date: str) -> LoggedChange:
+    """A circular retitled and redated: diff keeps the old title and the date as the feed gave it."""
+    return logged(
+        Change(
+            source_id="hkma-circulars",
+            kind="changed",
+            title="Circular on Stablecoin services (revised)",
+            before=f"Circular on Stablecoin services ({was_date})",
+            link="https://www.hkma.gov.hk/media/eng/doc/key-information/guidelines-and-circular/2026/20260730e1.pdf",
+            date="2026-07-31T09:00:00+08:00",
+            topics=("stablecoin",),
+        ),
+        regulator="HKMA",
+    )
+
+
+@pytest.mark.parametrize(
+    ("was_date", "shown"),
+    [
+        ("2026-07-30T16:21:33+08:00", "2026-07-30 16:21 HKT"),
+        ("2026-07-30T08:21:33+00:00", "2026-07-30 16:21 HKT"),
+        ("2026-07-30 16:21", "2026-07-30 16:21 HKT"),
+        ("2026-07-30", "2026-07-30"),
+    ],
+    ids=["hkt", "utc", "no-zone", "date-only"],
+)
+def test_was_line_shows_the_old_date_as_the_date_line_does(host_in_utc, was_date: str, shown: str) -> None:
+    lines = alert_html(retitled_circular(was_date)).splitlines()
+    assert lines[2:4] == [
+        f"Was: Circular on Stablecoin services ({shown})",
+        "Date: 2026-07-31 09:00 HKT",
+    ]
+    terminal = render_text(retitled_circular(was_date)).splitlines()
+    assert terminal[2:4] == [
+        f"Was:     Circular on Stablecoin services ({shown})",
+        "Date:    2026-07-31 09:00 HKT",
+    ]
