@@ -419,3 +419,61 @@ def test_was_line_shows_the_old_date_as_the_date_line_does(host_in_utc, was_date
         f"Was:     Circular on Stablecoin services ({shown})",
         "Date:    2026-07-31 09:00 HKT",
     ]
+
+
+# Real HKMA items (shared/fixtures/real/hkma): the BRDR ledger's 25 entries of 13 June 2025, one
+# consultation on cryptoasset return templates, the kind of day a long digest is made of.
+CONSULTATION = "Cryptoassets standard and other miscellaneous amendments: consultation on return templates"
+TEMPLATE, NOTES, CIS = "Return template: MA(BS)", "Explanatory notes : MA(BS)", "CIs: MA(BS)"
+CRYPTOASSET_BATCH = [
+    f"Letter to DTCA: {CONSULTATION}",
+    f"Letter to HKAB: {CONSULTATION}",
+    *(
+        f"{CONSULTATION} {what}"
+        for what in (
+            *(TEMPLATE + "1E Part 1", NOTES + "1E Part 1", TEMPLATE + "1Fa", TEMPLATE + "1Fb", NOTES + "1F"),
+            *(
+                TEMPLATE + "3 Part I",
+                NOTES + "3 Part I",
+                CIS + "3 Part II Cls",
+                CIS + "3 Part II Cls - Annex",
+            ),
+            *(f"{kind}3 Part III{x}" for x in "abcf" for kind in (TEMPLATE, NOTES)),
+            *(TEMPLATE + "3a Part I", NOTES + "3a Part I", TEMPLATE + "26 Part I", NOTES + "26 Part I"),
+            *(CIS + "27 Cls", NOTES + "28"),
+        )
+    ),
+]
+
+
+def hkma_cryptoasset_batch() -> list[LoggedChange]:
+    return [
+        logged(
+            Change(
+                source_id="hkma-circulars",
+                kind="new",
+                title=title,
+                link=f"https://brdr.hkma.gov.hk/eng/doc-ldg/current/20250613-{n}-EN",
+                date="2025-06-13",
+                topics=("virtual-assets",),
+            ),
+            regulator="HKMA",
+            id=100 + n,
+        )
+        for n, title in enumerate(CRYPTOASSET_BATCH, 1)
+    ]
+
+
+def test_long_digest_splits_between_entries_never_under_a_header() -> None:
+    batch = hkma_cryptoasset_batch()
+    parts = split_message(digest_html(batch))
+    assert len(batch) == 25 and len(parts) == 2
+    first, second = parts_plain(parts)
+    assert first.startswith("25 new alerts\n\nHKMA · virtual-assets\nNEW: Letter to DTCA: Cryptoassets")
+    assert second.startswith("HKMA · virtual-assets\nNEW: Cryptoassets standard")
+    for text in (first.split("\n\n", 1)[1], second):  # after the count: header, entry, blank line
+        for entry in text.split("\n\n"):
+            header, title = entry.split("\n")
+            assert header == "HKMA · virtual-assets" and title.startswith("NEW: ")
+    shown = [line for text in (first, second) for line in text.splitlines() if line.startswith("NEW: ")]
+    assert shown == [f"NEW: {c.change.title} · 2025-06-13" for c in batch]  # each once, in order
