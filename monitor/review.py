@@ -71,13 +71,20 @@ def log_row(logged: LoggedChange) -> dict[str, str | int]:
     }
 
 
-def print_log(changes: list[LoggedChange], form: str, out: TextIO) -> None:
+def print_log(changes: list[LoggedChange], form: str, out: TextIO, recorded: bool = True) -> None:
+    """`recorded`: the log holds changes, if not these (the filters matched none of them)."""
     rows = [log_row(c) for c in changes]
     if form == "json":
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif form == "csv":
         _write_csv(rows, COLUMNS, out)
+    elif not changes:
+        out.write(
+            "no change matches these filters (`policy-monitor log` lists every change)\n"
+            if recorded
+            else "no changes recorded yet\n"
+        )
     elif out.isatty():
         _print_rich(changes)
     else:
@@ -117,9 +124,6 @@ def _write_csv(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:
 
 
 def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
-    if not changes:
-        out.write("no changes recorded yet\n")
-        return
     out.write(
         f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'STATE':<10} {'TOPICS':<24} TITLE\n"
     )

@@ -81,6 +81,18 @@ def test_inbox_and_filters(reviewed, capsys):
     assert len(json.loads(out)) == 1
 
 
+def test_a_filter_matching_nothing_is_not_an_empty_log(monitor, capsys):
+    monitor.write(SFC_PRESS, REGISTER)
+    monitor.round(capsys)  # the baseline: the log exists and holds no change yet
+    for filters in ((), ("--state", "escalated")):
+        assert monitor("log", *filters, capsys=capsys)[1] == "no changes recorded yet\n"
+    monitor.round(capsys, ROUND2)
+    code, out, _ = monitor("log", "--state", "escalated", capsys=capsys)
+    assert (code, out) == (0, "no change matches these filters (`policy-monitor log` lists every change)\n")
+    _, out, _ = monitor("log", "--source", "nope", "--since", "2020-01-01", capsys=capsys)
+    assert out.startswith("no change matches these filters")
+
+
 def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_path):
     page = change_ids(reviewed)["page"]
     after, before = tmp_path / "after.html", tmp_path / "before.html"
