@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
-from monitor.errors import UsageError
+from monitor.errors import OutputError, UsageError
 from monitor.models import ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
 from monitor.render import hk_time, matched_terms, was_text
@@ -200,7 +200,11 @@ def write_raw(logged: LoggedChange, side: str, body: bytes | None, path: str) ->
         )
         raise UsageError(f"change {logged.id}: the raw body {side} is not available: {what}")
     if path:
-        Path(path).write_bytes(body)
+        try:
+            Path(path).write_bytes(body)
+        except OSError as exc:
+            wants = "--out names the file to write the raw bytes to, in a folder that exists"
+            raise OutputError(path, exc, wants) from exc
     else:
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -105,6 +105,25 @@ def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_
     assert result.returncode == 0 and "Pearl Delta Bank Stablecoin" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [("missing/after.html", "no such file or directory"), (".", "is a directory")],
+    ids=["no-such-folder", "a-folder"],
+)
+def test_show_raw_to_a_path_that_cannot_be_written_is_a_one_line_error(
+    reviewed, capsys, tmp_path, where, reason
+):
+    out = str(tmp_path / where)
+    code, printed, err = reviewed(
+        "show", str(change_ids(reviewed)["page"]), "--raw", "--out", out, capsys=capsys
+    )
+    assert (code, printed) == (2, "")
+    assert err == (
+        f"error: --out {out}: cannot write there: {reason} "
+        "(--out names the file to write the raw bytes to, in a folder that exists)\n"
+    )
+
+
 def test_a_database_written_by_an_earlier_version_reads_as_before(reviewed, capsys, tmp_path):
     """Earlier versions compressed bodies and snapshots with zlib: evidence and diffs still read."""
     with sqlite3.connect(reviewed.db) as conn:
