@@ -299,6 +299,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from monitor import review
 
+    if args.out and not args.raw:  # the text is for reading; --out is for the exact bytes
+        raise UsageError(
+            "--out writes the raw bytes of --raw or --before; "
+            f"to save the change as text: policy-monitor show {args.change_id} > {args.out}"
+        )
     store = Store.open(args.db, create=False)
     logged = store.change(args.change_id)
     if args.raw:

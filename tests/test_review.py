@@ -124,6 +124,17 @@ def test_show_raw_to_a_path_that_cannot_be_written_is_a_one_line_error(
     )
 
 
+def test_show_out_without_raw_is_an_error_naming_the_fix(reviewed, capsys, tmp_path):
+    page, out = change_ids(reviewed)["page"], tmp_path / "change.txt"
+    code, printed, err = reviewed("show", str(page), "--out", str(out), capsys=capsys)
+    assert (code, printed) == (2, "")
+    assert err == (
+        "error: --out writes the raw bytes of --raw or --before; "
+        f"to save the change as text: policy-monitor show {page} > {out}\n"
+    )
+    assert not out.exists()
+
+
 def test_a_database_written_by_an_earlier_version_reads_as_before(reviewed, capsys, tmp_path):
     """Earlier versions compressed bodies and snapshots with zlib: evidence and diffs still read."""
     with sqlite3.connect(reviewed.db) as conn:
