@@ -86,7 +86,7 @@ def print_log(changes: list[LoggedChange], form: str, out: TextIO, recorded: boo
             else "no changes recorded yet\n"
         )
     elif out.isatty():
-        _print_rich(changes)
+        _print_rich(changes, out)
     else:
         _print_plain(changes, out)
 
@@ -136,11 +136,13 @@ def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
         )
 
 
-def _print_rich(changes: list[LoggedChange]) -> None:
+def _print_rich(changes: list[LoggedChange], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("ID", "Detected (HKT)", "Reg", "Kind", "State", "Topics", "Title", title="Change log")
+    table = Table("ID", "Detected (HKT)", "Reg", "Kind", "State", "Topics", title="Change log")
+    # Chinese titles have no spaces to wrap at: folded, they wrap like English instead of being cut.
+    table.add_column("Title", overflow="fold")
     for logged in changes:
         change = logged.change
         table.add_row(
@@ -152,7 +154,7 @@ def _print_rich(changes: list[LoggedChange]) -> None:
             ", ".join(change.topics) or "-",
             clean_text(change.title),
         )
-    Console().print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
+    Console(file=out).print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
 
 
 def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> None:

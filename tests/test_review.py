@@ -6,11 +6,15 @@ import csv
 import io
 import json
 import random
+import re
 import sqlite3
 import zlib
 
 import pytest
+from rich.cells import cell_len
 
+from monitor.models import Change, LoggedChange
+from monitor.review import print_log
 from monitor.store.blobs import ZSTD_MAGIC, Blobs
 from tests.conftest import REGISTER, ROUND2, SFC_PRESS, run_cli
 
@@ -91,6 +95,41 @@ def test_a_filter_matching_nothing_is_not_an_empty_log(monitor, capsys):
     assert (code, out) == (0, "no change matches these filters (`policy-monitor log` lists every change)\n")
     _, out, _ = monitor("log", "--source", "nope", "--since", "2020-01-01", capsys=capsys)
     assert out.startswith("no change matches these filters")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_log_table_in_a_terminal_wraps_chinese_titles_as_it_wraps_english(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    titles = [
+        "財經事務及庫務局歡迎《穩定幣條例》修訂生效",
+        "Government welcomes passage of Stablecoins (Amendment) Bill 2025",
+    ]
+    changes = [
+        LoggedChange(
+            id=n,
+            regulator="FSTB",
+            detected_at="2026-08-01T09:12:00+00:00",
+            fetched_at="2026-08-01T09:11:58+00:00",
+            change=Change(
+                source_id="gov-press", kind="new", title=title, topics=("stablecoin", "virtual-assets")
+            ),
+        )
+        for n, title in enumerate(titles, 1)
+    ]
+    terminal = Terminal()
+    print_log(changes, "table", terminal)
+    rows = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue()).splitlines()
+    assert max(cell_len(row) for row in rows) <= 80 and "…" not in terminal.getvalue()
+    pieces: list[list[str]] = []  # each change's title cell, line by line
+    for row in (row.split("│") for row in rows if row.startswith("│")):
+        if row[1].strip():  # the ID column: a change's first line
+            pieces.append([])
+        pieces[-1].append(row[-2].strip())
+    assert ["".join(pieces[0]), " ".join(pieces[1])] == titles
 
 
 def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_path):
