@@ -17,7 +17,7 @@ from monitor import __version__, logs
 from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
-from monitor.models import Config
+from monitor.models import ChangeFilter, Config
 from monitor.normalize import one_line
 from monitor.shard import parse_shard, select_shard
 from monitor.store import Store
@@ -269,7 +269,9 @@ def cmd_log(args: argparse.Namespace) -> int:
     from monitor import review
 
     store = Store.open(args.db, create=False)
-    review.print_log(store.changes(review.change_filter(args)), args.format, sys.stdout)
+    changes = store.changes(review.change_filter(args))
+    recorded = bool(changes) or bool(store.changes(ChangeFilter(limit=1)))
+    review.print_log(changes, args.format, sys.stdout, recorded=recorded)
     return EXIT_OK
 
 
@@ -297,6 +299,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from monitor import review
 
+    if args.out and not args.raw:  # the text is for reading; --out is for the exact bytes
+        raise UsageError(
+            "--out writes the raw bytes of --raw or --before; "
+            f"to save the change as text: policy-monitor show {args.change_id} > {args.out}"
+        )
     store = Store.open(args.db, create=False)
     logged = store.change(args.change_id)
     if args.raw:

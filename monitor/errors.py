@@ -50,5 +50,13 @@ class UsageError(MonitorError):
     """A command-line value the command cannot use (a malformed date, a missing token)."""
 
 
+class OutputError(UsageError):
+    """An --out path the command cannot write to: names the path, the reason and what --out wants."""
+
+    def __init__(self, path: object, exc: OSError, wants: str):
+        reason = (exc.strerror or str(exc)).lower()
+        super().__init__(f"--out {path}: cannot write there: {reason} ({wants})")
+
+
 class InvalidTransition(MonitorError):
     """A review state that cannot follow the change's current state."""

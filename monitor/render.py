@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from monitor.models import LoggedChange
@@ -10,17 +11,30 @@ from monitor.normalize import HKT, clean_text
 MAX_DIFF_LINES = 12
 MAX_LINE = 240
 KIND_LABEL = {"new": "NEW", "changed": "CHANGED", "removed": "REMOVED", "page": "PAGE CHANGED"}
+# The old title and date of a changed item as diff stores it: "Title (2026-07-30T16:21:33+08:00)".
+WAS_DATE = re.compile(r"^(?P<title>.*) \((?P<date>\d{4}-\d{2}-\d{2}[^()]*)\)$", re.DOTALL)
 
 
 def hk_time(iso: str) -> str:
-    """An ISO timestamp shown in Hong Kong time; a bare date stays a date."""
+    """An ISO timestamp shown in Hong Kong time; a bare date stays a date.
+
+    A time without a zone ("2026-08-01 17:05") is Hong Kong time, as the regulators here write
+    it, not the time zone of the host the monitor happens to run on."""
     if len(iso) <= 10:
         return iso
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
         return clean_text(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=HKT)
     return moment.astimezone(HKT).strftime("%Y-%m-%d %H:%M HKT")
+
+
+def was_text(before: str) -> str:
+    """What a changed item was: its old title, and its old date in Hong Kong time like "Date:"."""
+    match = WAS_DATE.match(before)
+    return f"{match['title']} ({hk_time(match['date'])})" if match else before
 
 
 def matched_terms(logged: LoggedChange) -> str:
@@ -52,7 +66,7 @@ def render_text(logged: LoggedChange) -> str:
         f"{KIND_LABEL.get(change.kind, change.kind.upper())}: {_clip(change.title)}",
     ]
     if change.before:
-        lines.append(f"Was:     {_clip(change.before)}")
+        lines.append(f"Was:     {_clip(was_text(change.before))}")
     if change.date:
         lines.append(f"Date:    {hk_time(change.date)}")
     if change.link:

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from monitor.errors import OutputError
 from monitor.models import LoggedChange, Review
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, hk_time, matched_terms
+from monitor.render import KIND_LABEL, hk_time, matched_terms, was_text
 
 STATES = ("new", "escalated", "reviewed", "dismissed")
 FILTERS = ("regulator", "topic", "state")
@@ -44,12 +45,17 @@ def write_report(
 ) -> Path:
     """Write index.html and changes/<id>.html into out_dir (created); return the index's path."""
     pages = out_dir / "changes"
-    pages.mkdir(parents=True, exist_ok=True)
-    for logged in changes:
-        page = change_page(logged, reviews.get(logged.id, []))
-        (pages / f"{logged.id}.html").write_text(page, encoding="utf-8")
-    index = out_dir / "index.html"
-    index.write_text(index_page(changes, generated_at), encoding="utf-8")
+    try:
+        pages.mkdir(parents=True, exist_ok=True)
+        for logged in changes:
+            page = change_page(logged, reviews.get(logged.id, []))
+            (pages / f"{logged.id}.html").write_text(page, encoding="utf-8")
+        index = out_dir / "index.html"
+        index.write_text(index_page(changes, generated_at), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(
+            out_dir, exc, "--out names the folder to write index.html and changes/ into"
+        ) from exc
     return index
 
 
@@ -116,7 +122,7 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
         ("Date", escape(hk_time(change.date))),
         ("Original", _link(change.link)),
         ("Topics", highlight(matched_terms(logged) or ", ".join(change.topics), terms) or "none"),
-        ("Was", highlight(change.before, terms)),
+        ("Was", highlight(was_text(change.before), terms)),
         ("Detected", escape(hk_time(logged.detected_at))),
     ]
     text = f"<p{_lang(change.text)}>{highlight(change.text, terms)}</p>" if change.text.strip() else ""

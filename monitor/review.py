@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
-from monitor.errors import UsageError
+from monitor.errors import OutputError, UsageError
 from monitor.models import ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
-from monitor.render import hk_time, matched_terms
+from monitor.render import hk_time, matched_terms, was_text
 
 # Stable column names for scripts (documented in the README); add at the end, never rename.
 COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "state", "title", "link", "date")
@@ -71,15 +71,22 @@ def log_row(logged: LoggedChange) -> dict[str, str | int]:
     }
 
 
-def print_log(changes: list[LoggedChange], form: str, out: TextIO) -> None:
+def print_log(changes: list[LoggedChange], form: str, out: TextIO, recorded: bool = True) -> None:
+    """`recorded`: the log holds changes, if not these (the filters matched none of them)."""
     rows = [log_row(c) for c in changes]
     if form == "json":
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif form == "csv":
         _write_csv(rows, COLUMNS, out)
+    elif not changes:
+        out.write(
+            "no change matches these filters (`policy-monitor log` lists every change)\n"
+            if recorded
+            else "no changes recorded yet\n"
+        )
     elif out.isatty():
-        _print_rich(changes)
+        _print_rich(changes, out)
     else:
         _print_plain(changes, out)
 
@@ -117,9 +124,6 @@ def _write_csv(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:
 
 
 def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
-    if not changes:
-        out.write("no changes recorded yet\n")
-        return
     out.write(
         f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'STATE':<10} {'TOPICS':<24} TITLE\n"
     )
@@ -132,11 +136,13 @@ def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
         )
 
 
-def _print_rich(changes: list[LoggedChange]) -> None:
+def _print_rich(changes: list[LoggedChange], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("ID", "Detected (HKT)", "Reg", "Kind", "State", "Topics", "Title", title="Change log")
+    table = Table("ID", "Detected (HKT)", "Reg", "Kind", "State", "Topics", title="Change log")
+    # Chinese titles have no spaces to wrap at: folded, they wrap like English instead of being cut.
+    table.add_column("Title", overflow="fold")
     for logged in changes:
         change = logged.change
         table.add_row(
@@ -148,7 +154,7 @@ def _print_rich(changes: list[LoggedChange]) -> None:
             ", ".join(change.topics) or "-",
             clean_text(change.title),
         )
-    Console().print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
+    Console(file=out).print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
 
 
 def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> None:
@@ -160,7 +166,7 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
         ("Source", change.source_id),
         ("Regulator", logged.regulator),
         ("Title", clean_text(change.title)),
-        ("Was", clean_text(change.before)),
+        ("Was", clean_text(was_text(change.before))),
         ("Link", change.link),
         ("Date", hk_time(change.date)),
         ("Topics", matched_terms(logged) or "none (logged, not alerted)"),
@@ -196,7 +202,11 @@ def write_raw(logged: LoggedChange, side: str, body: bytes | None, path: str) ->
         )
         raise UsageError(f"change {logged.id}: the raw body {side} is not available: {what}")
     if path:
-        Path(path).write_bytes(body)
+        try:
+            Path(path).write_bytes(body)
+        except OSError as exc:
+            wants = "--out names the file to write the raw bytes to, in a folder that exists"
+            raise OutputError(path, exc, wants) from exc
     else:
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -7,7 +7,8 @@ Telegram's rules (https://core.telegram.org/bots/api#html-style and #sendmessage
   units (an emoji outside the BMP counts twice, a Chinese character once).
 
 Every line built here is self-contained HTML (no tag spans a line break), so a message can be cut
-at any line break and each part is still valid on its own.
+at any line break and each part is still valid on its own. Lines between blank lines (a digest's
+entry: its header and its title) are cut apart only when they would not fit in one part.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from monitor.models import Change, LoggedChange
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in
+from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in, was_text
 
 __all__ = ["alert_html", "digest_html", "plain_text", "split_message", "split_plain"]
 
@@ -52,7 +53,7 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
     change = logged.change
     lines = [_header(logged), f"{_kind(change)}: {_title(change)}"]
     if change.before:
-        lines.append(f"Was: {_text(change.before)}")
+        lines.append(f"Was: {_text(was_text(change.before))}")
     if change.date:
         lines.append(f"Date: {_text(hk_time(change.date))}")
     for label, link in seen_in(logged):
@@ -184,11 +185,11 @@ def _split(text: str, limit: int, units_for: Callable[[str, int], list[Unit]]) -
 
 
 def _pack(units: list[Unit], budget: int) -> list[str]:
-    """Greedy: as many whole units per part as fit; blank lines never open or close a part."""
+    """Greedy: as many whole paragraphs per part as fit; blank lines never open or close a part."""
     parts: list[list[str]] = []
     current: list[str] = []
     used = 0
-    for text, size in units:
+    for text, size in _paragraphs(units, budget):
         if current and used + 1 + size > budget:
             parts.append(current)
             current, used = [], 0
@@ -201,6 +202,25 @@ def _pack(units: list[Unit], budget: int) -> list[str]:
         while part and not part[-1].strip():
             part.pop()
     return ["\n".join(part) for part in parts if part]
+
+
+def _paragraphs(units: list[Unit], budget: int) -> list[Unit]:
+    """The units between blank lines as one unit when they fit in a part, so a digest's header
+    never ends one part while its entry opens the next."""
+    out: list[Unit] = []
+    paragraph: list[Unit] = []
+    for unit in [*units, ("", 0)]:  # a blank line at the end closes the last paragraph
+        if unit[0].strip():
+            paragraph.append(unit)
+            continue
+        size = sum(s for _, s in paragraph) + len(paragraph) - 1
+        if len(paragraph) > 1 and size <= budget:
+            out.append(("\n".join(text for text, _ in paragraph), size))
+        else:
+            out += paragraph
+        out.append(unit)
+        paragraph = []
+    return out[:-1]
 
 
 def _html_units(html_text: str, budget: int) -> list[Unit]:

@@ -216,6 +216,24 @@ def test_the_cli_report_from_real_rounds(monitor, capsys, tmp_path):
     assert "&lt;script&gt;x&lt;/script&gt;" in read(out, f"changes/{ids['hostile:changed']}.html")
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [("/proc/nope", "no such file or directory"), ("a-file", "not a directory")],
+    ids=["cannot-create", "a-file"],
+)
+def test_a_report_folder_that_cannot_be_written_is_a_one_line_error(monitor, capsys, tmp_path, where, reason):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    (tmp_path / "a-file").write_text("notes", encoding="utf-8")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    code, printed, err = monitor("report", "--out", out, capsys=capsys)
+    assert (code, printed) == (2, "")
+    assert err == (
+        f"error: --out {out}: cannot write there: {reason} "
+        "(--out names the folder to write index.html and changes/ into)\n"
+    )
+
+
 # --- in a real browser -----------------------------------------------------------------------------
 
 

@@ -6,11 +6,15 @@ import csv
 import io
 import json
 import random
+import re
 import sqlite3
 import zlib
 
 import pytest
+from rich.cells import cell_len
 
+from monitor.models import Change, LoggedChange
+from monitor.review import print_log
 from monitor.store.blobs import ZSTD_MAGIC, Blobs
 from tests.conftest import REGISTER, ROUND2, SFC_PRESS, run_cli
 
@@ -81,6 +85,53 @@ def test_inbox_and_filters(reviewed, capsys):
     assert len(json.loads(out)) == 1
 
 
+def test_a_filter_matching_nothing_is_not_an_empty_log(monitor, capsys):
+    monitor.write(SFC_PRESS, REGISTER)
+    monitor.round(capsys)  # the baseline: the log exists and holds no change yet
+    for filters in ((), ("--state", "escalated")):
+        assert monitor("log", *filters, capsys=capsys)[1] == "no changes recorded yet\n"
+    monitor.round(capsys, ROUND2)
+    code, out, _ = monitor("log", "--state", "escalated", capsys=capsys)
+    assert (code, out) == (0, "no change matches these filters (`policy-monitor log` lists every change)\n")
+    _, out, _ = monitor("log", "--source", "nope", "--since", "2020-01-01", capsys=capsys)
+    assert out.startswith("no change matches these filters")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_log_table_in_a_terminal_wraps_chinese_titles_as_it_wraps_english(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    titles = [
+        "財經事務及庫務局歡迎《穩定幣條例》修訂生效",
+        "Government welcomes passage of Stablecoins (Amendment) Bill 2025",
+    ]
+    changes = [
+        LoggedChange(
+            id=n,
+            regulator="FSTB",
+            detected_at="2026-08-01T09:12:00+00:00",
+            fetched_at="2026-08-01T09:11:58+00:00",
+            change=Change(
+                source_id="gov-press", kind="new", title=title, topics=("stablecoin", "virtual-assets")
+            ),
+        )
+        for n, title in enumerate(titles, 1)
+    ]
+    terminal = Terminal()
+    print_log(changes, "table", terminal)
+    rows = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue()).splitlines()
+    assert max(cell_len(row) for row in rows) <= 80 and "…" not in terminal.getvalue()
+    pieces: list[list[str]] = []  # each change's title cell, line by line
+    for row in (row.split("│") for row in rows if row.startswith("│")):
+        if row[1].strip():  # the ID column: a change's first line
+            pieces.append([])
+        pieces[-1].append(row[-2].strip())
+    assert ["".join(pieces[0]), " ".join(pieces[1])] == titles
+
+
 def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_path):
     page = change_ids(reviewed)["page"]
     after, before = tmp_path / "after.html", tmp_path / "before.html"
@@ -91,6 +142,36 @@ def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_
     assert before.read_bytes() == (ROUND2.parent / "round1" / register).read_bytes()
     result = run_cli("--config", str(reviewed.config), "--db", str(reviewed.db), "show", str(page), "--raw")
     assert result.returncode == 0 and "Pearl Delta Bank Stablecoin" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [("missing/after.html", "no such file or directory"), (".", "is a directory")],
+    ids=["no-such-folder", "a-folder"],
+)
+def test_show_raw_to_a_path_that_cannot_be_written_is_a_one_line_error(
+    reviewed, capsys, tmp_path, where, reason
+):
+    out = str(tmp_path / where)
+    code, printed, err = reviewed(
+        "show", str(change_ids(reviewed)["page"]), "--raw", "--out", out, capsys=capsys
+    )
+    assert (code, printed) == (2, "")
+    assert err == (
+        f"error: --out {out}: cannot write there: {reason} "
+        "(--out names the file to write the raw bytes to, in a folder that exists)\n"
+    )
+
+
+def test_show_out_without_raw_is_an_error_naming_the_fix(reviewed, capsys, tmp_path):
+    page, out = change_ids(reviewed)["page"], tmp_path / "change.txt"
+    code, printed, err = reviewed("show", str(page), "--out", str(out), capsys=capsys)
+    assert (code, printed) == (2, "")
+    assert err == (
+        "error: --out writes the raw bytes of --raw or --before; "
+        f"to save the change as text: policy-monitor show {page} > {out}\n"
+    )
+    assert not out.exists()
 
 
 def test_a_database_written_by_an_earlier_version_reads_as_before(reviewed, capsys, tmp_path):

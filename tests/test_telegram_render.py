@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 
 from monitor.models import Change, LoggedChange
+from monitor.render import render_text
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
 try:
@@ -359,3 +361,119 @@ def test_digest_entry_layout() -> None:
         '2025/20250729e1.pdf">Stablecoin issuers: reserve assets &lt;1 year &amp; &gt;HK$25m paid-up capital</a>'
         " · 2025-07-29"
     )
+
+
+# --------------------------------------------------------------------------- times
+
+
+@pytest.fixture
+def host_in_utc(monkeypatch):
+    """A server set to UTC, as most containers are; Hong Kong is 8 hours ahead."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("date", ["2026-08-01 17:05", "2026-08-01T17:05:00", "2026-08-01T17:05:00+08:00"])
+def test_a_time_without_a_zone_is_hong_kong_time(host_in_utc, date: str) -> None:
+    change = Change(source_id="fstb-press-tc", kind="new", title=ZH_TITLE, date=date)
+    assert "Date: 2026-08-01 17:05 HKT" in alert_html(logged(change)).splitlines()
+
+
+def retitled_circular(was_date: str) -> LoggedChange:
+    """A circular retitled and redated: diff keeps the old title and the date as the feed gave it."""
+    return logged(
+        Change(
+            source_id="hkma-circulars",
+            kind="changed",
+            title="Circular on Stablecoin services (revised)",
+            before=f"Circular on Stablecoin services ({was_date})",
+            link="https://www.hkma.gov.hk/media/eng/doc/key-information/guidelines-and-circular/2026/20260730e1.pdf",
+            date="2026-07-31T09:00:00+08:00",
+            topics=("stablecoin",),
+        ),
+        regulator="HKMA",
+    )
+
+
+@pytest.mark.parametrize(
+    ("was_date", "shown"),
+    [
+        ("2026-07-30T16:21:33+08:00", "2026-07-30 16:21 HKT"),
+        ("2026-07-30T08:21:33+00:00", "2026-07-30 16:21 HKT"),
+        ("2026-07-30 16:21", "2026-07-30 16:21 HKT"),
+        ("2026-07-30", "2026-07-30"),
+    ],
+    ids=["hkt", "utc", "no-zone", "date-only"],
+)
+def test_was_line_shows_the_old_date_as_the_date_line_does(host_in_utc, was_date: str, shown: str) -> None:
+    lines = alert_html(retitled_circular(was_date)).splitlines()
+    assert lines[2:4] == [
+        f"Was: Circular on Stablecoin services ({shown})",
+        "Date: 2026-07-31 09:00 HKT",
+    ]
+    terminal = render_text(retitled_circular(was_date)).splitlines()
+    assert terminal[2:4] == [
+        f"Was:     Circular on Stablecoin services ({shown})",
+        "Date:    2026-07-31 09:00 HKT",
+    ]
+
+
+# Real HKMA items (shared/fixtures/real/hkma): the BRDR ledger's 25 entries of 13 June 2025, one
+# consultation on cryptoasset return templates, the kind of day a long digest is made of.
+CONSULTATION = "Cryptoassets standard and other miscellaneous amendments: consultation on return templates"
+TEMPLATE, NOTES, CIS = "Return template: MA(BS)", "Explanatory notes : MA(BS)", "CIs: MA(BS)"
+CRYPTOASSET_BATCH = [
+    f"Letter to DTCA: {CONSULTATION}",
+    f"Letter to HKAB: {CONSULTATION}",
+    *(
+        f"{CONSULTATION} {what}"
+        for what in (
+            *(TEMPLATE + "1E Part 1", NOTES + "1E Part 1", TEMPLATE + "1Fa", TEMPLATE + "1Fb", NOTES + "1F"),
+            *(
+                TEMPLATE + "3 Part I",
+                NOTES + "3 Part I",
+                CIS + "3 Part II Cls",
+                CIS + "3 Part II Cls - Annex",
+            ),
+            *(f"{kind}3 Part III{x}" for x in "abcf" for kind in (TEMPLATE, NOTES)),
+            *(TEMPLATE + "3a Part I", NOTES + "3a Part I", TEMPLATE + "26 Part I", NOTES + "26 Part I"),
+            *(CIS + "27 Cls", NOTES + "28"),
+        )
+    ),
+]
+
+
+def hkma_cryptoasset_batch() -> list[LoggedChange]:
+    return [
+        logged(
+            Change(
+                source_id="hkma-circulars",
+                kind="new",
+                title=title,
+                link=f"https://brdr.hkma.gov.hk/eng/doc-ldg/current/20250613-{n}-EN",
+                date="2025-06-13",
+                topics=("virtual-assets",),
+            ),
+            regulator="HKMA",
+            id=100 + n,
+        )
+        for n, title in enumerate(CRYPTOASSET_BATCH, 1)
+    ]
+
+
+def test_long_digest_splits_between_entries_never_under_a_header() -> None:
+    batch = hkma_cryptoasset_batch()
+    parts = split_message(digest_html(batch))
+    assert len(batch) == 25 and len(parts) == 2
+    first, second = parts_plain(parts)
+    assert first.startswith("25 new alerts\n\nHKMA · virtual-assets\nNEW: Letter to DTCA: Cryptoassets")
+    assert second.startswith("HKMA · virtual-assets\nNEW: Cryptoassets standard")
+    for text in (first.split("\n\n", 1)[1], second):  # after the count: header, entry, blank line
+        for entry in text.split("\n\n"):
+            header, title = entry.split("\n")
+            assert header == "HKMA · virtual-assets" and title.startswith("NEW: ")
+    shown = [line for text in (first, second) for line in text.splitlines() if line.startswith("NEW: ")]
+    assert shown == [f"NEW: {c.change.title} · 2025-06-13" for c in batch]  # each once, in order
