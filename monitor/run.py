@@ -41,10 +41,11 @@ class SourceOutcome:
     changes: tuple[Change, ...] = ()
     error: str = ""
     duration_ms: int = 0
+    duplicates: int = 0  # changes on a topic that repeat a release alerted through another source
 
     @property
     def alerts(self) -> int:
-        return sum(1 for change in self.changes if change.topics)
+        return sum(1 for change in self.changes if change.topics) - self.duplicates
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,9 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     found = diff(source, old, snapshot, previous.known_keys)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
+    duplicates = 0
     if not ctx.dry_run:
-        store.record_snapshot(
+        ids = store.record_snapshot(
             source,
             page,
             old,
@@ -244,8 +246,9 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
             followed,
             ctx.settings.duplicate_window,
         )
+        duplicates = store.duplicates(ids)
     status = "baseline" if not old else "changed" if changes else "updated"
-    return SourceOutcome(source.id, status, count, changes)
+    return SourceOutcome(source.id, status, count, changes, duplicates=duplicates)
 
 
 async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
@@ -261,12 +264,14 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
         return outcome
     found, followed = await recheck(ctx.fetcher, source, due)
     changed = [(classify(c, ctx.topics, source.topics), page, old) for c, page, old in found]
-    ctx.store.record_documents(source, followed, changed, ctx.recipients)
+    ids = ctx.store.record_documents(source, followed, changed, ctx.recipients)
     if not changed:
         return outcome
     changes = (*outcome.changes, *(c for c, _, _ in changed))
     status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
-    return replace(outcome, status=status, changes=changes)
+    return replace(
+        outcome, status=status, changes=changes, duplicates=outcome.duplicates + ctx.store.duplicates(ids)
+    )
 
 
 def _refused_before(store: Store, source_id: str, reason: str) -> int:

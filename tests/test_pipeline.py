@@ -497,3 +497,11 @@ def test_config_and_database_from_the_environment(monitor, capsys, tmp_path):
     result = run_cli("run", "--once", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert rows(tmp_path / "elsewhere.db", "SELECT status FROM fetches") == [("baseline",)]
+
+
+def test_a_release_in_both_languages_counts_as_one_alert_in_the_log(monitor, capsys):
+    monitor.write(SFC_PRESS, rss_source("sfc-press-tc", "/sfc/tc/rss/press-releases.xml"))
+    monitor.round(capsys)
+    code, out, err = monitor.round(capsys, ROUND2)
+    assert code == 0 and out.count("NEW: ") == 1  # the English alert, naming the Chinese copy
+    assert "round: 2 of 2 sources polled, 0 failed, 2 changes, 1 alerts" in err

@@ -187,6 +187,14 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             )
         ]
 
+    def duplicates(self, change_ids: Sequence[int]) -> int:
+        """How many of these changes repeat a release already logged through another source."""
+        if not change_ids:
+            return 0
+        marks = ",".join("?" * len(change_ids))
+        sql = f"SELECT count(*) FROM changes WHERE duplicate_of IS NOT NULL AND topics != '[]' AND id IN ({marks})"
+        return self.db.execute(sql, list(change_ids)).fetchone()[0]
+
     def health(self) -> dict[str, Health]:
         return {row["source_id"]: Health(**row) for row in self.db.query("SELECT * FROM health")}
 
