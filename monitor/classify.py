@@ -105,7 +105,14 @@ def classify(change: Change, topics: Mapping[str, CompiledTopic], names: Iterabl
 
 
 def _mentions(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> int:
-    return sum(len(pattern.findall(text)) for _, pattern in patterns)
+    """Places the topic is named: overlapping matches are one ("stablecoin issuer" also holds "stablecoin")."""
+    spans = sorted(m.span() for _, pattern in patterns for m in pattern.finditer(text))
+    count, reach = 0, -1
+    for start, end in spans:
+        if start >= reach:
+            count += 1
+        reach = max(reach, end)
+    return count
 
 
 def _mask(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> str:

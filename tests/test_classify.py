@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.classify import compile_topics, match_topics
+from monitor.classify import classify, compile_topics, match_topics
 from monitor.config import load_config
+from monitor.models import Change
 from tests.conftest import ROOT
 
 TOPICS = compile_topics(load_config(ROOT / "sources.toml").topics)
@@ -92,9 +93,6 @@ def test_a_body_is_matched_on_terms_near_each_other_with_excluded_phrases_masked
 
 def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
     """The Financial Secretary at Davos (a real release of 2026-01-22) mentions blockchain once."""
-    from monitor.classify import classify
-    from monitor.models import Change
-
     speech = (
         "The Financial Secretary, Mr Paul Chan, continued his visit to Davos today. "
         "He highlighted that breakthroughs in technologies such as artificial intelligence and "
@@ -105,3 +103,18 @@ def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
     release = "The HKMA granted stablecoin issuer licences today. " + "Each licensed stablecoin issuer ..."
     found = classify(Change("hkma-press-en", "new", "Granting of licences", body=release), TOPICS, TOPICS)
     assert "stablecoin" in found.topics
+
+
+@pytest.mark.parametrize(
+    "passing",
+    ["a licensed stablecoin issuer", "the Stablecoins Ordinance", "持牌穩定幣發行人", "Project e-HKD"],
+)
+def test_a_body_naming_a_topic_once_in_overlapping_terms_is_not_about_it(passing):
+    """ "stablecoin issuer" is one mention, not two (stablecoin + stablecoin issuer)."""
+    body = (
+        "The Financial Secretary spoke on Hong Kong's role as an international financial centre. "
+        + "He met business leaders and discussed trade, investment and talent. " * 5
+        + f"He also mentioned {passing} in passing."
+    )
+    change = Change("gov-press-en", "new", "FS meets business leaders", body=body)
+    assert classify(change, TOPICS, FOCUS).topics == ()
