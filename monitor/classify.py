@@ -37,7 +37,10 @@ def term_pattern(term: str) -> re.Pattern[str]:
         words[-1] = words[-1][:-1] + "(?:y|ies)"
     elif folded[-1:].isalpha():
         words[-1] += "(?:s|es)?"
-    return re.compile(r"(?<![a-z0-9])" + r"[\s\-]*".join(words) + r"(?![a-z0-9])")
+    # A boundary only beside a letter or digit: "Securities and Futures (" must match "(Amendment)".
+    start = r"(?<![a-z0-9])" if folded[:1].isalnum() else ""
+    end = r"(?![a-z0-9])" if folded[-1:].isalnum() else ""
+    return re.compile(start + r"[\s\-]*".join(words) + end)
 
 
 @dataclass(frozen=True)
