@@ -19,6 +19,10 @@ def topics_of(title: str) -> set[str]:
     return set(match_topics(title, TOPICS, FOCUS))
 
 
+def all_topics_of(title: str) -> set[str]:
+    return set(match_topics(title, TOPICS, TOPICS))
+
+
 @pytest.mark.parametrize(
     ("title", "expected"),
     [
@@ -43,6 +47,13 @@ def topics_of(title: str) -> set[str]:
         ("金管局就稳定币发行人发牌", {"stablecoin"}),  # simplified characters
         ("HKMA research on central bank digital currencies", {"e-hkd"}),  # -y -> -ies plural
         ("Perpetual futures on cryptocurrencies: SFC consults", {"derivatives"}),
+        ("證監會就虛擬資產衍生品交易發出通函", {"derivatives"}),
+        (
+            "SFC allows licensed platforms to offer crypto perpetuals to professional investors",
+            {"derivatives"},
+        ),
+        ("以太幣期貨ETF獲證監會認可", {"derivatives"}),
+        ("SFC issues guidance on margin financing for virtual asset trading", {"derivatives"}),
     ],
 )
 def test_on_topic_titles(title, expected):
@@ -109,6 +120,18 @@ def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
     release = "The HKMA granted stablecoin issuer licences today. " + "Each licensed stablecoin issuer ..."
     found = classify(Change("hkma-press-en", "new", "Granting of licences", body=release), TOPICS, TOPICS)
     assert "stablecoin" in found.topics
+
+
+def test_virtual_assets_named_by_the_coin():
+    assert all_topics_of("SFC authorises spot bitcoin and ether ETFs") == {"virtual-assets"}
+    assert all_topics_of("證監會認可以太坊現貨ETF") == {"virtual-assets"}
+    assert all_topics_of("香港期貨交易所推出比特幣期貨") == {"derivatives", "virtual-assets"}
+    assert all_topics_of("LCQ3: whether government offices will upgrade their ethernet") == set()
+
+
+def test_crypto_perpetuals_but_not_a_banks_perpetual_securities():
+    assert topics_of("Crypto perpetuals: SFC sets leverage limits") == {"derivatives"}
+    assert topics_of("Bank issues perpetual capital securities to fund digital asset custody") == set()
 
 
 def test_chinese_terms_are_not_read_inside_other_words():
