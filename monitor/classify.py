@@ -37,7 +37,10 @@ def term_pattern(term: str) -> re.Pattern[str]:
         words[-1] = words[-1][:-1] + "(?:y|ies)"
     elif folded[-1:].isalpha():
         words[-1] += "(?:s|es)?"
-    return re.compile(r"(?<![a-z0-9])" + r"[\s\-]*".join(words) + r"(?![a-z0-9])")
+    # A boundary only beside a letter or digit: "Securities and Futures (" must match "(Amendment)".
+    start = r"(?<![a-z0-9])" if folded[:1].isalnum() else ""
+    end = r"(?![a-z0-9])" if folded[-1:].isalnum() else ""
+    return re.compile(start + r"[\s\-]*".join(words) + end)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,14 @@ def classify(change: Change, topics: Mapping[str, CompiledTopic], names: Iterabl
 
 
 def _mentions(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> int:
-    return sum(len(pattern.findall(text)) for _, pattern in patterns)
+    """Places the topic is named: overlapping matches are one ("stablecoin issuer" also holds "stablecoin")."""
+    spans = sorted(m.span() for _, pattern in patterns for m in pattern.finditer(text))
+    count, reach = 0, -1
+    for start, end in spans:
+        if start >= reach:
+            count += 1
+        reach = max(reach, end)
+    return count
 
 
 def _mask(text: str, patterns: tuple[tuple[str, re.Pattern[str]], ...]) -> str:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.classify import compile_topics, match_topics
+from monitor.classify import classify, compile_topics, match_topics
 from monitor.config import load_config
+from monitor.extract import wanted
+from monitor.models import Change, Topic
 from tests.conftest import ROOT
 
-TOPICS = compile_topics(load_config(ROOT / "sources.toml").topics)
+CONFIG = load_config(ROOT / "sources.toml")
+TOPICS = compile_topics(CONFIG.topics)
 FOCUS = ("stablecoin", "derivatives", "e-hkd")
 
 
 def topics_of(title: str) -> set[str]:
     return set(match_topics(title, TOPICS, FOCUS))
+
+
+def all_topics_of(title: str) -> set[str]:
+    return set(match_topics(title, TOPICS, TOPICS))
 
 
 @pytest.mark.parametrize(
@@ -40,6 +47,13 @@ def topics_of(title: str) -> set[str]:
         ("金管局就稳定币发行人发牌", {"stablecoin"}),  # simplified characters
         ("HKMA research on central bank digital currencies", {"e-hkd"}),  # -y -> -ies plural
         ("Perpetual futures on cryptocurrencies: SFC consults", {"derivatives"}),
+        ("證監會就虛擬資產衍生品交易發出通函", {"derivatives"}),
+        (
+            "SFC allows licensed platforms to offer crypto perpetuals to professional investors",
+            {"derivatives"},
+        ),
+        ("以太幣期貨ETF獲證監會認可", {"derivatives"}),
+        ("SFC issues guidance on margin financing for virtual asset trading", {"derivatives"}),
     ],
 )
 def test_on_topic_titles(title, expected):
@@ -57,6 +71,10 @@ def test_on_topic_titles(title, expected):
         "Stable funding requirements for authorized institutions",
         "LCQ5: Promoting the development of the Northern Metropolis",
         "天文台發出寒冷天氣警告",
+        # The law, the Commission and the Tribunal are not "futures".
+        "Securities and Futures (Amendment) Ordinance 2026 gazetted: virtual asset dealers",
+        "Securities and Futures Appeals Tribunal affirms SFC ban on former virtual asset platform manager",
+        "SFC consults on policy options for virtual asset staking",
     ],
 )
 def test_off_topic_titles(title):
@@ -92,9 +110,6 @@ def test_a_body_is_matched_on_terms_near_each_other_with_excluded_phrases_masked
 
 def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
     """The Financial Secretary at Davos (a real release of 2026-01-22) mentions blockchain once."""
-    from monitor.classify import classify
-    from monitor.models import Change
-
     speech = (
         "The Financial Secretary, Mr Paul Chan, continued his visit to Davos today. "
         "He highlighted that breakthroughs in technologies such as artificial intelligence and "
@@ -105,3 +120,57 @@ def test_a_body_naming_a_topic_once_in_passing_is_not_about_it():
     release = "The HKMA granted stablecoin issuer licences today. " + "Each licensed stablecoin issuer ..."
     found = classify(Change("hkma-press-en", "new", "Granting of licences", body=release), TOPICS, TOPICS)
     assert "stablecoin" in found.topics
+
+
+def test_virtual_assets_named_by_the_coin():
+    assert all_topics_of("SFC authorises spot bitcoin and ether ETFs") == {"virtual-assets"}
+    assert all_topics_of("證監會認可以太坊現貨ETF") == {"virtual-assets"}
+    assert all_topics_of("香港期貨交易所推出比特幣期貨") == {"derivatives", "virtual-assets"}
+    assert all_topics_of("LCQ3: whether government offices will upgrade their ethernet") == set()
+
+
+def test_crypto_perpetuals_but_not_a_banks_perpetual_securities():
+    assert topics_of("Crypto perpetuals: SFC sets leverage limits") == {"derivatives"}
+    assert topics_of("Bank issues perpetual capital securities to fund digital asset custody") == set()
+
+
+def test_chinese_terms_are_not_read_inside_other_words():
+    # 短期貨幣 (short-term money), 長期權益 (long-term equity) and 槓桿比率 (the Basel leverage
+    # ratio) hold 期貨, 期權 and 槓桿; 數碼港元宇宙 is Cyberport's metaverse, not 數碼港元 (e-HKD).
+    assert topics_of("金管局公布短期貨幣市場及數字資產發展報告") == set()
+    assert topics_of("保險業監管局就長期權益投資及加密資產風險承擔發出指引") == set()
+    assert topics_of("金管局就認可機構加密資產風險承擔的槓桿比率計算發出通函") == set()
+    assert topics_of("數碼港元宇宙峰會2026開幕") == set()
+    # The real ones still are.
+    assert topics_of("金管局公布短期貨幣市場報告；證監會批准比特幣期貨") == {"derivatives"}
+    assert topics_of("證監會准許向專業投資者提供虛擬資產期權") == {"derivatives"}
+    assert "數碼港元" in match_topics("數碼港元宇宙峰會上，金管局介紹數碼港元", TOPICS, FOCUS)["e-hkd"]
+
+
+def test_the_government_chinese_feed_does_not_keep_cyberports_metaverse_summit():
+    source = next(s for s in CONFIG.sources if s.id == "gov-press-zh")
+    assert not wanted(source, "數碼港元宇宙峰會2026開幕")
+    assert wanted(source, "金管局宣布數碼港元先導計劃第二階段")
+
+
+def test_an_exclusion_ending_in_punctuation_masks_the_words_after_it():
+    law = compile_topics(
+        {"derivatives": Topic("derivatives", ("futures",), exclude=("Securities and Futures (",))}
+    )
+    title = "Securities and Futures (Amendment) Ordinance 2026 gazetted"
+    assert match_topics(title, law, ["derivatives"]) == {}
+
+
+@pytest.mark.parametrize(
+    "passing",
+    ["a licensed stablecoin issuer", "the Stablecoins Ordinance", "持牌穩定幣發行人", "Project e-HKD"],
+)
+def test_a_body_naming_a_topic_once_in_overlapping_terms_is_not_about_it(passing):
+    """ "stablecoin issuer" is one mention, not two (stablecoin + stablecoin issuer)."""
+    body = (
+        "The Financial Secretary spoke on Hong Kong's role as an international financial centre. "
+        + "He met business leaders and discussed trade, investment and talent. " * 5
+        + f"He also mentioned {passing} in passing."
+    )
+    change = Change("gov-press-en", "new", "FS meets business leaders", body=body)
+    assert classify(change, TOPICS, FOCUS).topics == ()
