@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
+from dataclasses import replace
 
 from monitor.models import Change, Item, Snapshot, Source
 from monitor.normalize import fingerprint, normalize_link
@@ -31,6 +32,20 @@ def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:
         return False
     pairs = {_link_and_title(i) for i in previous.items}
     return not any(_link_and_title(i) in pairs for i in current.items)
+
+
+def matched_by_title(previous: Snapshot, current: Snapshot) -> Snapshot | None:
+    """`previous` with each of its items that `current` lists under the same title put under the
+    key `current` gives it: after a link format change, a diff against it finds only the titles
+    that are really new. None unless at least half of `current` was listed before (by title): a
+    different listing altogether has nothing to say about which of its items are news."""
+    by_title = {fingerprint(item.title): item for item in current.items}
+    matched = {
+        by_title[f].key: by_title[f] for i in previous.items if (f := fingerprint(i.title)) in by_title
+    }
+    if not matched or len(matched) * 2 < len(current.items):
+        return None
+    return replace(previous, items=tuple(matched.values()))  # its hash stays: the stored snapshot
 
 
 def _link_and_title(item: Item) -> tuple[str, str]:

@@ -24,13 +24,18 @@ FILE_SUFFIX = re.compile(
     r"\s*[(（]\s*(?:PDF|Word|Excel|DOCX?|XLSX?)\s*(?:File|檔案|文件)?\s*[,，]?\s*[\d.,]+\s*[KMG]B\s*[)）]\s*$",
     re.I,
 )
-TRACKING_PARAMS = re.compile(r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang)$", re.I)
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang|jsessionid|phpsessid|aspsessionid)$",
+    re.I,
+)
+# A Java server's session id in the path ("/a.htm;jsessionid=..."): new for every visitor.
+SESSION_IN_PATH = re.compile(r";jsessionid=[^/?#]*", re.I)
 DATE_FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y")
 NUMBER_PUNCTUATION = re.compile(r"(?<=\d)[.,](?=\d)")
 # What a fingerprint drops: all but letters and digits (\w is str.isalnum() and "_"), "·" and "%".
 NOT_IN_FINGERPRINT = re.compile(r"[^\w·%]|_")
 # A link normalize_link leaves as it is (bar a "/" path): see _already_normal.
-PLAIN_LINK = re.compile(r"https?://[a-z0-9._\-]+(?::([1-9][0-9]{0,4}))?(?:/[^?#]*)?\Z")
+PLAIN_LINK = re.compile(r"https?://[a-z0-9._\-]+(?::([1-9][0-9]{0,4}))?(?:/[^?#;]*)?\Z")
 CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
@@ -88,7 +93,7 @@ def _normalize_parsed(url: str) -> str:
     query = sorted(
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)
     )
-    path = parts.path or "/"
+    path = SESSION_IN_PATH.sub("", parts.path) or "/"
     return urlunsplit((parts.scheme.lower(), host, path, urlencode(query), ""))
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
-from monitor.diff import diff, shares_nothing
+from monitor.diff import diff, matched_by_title, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
@@ -287,7 +287,9 @@ def _unless_replaced(
     """The snapshot to diff against; refuses a listing that shares no item with the last one.
 
     Every item "new" at once is what a changed link or markup format looks like, not news. Seen
-    ACCEPT_TURNOVER_AFTER rounds running, it is real (a long outage): a silent new baseline.
+    ACCEPT_TURNOVER_AFTER rounds running, it is real: the items listed before are found again by
+    their titles, so that only the titles not listed before are new (the release published with the
+    format change is alerted); a listing whose titles are mostly new becomes a silent new baseline.
     """
     if (
         not old
@@ -302,6 +304,15 @@ def _unless_replaced(
             f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
             "(layout or link format changed?); the old snapshot is kept"
         )
+    by_title = matched_by_title(old, new)
+    if by_title is not None:
+        log.warning(
+            "%s: every link changed %d rounds running; %d items found again by title",
+            source.id,
+            rounds,
+            len(by_title.items),
+        )
+        return by_title
     log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, rounds)
     return None
 

@@ -67,6 +67,12 @@ def test_real_sfc_chinese_titles_clean_up():
         ),
         ("HTTPS://WWW.HKMA.GOV.HK:443/eng/x/#top", "https://www.hkma.gov.hk/eng/x/"),
         ("https://apps.sfc.hk/doc?refNo=26PR1&utm_source=rss", "https://apps.sfc.hk/doc?refNo=26PR1"),
+        # session ids, new for every visitor: as a path parameter and as a query parameter
+        (
+            "https://www.fstb.gov.hk/tc/press/pr1.htm;jsessionid=A1B2C3?lang=tc",
+            "https://www.fstb.gov.hk/tc/press/pr1.htm?lang=tc",
+        ),
+        ("https://www.fstb.gov.hk/press.php?id=7&PHPSESSID=9f8e7d", "https://www.fstb.gov.hk/press.php?id=7"),
     ],
 )
 def test_links_normalise(a, b):

@@ -391,6 +391,30 @@ def test_a_listing_whose_every_link_changes_is_a_layout_error_not_a_flood(monito
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
 
 
+def test_a_release_published_with_a_new_link_format_is_still_alerted(monitor, capsys):
+    monitor.write(FSTB_LISTING)
+    monitor.round(capsys)
+    page = monitor.site.serve_file("/fstb/tc/press-releases.htm").body
+    news = '<tr class="press-item"><td class="date">2026年8月3日</td><td class="title"><a href="/tc/press/2026/pr20260803.htm">財經事務及庫務局公布穩定幣發牌指引</a></td></tr>'
+    relinked = page.replace(
+        b'<tr class="press-item">', news.encode("big5hkscs") + b'<tr class="press-item">', 1
+    )
+    relinked = relinked.replace(b'href="/tc/press/', b'href="/tc/news/')  # the site's new link format
+    monitor.site.routes["/fstb/tc/press-releases.htm"] = lambda h: Response(
+        200, relinked, {"Content-Type": "text/html"}
+    )
+    for _ in range(3):
+        code, _, err = monitor.round(capsys)
+        assert code == 1 and "none of the 6 items listed before is listed now" in err
+    code, out, _ = monitor.round(capsys)  # taken as the new normal: the 6 are found again by title
+    assert code == 0
+    assert "NEW: 財經事務及庫務局公布穩定幣發牌指引" in out
+    assert out.count("NEW: ") == 1 and "REMOVED" not in out
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("new", "財經事務及庫務局公布穩定幣發牌指引")
+    ]
+
+
 def test_check_of_a_failing_source_names_it_and_exits_1(monitor, capsys):
     monitor.write(rss_source("sfc-press-en", "/down"))
     code, out, err = monitor("check", "sfc-press-en", capsys=capsys)
