@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="the folder to write (index.html and changes/)")
 
     prune = commands.add_parser("prune", help="remove old raw bodies that no change refers to")
-    prune.add_argument("--keep-days", type=int, required=True)
+    prune.add_argument(
+        "--keep-days", type=_count, required=True, help="days of raw bodies to keep (0 or more)"
+    )
     prune.add_argument(
         "--fetch-records",
         action="store_true",
@@ -120,10 +122,21 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="")
     parser.add_argument("--regulator", default="")
     parser.add_argument("--topic", default="")
-    parser.add_argument("--state", default="", choices=("", "new", "reviewed", "dismissed", "escalated"))
+    parser.add_argument("--state", default="", choices=("new", "reviewed", "dismissed", "escalated"))
     parser.add_argument("--since", default="", help="YYYY-MM-DD (Hong Kong time), inclusive")
     parser.add_argument("--until", default="", help="YYYY-MM-DD (Hong Kong time), exclusive")
-    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--limit", type=_count, default=0, help="at most this many, newest first (0: all)")
+
+
+def _count(text: str) -> int:
+    """A whole number of 0 or more (argparse names the option and the value when it is not)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_count.__name__ = "number of 0 or more"  # argparse's error: "invalid number of 0 or more value: '-1'"
 
 
 def redact(text: str) -> str:

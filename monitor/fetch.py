@@ -44,6 +44,7 @@ NOT_THE_PAGE = re.compile(
     r"|access denied|\blog ?in\b|\bsign ?in\b|系統維護|系統維修|網站維護|暫停服務|登入|請稍候",
     re.I,
 )
+GZIP_MAGIC = b"\x1f\x8b"
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
@@ -241,6 +242,8 @@ class Fetcher:
             if not body or same or body.startswith(b"%PDF-")
             else decode(body, content_type_charset(response.headers.get("content-type", "")))
         )
+        if body.startswith(GZIP_MAGIC) and not same:  # read as text, it would be "layout changed?"
+            raise FetchError("the body is gzip data the server did not label (no Content-Encoding: gzip)")
         if text and (markup or document):
             _refuse_soft_404(text)
             if markup and _unsized(response) and not HTML_END.search(body, max(0, len(body) - 4096)):

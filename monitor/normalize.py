@@ -12,9 +12,12 @@ HKT = timezone(timedelta(hours=8), "HKT")
 
 # Zero-width characters, the BOM, variation selectors (the SFC's TC titles carry U+FE01 after a
 # full-width colon), bidirectional overrides and C0/C1 controls other than whitespace: invisible,
-# and never meaningful. (ESC among them: scraped text can never drive a terminal.)
+# and never meaningful. (ESC among them: scraped text can never drive a terminal.) Lone surrogates
+# too: a JSON "\ud800" without its pair is no character, and no UTF-8 can store it.
 BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
-INVISIBLE = re.compile(rf"[\u200b-\u200d\u2060\ufeff\ufe00-\ufe0f{BIDI}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+INVISIBLE = re.compile(
+    rf"[\u200b-\u200d\u2060\ufeff\ufe00-\ufe0f{BIDI}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
+)
 # For text shown in a terminal that keeps its lines (a diff, a log line's traceback): the same
 # controls and overrides, but line breaks and tabs stay.
 UNPRINTABLE = re.compile(rf"[{BIDI}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -144,3 +144,28 @@ def test_one_release_through_the_feed_and_the_api_alerts_once(monitor, capsys):
     with sqlite3.connect(monitor.db) as conn:
         logged = conn.execute("SELECT source_id, duplicate_of FROM changes ORDER BY id").fetchall()
     assert len(logged) == 2 and [d for _, d in logged].count(None) == 1  # both logged, one marked duplicate
+
+
+def test_a_lone_surrogate_in_an_api_record_costs_that_character_not_the_source(monitor, capsys):
+    records = {"header": {"success": True}, "result": {"records": [
+        {"title": f"HKMA notice {n} on stablecoin issuers", "date": "2026-08-0{n}", "link": f"https://www.hkma.gov.hk/{n}"}
+        for n in range(1, 4)
+    ]}}  # fmt: skip
+    answer = {"body": json.dumps(records).encode()}
+    monitor.site.routes["/public/press-releases"] = lambda handler: Response(
+        200, answer["body"], {"Content-Type": "application/json"}
+    )
+    monitor.write(HKMA_API)
+    assert monitor.round(capsys)[:2] == (0, "")
+    records["result"]["records"].insert(
+        0,
+        {
+            "title": "HKMA \\ud800 notice 4 on stablecoin issuers",
+            "date": "2026-08-04",
+            "link": "https://www.hkma.gov.hk/4",
+        },
+    )
+    answer["body"] = json.dumps(records).encode().replace(b"\\\\ud800", b"\\ud800")  # JSON's escape, unpaired
+    code, out, err = monitor.round(capsys)
+    assert code == 0, err
+    assert "NEW: HKMA notice 4 on stablecoin issuers" in out

@@ -287,3 +287,17 @@ def test_an_older_database_gains_the_new_columns(monitor, capsys):
     monitor.round(capsys)
     code, out, _ = monitor.round(capsys, ROUND2)
     assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("prune", "--keep-days", "-1"), "argument --keep-days: invalid number of 0 or more value: '-1'"),
+        (("log", "--limit", "-1"), "argument --limit: invalid number of 0 or more value: '-1'"),
+    ],
+)
+def test_a_negative_count_is_refused_before_the_database_is_touched(tmp_path, args, message):
+    db = tmp_path / "monitor.db"
+    result = run_cli("--db", str(db), *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert not db.exists()

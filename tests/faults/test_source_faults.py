@@ -171,6 +171,9 @@ FAILING = [
           "HTTP 206 Partial Content, though the whole page was asked for"),
     Fault("cut-short-unsized", LISTING, listing, lambda s, ok: unsized(ok.body[: len(ok.body) * 2 // 3]),
           "the answer ended before </html> and gave no length (cut short?)"),
+    Fault("gzip-unlabelled", LISTING, listing,
+          lambda s, ok: fixed(Response(200, gzip.compress(ok.body), {"Content-Type": "text/html"})),
+          "the body is gzip data the server did not label (no Content-Encoding: gzip)"),
     Fault("1-of-50-items", FEED, lambda s: rss(feed_of(50)), lambda s, ok: fixed(rss(feed_of(1))),
           "suspicious: the listing holds 1 of the 50 items it held before (a partial answer?); the old snapshot is kept"),
 ]
