@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -38,14 +39,35 @@ def matched_by_title(previous: Snapshot, current: Snapshot) -> Snapshot | None:
     """`previous` with each of its items that `current` lists under the same title put under the
     key `current` gives it: after a link format change, a diff against it finds only the titles
     that are really new. None unless at least half of `current` was listed before (by title): a
-    different listing altogether has nothing to say about which of its items are news."""
-    by_title = {fingerprint(item.title): item for item in current.items}
-    matched = {
-        by_title[f].key: by_title[f] for i in previous.items if (f := fingerprint(i.title)) in by_title
-    }
-    if not matched or len(matched) * 2 < len(current.items):
+    different listing altogether has nothing to say about which of its items are news.
+
+    Titles repeat ("Exchange Fund Abridged Balance Sheet", each month): an item is paired with one
+    of the same title and date first, then with the first unpaired one of the same title."""
+    same_title: dict[str, list[Item]] = defaultdict(list)
+    for item in current.items:
+        same_title[fingerprint(item.title)].append(item)
+    pairs: dict[int, Item] = {}
+    taken: set[str] = set()
+    for same_date in (True, False):
+        for index, old in enumerate(previous.items):
+            if index in pairs:
+                continue
+            candidates = same_title.get(fingerprint(old.title), ())
+            found = next(
+                (
+                    i
+                    for i in candidates
+                    if i.key not in taken and (not same_date or i.date[:10] == old.date[:10])
+                ),
+                None,
+            )
+            if found is not None:
+                pairs[index] = found
+                taken.add(found.key)
+    if not pairs or len(pairs) * 2 < len(current.items):
         return None
-    return replace(previous, items=tuple(matched.values()))  # its hash stays: the stored snapshot
+    items = tuple(pairs[index] for index in sorted(pairs))  # the old order: roll-off reads positions
+    return replace(previous, items=items)  # its hash stays: the stored snapshot, shown as "old"
 
 
 def _link_and_title(item: Item) -> tuple[str, str]:

@@ -245,8 +245,8 @@ class Fetcher:
         if body.startswith(GZIP_MAGIC) and not same:  # read as text, it would be "layout changed?"
             raise FetchError("the body is gzip data the server did not label (no Content-Encoding: gzip)")
         if text and (markup or document):
-            _refuse_soft_404(text)
-            if markup and _unsized(response) and not HTML_END.search(body, max(0, len(body) - 4096)):
+            _refuse_soft_404(text, watched=markup)
+            if markup and _unsized(response) and _cut_short(body):
                 raise RetryableFetchError("the answer ended before </html> and gave no length (cut short?)")
         return Page(
             source_id=source.id,
@@ -310,19 +310,26 @@ def _too_big(cap: int, setting: str) -> str:
     return f"body larger than {size} (raise [settings] {setting} if this is expected)"
 
 
-def _refuse_soft_404(text: str) -> None:
-    """A 200 whose <title> says 'not found' is an error page, not content that was removed; one
-    that names a maintenance, sign-in or bot-check page is not the content either."""
+def _refuse_soft_404(text: str, watched: bool) -> None:
+    """A 200 whose <title> says 'not found' is an error page, not content that was removed. On a
+    watched listing or page (not a release's own page: "…internet banking login screen…" is an
+    HKMA fraud alert), a title naming a maintenance, sign-in or bot-check page is not it either."""
     match = TITLE.search(text[:8192])
     if not match:
         return
     title = " ".join(match[1].split())[:80]
     if SOFT_404.search(title):
         raise FetchError(f'soft 404: HTTP 200 but the page title is "{title}"')
-    if NOT_THE_PAGE.search(title):
+    if watched and NOT_THE_PAGE.search(title):
         raise FetchError(
             f'not the page: HTTP 200 but its title is "{title}" (maintenance, sign-in or bot check?)'
         )
+
+
+def _cut_short(body: bytes) -> bool:
+    """An HTML body that stops before `</html>` and not after a tag: cut mid-text or mid-tag. (HTML
+    may leave `</html>` out; a page that does still ends with the '>' of its last tag.)"""
+    return not HTML_END.search(body, max(0, len(body) - 4096)) and not body.rstrip().endswith(b">")
 
 
 def _unsized(response: httpx.Response) -> bool:

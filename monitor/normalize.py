@@ -149,30 +149,31 @@ def parse_date(text: str) -> str:
 
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+# A month's name or its abbreviation, a whole word ("Dec", "December", "Sept."; not "decisions").
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|august|september|october|november|december)\b\.?"
 # A date among other words ("Date: 30 Jul 2026", "Thu, 30 Jul 2026", "30-Jul-2026"): a cell's
 # wording may change with the site's templates, while the date it holds does not.
 DATES_WITHIN = (
     (re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), "ymd"),
     (re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*(\d{4})(?!\d)", re.I), "dmy"),
-    (re.compile(_MONTH + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "mdy"),
+    (re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "mdy"),
     (re.compile(r"(?<!\d)(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?!\d)"), "dmy"),  # Hong Kong: day first
 )
 
 
 def _date_within(text: str) -> str:
+    """The first date written in `text` (by position: "5 Mar 2026 (first issued 2025-01-02)")."""
+    found = []
     for pattern, order in DATES_WITHIN:
-        match = pattern.search(text)
-        if not match:
-            continue
-        parts = dict(zip(order, match.groups(), strict=True))
-        month = parts["m"]
-        month_number = MONTHS.index(month[:3].lower()) + 1 if month.isalpha() else int(month)
-        try:
-            return date(int(parts["y"]), month_number, int(parts["d"])).isoformat()
-        except ValueError:
-            continue
-    return ""
+        for match in pattern.finditer(text):
+            parts = dict(zip(order, match.groups(), strict=True))
+            month = parts["m"]
+            number = MONTHS.index(month[:3].lower()) + 1 if month.isalpha() else int(month)
+            try:
+                found.append((match.start(), date(int(parts["y"]), number, int(parts["d"])).isoformat()))
+            except ValueError:
+                continue  # no such day: another match may be a date
+    return min(found)[1] if found else ""
 
 
 def iso_from_struct(value: tuple | None) -> str:

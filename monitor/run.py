@@ -62,9 +62,15 @@ ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running i
 MIN_ITEMS_FOR_SHRINK = 10  # feeds of the SFC hold 5-10 items: below this, shrinking is normal
 MIN_LINES_FOR_SHRINK = 5  # a register's region holds ~10 lines
 SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once looks like a partial answer
-# How the two guards' errors start: each counts only the rounds it refused itself.
+# How the two guards' errors start. Only their refusals count towards taking an answer as the new
+# normal (an outage before does not), and either's: a feed that shrank and changed its link format
+# at once is refused by one, then the other.
 SHRINK_REASON = "suspicious: "
 TURNOVER_REASON = "none of the "
+GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON)
+# A failing source is retried every few minutes, so three refusals can be a quarter of an hour: a
+# shrunk listing or page (a maintenance notice in the site's template) must also last this long.
+SHRINK_HOLD = timedelta(hours=12)
 
 
 async def run_round(
@@ -228,8 +234,12 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", snapshot.region)
         return SourceOutcome(source.id, "unchanged", count)
-    _refuse_sudden_shrink(source, old, snapshot, lambda: _refused_before(store, source.id, SHRINK_REASON))
-    old = _unless_replaced(source, old, snapshot, lambda: _refused_before(store, source.id, TURNOVER_REASON))
+
+    def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
+        return store.held_back(source.id, GUARD_REASONS)
+
+    _refuse_sudden_shrink(source, old, snapshot, held_back)
+    old = _unless_replaced(source, old, snapshot, held_back)
     found = diff(source, old, snapshot, previous.known_keys)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
@@ -274,15 +284,8 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     )
 
 
-def _refused_before(store: Store, source_id: str, reason: str) -> int:
-    """How many rounds running, up to this one, a guard refused the source's answer for `reason`.
-    Other failures break the run: a partial answer right after an outage is still held back."""
-    errors = store.recent_errors(source_id, ACCEPT_TURNOVER_AFTER)
-    return next((n for n, error in enumerate(errors) if not error.startswith(reason)), len(errors))
-
-
 def _unless_replaced(
-    source: Source, old: Snapshot | None, new: Snapshot, refused_before: Callable[[], int]
+    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
 ) -> Snapshot | None:
     """The snapshot to diff against; refuses a listing that shares no item with the last one.
 
@@ -298,7 +301,7 @@ def _unless_replaced(
         or not shares_nothing(old, new)
     ):
         return old
-    rounds = refused_before()
+    rounds, _ = held_back()
     if rounds < ACCEPT_TURNOVER_AFTER:
         raise LayoutChanged(
             f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
@@ -318,14 +321,14 @@ def _unless_replaced(
 
 
 def _refuse_sudden_shrink(
-    source: Source, old: Snapshot | None, new: Snapshot, refused_before: Callable[[], int]
+    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
 ) -> None:
     """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news;
     so is a page that keeps 1 of its 20 lines (a maintenance or login page in the same template).
 
     Diffed, every item newer than the one left would be reported "removed", and the snapshot
-    stored would hide the real state. Seen ACCEPT_TURNOVER_AFTER rounds running, it is the new
-    normal and is diffed as usual (older items roll off silently). Title-filtered sources (a
+    stored would hide the real state. Refused ACCEPT_TURNOVER_AFTER rounds running and for
+    SHRINK_HOLD, it is the new normal and is diffed as usual (older items roll off silently). Title-filtered sources (a
     firehose kept to a few items) vary too much for this rule.
     """
     if not old or source.include_titles or source.exclude_titles:
@@ -339,7 +342,10 @@ def _refuse_sudden_shrink(
         held, now = len(lines), len(lines.intersection(new.text.splitlines()))
         enough, what = MIN_LINES_FOR_SHRINK, f"the page keeps {now} of its {held} lines"
         guess = "a maintenance, login or partial page?"
-    if held < enough or now * SHRINK_FACTOR >= held or refused_before() >= ACCEPT_TURNOVER_AFTER:
+    if held < enough or now * SHRINK_FACTOR >= held:
+        return
+    rounds, since = held_back()
+    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
         return
     raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.diff import diff
+from monitor.diff import diff, matched_by_title
 from monitor.extract import snapshot_hash
 from monitor.models import Item, Snapshot, Source
 
@@ -124,3 +124,28 @@ def test_an_item_whose_key_switches_to_link_and_title_is_not_new():
     )
     changes = diff(FEED, old, new, known_keys={f"link:{link}"})
     assert [c.title for c in changes] == ["LegCo question on tokenised deposits"]
+
+
+def test_after_a_link_format_change_only_new_titles_are_new_even_when_titles_repeat():
+    monthly = "Exchange Fund Abridged Balance Sheet and Currency Board Account"
+    old = items(
+        ("p3", monthly, "2026-07-31"), ("p2", "Press release on stablecoin", "2026-07-20"),
+        ("p1", "Press release on stablecoin", "2026-07-10"), ("p0", monthly, "2026-06-30"),
+    )  # fmt: skip
+    relinked = items(  # every key new: the site's new link format; one release published meanwhile
+        ("n4", monthly, "2026-08-31"), ("n3", monthly, "2026-07-31"),
+        ("n2", "Press release on stablecoin", "2026-07-20"), ("n1", "Press release on stablecoin", "2026-07-10"),
+        ("n0", monthly, "2026-06-30"),
+    )  # fmt: skip
+    by_title = matched_by_title(old, relinked)
+    assert by_title is not None
+    assert [(c.kind, c.item_key, c.date) for c in diff(FEED, by_title, relinked)] == [
+        ("new", "id:n4", "2026-08-31")
+    ]
+
+
+def test_a_listing_of_mostly_new_titles_is_not_matched_by_title():
+    relinked = items(
+        ("n3", "Third", "2026-04-03"), ("n9", "Ninth", "2026-04-09"), ("n8", "Eighth", "2026-04-08")
+    )
+    assert matched_by_title(OLD, relinked) is None  # 1 of 3 listed before: a different listing

@@ -416,3 +416,22 @@ def test_document_settings_accept_never_and_refuse_nonsense(tmp_path):
         assert str(exc).endswith("[settings]: document_max_bytes: must be at least 1024 (bytes)")
     else:
         raise AssertionError("a zero document size cap was accepted")
+
+
+def test_a_fraud_alert_about_a_fake_login_page_is_read_as_a_release(monitor, capsys):
+    """Its title names a login screen; only a watched listing or page titled so is not the content."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    title = "Fraudulent website and internet banking login screen related to Harbour Digital Bank"
+    text = [
+        "The fraudulent website claims to offer a stablecoin wallet of the bank's licensed stablecoin issuer."
+    ] * 2
+    path = "/hkma/press/20260123-4/"
+    feeds.page(path, hkma_release(title, text))
+    feeds.feed("/hkma/rss_press-release.xml", [(title, path, "Fri, 23 Jan 2026"), OLD_HKMA])
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and f"NEW: {title}" in out
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT body_status FROM changes").fetchall() == [("fetched",)]

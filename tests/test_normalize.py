@@ -100,6 +100,9 @@ def test_reference_numbers_in_links_are_kept():
         ("發布日期：2026-07-30", "2026-07-30"),
         ("Updated 30.07.2026 (PDF)", "2026-07-30"),
         ("31 Feb 2026", "31 Feb 2026"),  # no such day: kept as written
+        ("Updated 5 Mar 2026 (first issued 2025-01-02)", "2026-03-05"),  # the first date written
+        ("Circular 12 decisions 2026", "Circular 12 decisions 2026"),  # "dec" of a word is no month
+        ("Sept. 3, 2026", "2026-09-03"),
     ],
 )
 def test_listing_dates(text, iso):

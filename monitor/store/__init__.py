@@ -176,16 +176,19 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             row[0] for row in self.db.execute("SELECT source_id FROM source_state WHERE snapshot_hash != ''")
         }
 
-    def recent_errors(self, source_id: str, rounds: int) -> list[str]:
-        """The error of each of the source's last `rounds` fetches, newest first ("" for a success)."""
-        return [
-            row[0] or ""
-            for row in self.db.execute(
-                """SELECT error FROM fetches WHERE source_id = ?
-                   ORDER BY fetched_at DESC, id DESC LIMIT ?""",  # the index's order: no sort
-                [source_id, rounds],
-            )
-        ]
+    def held_back(self, source_id: str, reasons: tuple[str, ...]) -> tuple[int, str]:
+        """How many of the source's latest fetches in a row failed for one of `reasons` (how their
+        errors start), and when the first of them was ('' if none)."""
+        rows = self.db.execute(  # newest first, in the index's order; read only as far as the run goes
+            "SELECT error, fetched_at FROM fetches WHERE source_id = ? ORDER BY fetched_at DESC, id DESC",
+            [source_id],
+        )
+        count, since = 0, ""
+        for error, fetched_at in rows:
+            if not (error or "").startswith(reasons):
+                break
+            count, since = count + 1, fetched_at
+        return count, since
 
     def duplicates(self, change_ids: Sequence[int]) -> int:
         """How many of these changes repeat a release already logged through another source."""

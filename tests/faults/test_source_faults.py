@@ -18,9 +18,11 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
+from monitor import run
 from monitor.localsite import LocalSite, Response
 from tests.conftest import ROUND2, SFC_PRESS
 from tests.faults.conftest import FAULT_SETTINGS, rows, write_config
@@ -345,16 +347,44 @@ def test_a_maintenance_notice_in_the_registers_own_template_is_not_a_change(moni
     assert monitor.round(capsys)[:2] == (0, "")
 
     answers["now"] = Response(200, notice, register.headers)
-    for _ in range(2):
+    outs = []
+    for _ in range(5):  # retried every few minutes: more than three refusals within the hold
         code, out, err = monitor.round(capsys)
-        assert (code, out) == (1, "")
+        assert code == 1
         assert (
             "suspicious: the page keeps 1 of its " in err and "(a maintenance, login or partial page?)" in err
         )
+        outs.append(out)
+    assert outs[2].startswith(f"== Source health {'=' * 48}\nSource faulty has failed 3 times in a row")
+    assert "PAGE CHANGED" not in "".join(outs)
     answers["now"] = register
     code, out, _ = monitor.round(capsys)
-    assert (code, out) == (0, "")  # back before the third failure: no notice, no "PAGE CHANGED"
+    assert (code, out) == (
+        0,
+        f"== Source health {'=' * 48}\nSource faulty has recovered after 5 failed attempts.\n\n",
+    )
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+def test_a_feed_that_shrank_and_changed_its_links_at_once_is_taken_after_the_hold(
+    monitor, capsys, monkeypatch
+):
+    """Refused by one guard, then the other: their refusals add up, or the source fails forever."""
+    answers = {"now": rss(feed_of(50))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    relinked = feed_of(5).replace(b"/notice/", b"/notices/").replace(b"<guid>26N", b"<guid>HKMA-26N")
+    answers["now"] = rss(relinked)  # 5 of the 50, every one under a new id and link
+    for _ in range(3):
+        code, _, err = monitor.round(capsys)
+        assert code == 1 and "suspicious: the listing holds 5 of the 50 items it held before" in err
+    monkeypatch.setattr(run, "SHRINK_HOLD", timedelta(0))  # as if the shrink had lasted 12 hours
+    code, out, err = monitor.round(capsys)
+    assert code == 0, err
+    assert "NEW:" not in out and "REMOVED:" not in out  # the 5 are found again by title
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert monitor.round(capsys)[0] == 0
 
 
 SFC_TC_FEED = "/sfc/tc/rss/press-releases.xml"
