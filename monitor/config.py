@@ -20,6 +20,7 @@ from monitor.models import Config, Settings, Source, TelegramSettings, Topic, Wi
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SOURCES_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
+TABLE_LINE = re.compile(r"^\s*\[\[?\s*[A-Za-z\"]")  # a [table] or [[array]] header: a block ends
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -127,15 +128,43 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, "", "", f"not valid TOML: {exc}") from None
-    return _build(name, data, _source_lines(text))
+    text_lines = text.splitlines()
+    try:
+        return _build(name, data, text_lines)
+    except ConfigError as exc:
+        raise _at_key_line(exc, text_lines) from None
 
 
-def _source_lines(text: str) -> list[int]:
-    """Line numbers of each [[sources]] header, so errors can point at the right block."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if SOURCES_HEADER.match(line)]
+def _at_key_line(exc: ConfigError, text_lines: list[str]) -> ConfigError:
+    """The error pointing at the line of its key: "(line N)" of a source's header becomes the line
+    of the key inside the block, and an error in a table ([settings], [topics.x]) gets one."""
+    header = re.search(r" \(line (\d+)\)$", exc.problem)
+    if header:
+        start, problem = int(header[1]), exc.problem[: header.start()]
+    else:
+        table = re.fullmatch(r"\[([\w.\-]+)\]", exc.where)
+        table_line = re.compile(rf"^\s*\[\s*{re.escape(table[1])}\s*\]") if table else None
+        found = [n for n, line in enumerate(text_lines, 1) if table_line and table_line.match(line)]
+        if not found:
+            return exc
+        start, problem = found[0], exc.problem
+    line = _key_line(text_lines, start, exc.key) if exc.key else 0
+    return ConfigError(exc.path, exc.where, exc.key, f"{problem} (line {line or start})")
 
 
-def _build(name: str, data: dict[str, Any], lines: list[int]) -> Config:
+def _key_line(text_lines: list[str], header: int, key: str) -> int:
+    """The line of `key = ...` in the table whose header is on line `header` (0 if not there)."""
+    assignment = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=")
+    for index in range(header, len(text_lines)):  # 1-based header: the index of the line after it
+        if TABLE_LINE.match(text_lines[index]):
+            break
+        if assignment.match(text_lines[index]):
+            return index + 1
+    return 0
+
+
+def _build(name: str, data: dict[str, Any], text_lines: list[str]) -> Config:
+    lines = [n for n, line in enumerate(text_lines, 1) if SOURCES_HEADER.match(line)]  # each block's
     unknown = set(data) - {"settings", "topics", "sources", "telegram"}
     if unknown:
         raise ConfigError(name, "", sorted(unknown)[0], "unknown table")

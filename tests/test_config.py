@@ -45,11 +45,11 @@ def test_demo_topics_are_the_shipped_topics():
 BAD_CONFIGS = [
     pytest.param(
         GOOD_SOURCE.replace('kind = "rss"', 'kind = "rss"\ntitel = "x"'),
-        'sfc-press-en: titel: unknown key for kind = "rss" (line 2)',
+        'sfc-press-en: titel: unknown key for kind = "rss" (line 6)',  # the key's own line
         id="unknown-key",
     ),
     pytest.param(
-        GOOD_SOURCE + GOOD_SOURCE, "sfc-press-en: id: duplicate source id (line 8)", id="duplicate-id"
+        GOOD_SOURCE + GOOD_SOURCE, "sfc-press-en: id: duplicate source id (line 9)", id="duplicate-id"
     ),
     pytest.param(
         GOOD_SOURCE.replace('"rss"', '"atom"'),
@@ -77,7 +77,7 @@ BAD_CONFIGS = [
     # URLs no request can go to: refused here, not mid-round by the HTTP client (a round crashed on one)
     pytest.param(
         GOOD_SOURCE.replace("https://www.sfc.hk", "https://[::1"),
-        "sfc-press-en: url: is not a valid URL (Invalid IPv6 URL) (line 2)",
+        "sfc-press-en: url: is not a valid URL (Invalid IPv6 URL) (line 6)",
         id="url-ipv6",
     ),
     pytest.param(
@@ -96,8 +96,8 @@ BAD_CONFIGS = [
         id="url-space",
     ),
     pytest.param(
-        GOOD_SOURCE + "[settings]\ntimeout = 0",
-        "[settings]: timeout: must be more than 0 (seconds per request)",
+        GOOD_SOURCE + '[settings]\ninterval = "15m"\ntimeout = 0',
+        "[settings]: timeout: must be more than 0 (seconds per request) (line 9)",  # a table's key: its line
         id="timeout-0",
     ),
     pytest.param(
@@ -185,7 +185,7 @@ def test_every_command_is_documented_in_the_readme():
         pytest.param(
             GOOD_SOURCE.replace("[[sources]]", "[[sources]]  # SFC press")
             + GOOD_SOURCE.replace("sfc-press-en", "b").replace('kind = "rss"', 'kind = "rss"\ncolour = 1'),
-            'b: colour: unknown key for kind = "rss" (line 8)',
+            'b: colour: unknown key for kind = "rss" (line 12)',
             id="commented-header-line",
         ),
         pytest.param(
@@ -263,7 +263,7 @@ def test_hours_past_midnight_and_until_midnight(write):
     [
         pytest.param(
             OFFICE_HOURS.replace("08:00-22:00", "8-22"),
-            "hours: must be like \"08:00-22:00\" (Hong Kong time), not '8-22' (line 2)",
+            "hours: must be like \"08:00-22:00\" (Hong Kong time), not '8-22' (line 8)",
             id="hours-format",
         ),
         pytest.param(OFFICE_HOURS.replace("22:00", "25:00"), "hours: must be like", id="hours-range"),
@@ -272,7 +272,7 @@ def test_hours_past_midnight_and_until_midnight(write):
         ),
         pytest.param(
             OFFICE_HOURS.replace("mon-fri", "weekdays"),
-            'days: must be days like "mon-fri" or "mon,wed,fri", not \'weekdays\' (line 2)',
+            'days: must be days like "mon-fri" or "mon,wed,fri", not \'weekdays\' (line 9)',
             id="days",
         ),
         pytest.param(
@@ -287,7 +287,7 @@ def test_hours_past_midnight_and_until_midnight(write):
         ),
         pytest.param(
             'off_hours_interval = "3h"\n',
-            'off_hours_interval: needs hours = "HH:MM-HH:MM" (the working hours it goes with) (line 2)',
+            'off_hours_interval: needs hours = "HH:MM-HH:MM" (the working hours it goes with) (line 7)',
             id="off-hours-alone",
         ),
         pytest.param('days = "sat"\n', "days: needs hours", id="days-alone"),
