@@ -47,9 +47,16 @@ def seen_in(logged: LoggedChange) -> list[tuple[str, str]]:
     return [(_source_label(s.source_id, s.language), s.link) for s in logged.seen_in]
 
 
-def body_note(logged: LoggedChange) -> str:
-    """Why the alert rests on its title alone, when the item's text could not be fetched."""
-    status = logged.change.body_status
+REMOVED_NOTE = "no longer listed by the source: withdrawn, or moved (the link may still work)"
+
+
+def alert_note(logged: LoggedChange) -> str:
+    """What the reader should know to read the alert right: what "removed" means; that it rests
+    on its title alone, when the item's text could not be fetched."""
+    change = logged.change
+    if change.kind == "removed":
+        return REMOVED_NOTE
+    status = change.body_status
     return f"body not fetched ({status.removeprefix('not fetched: ')})" if status.startswith("not") else ""
 
 
@@ -75,7 +82,7 @@ def render_text(logged: LoggedChange) -> str:
         lines.append(f"Also:    {clean_text(link)} ({clean_text(label)})")
     if change.matches:
         lines.append(f"Matched: {matched_terms(logged)}")
-    if note := body_note(logged):
+    if note := alert_note(logged):
         lines.append(f"Note:    {_clip(note)}")
     lines += _diff_lines("+", change.added) + _diff_lines("-", change.removed)
     lines.append(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from monitor.models import Change, LoggedChange
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, body_note, hk_time, matched_terms, seen_in, was_text
+from monitor.render import KIND_LABEL, alert_note, hk_time, matched_terms, seen_in, was_text
 
 __all__ = ["alert_html", "digest_html", "plain_text", "split_message", "split_plain"]
 
@@ -60,7 +60,7 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
         lines.append(f"Also: {_link(link, _text(label))}")
     if change.matches:
         lines.append(f"Matched: {_text(matched_terms(logged), clip=False)}")
-    if note := body_note(logged):
+    if note := alert_note(logged):
         lines.append(f"<i>{_text(note)}</i>")
     lines += _diff_lines("+", change.added, logged.id, max_lines)
     lines += _diff_lines(MINUS, change.removed, logged.id, max_lines)

@@ -477,3 +477,14 @@ def test_long_digest_splits_between_entries_never_under_a_header() -> None:
             assert header == "HKMA · virtual-assets" and title.startswith("NEW: ")
     shown = [line for text in (first, second) for line in text.splitlines() if line.startswith("NEW: ")]
     assert shown == [f"NEW: {c.change.title} · 2025-06-13" for c in batch]  # each once, in order
+
+
+def test_a_removed_item_says_what_removed_means() -> None:
+    withdrawn = logged(Change(**{**sfc_circular().change.__dict__, "kind": "removed"}))
+    lines = alert_html(withdrawn).splitlines()
+    assert lines[1].startswith("REMOVED: ")
+    assert "<i>no longer listed by the source: withdrawn, or moved (the link may still work)</i>" in lines
+    assert (
+        "Note:    no longer listed by the source: withdrawn, or moved (the link may still work)"
+        in render_text(withdrawn).splitlines()
+    )
