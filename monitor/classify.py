@@ -14,8 +14,8 @@ HYPHENS = re.compile(r"[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d]"
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # Simplified forms of the characters in our Chinese terms, so a simplified text still matches.
 SIMPLIFIED = str.maketrans(
-    "稳币数码虚拟资产发监证会货实体汇现钞银钱场设备结构筹",
-    "穩幣數碼虛擬資產發監證會貨實體匯現鈔銀錢場設備結構籌",
+    "稳币数码虚拟资产发监证会货实体汇现钞银钱场设备结构筹续约权杠区块链",
+    "穩幣數碼虛擬資產發監證會貨實體匯現鈔銀錢場設備結構籌續約權槓區塊鏈",
 )
 
 

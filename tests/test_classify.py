@@ -45,6 +45,7 @@ def all_topics_of(title: str) -> set[str]:
         ("HKMA launches eHKD pilot phase", {"e-hkd"}),
         ("HKMA launches e\u2011HKD pilot phase", {"e-hkd"}),  # non-breaking hyphen
         ("金管局就稳定币发行人发牌", {"stablecoin"}),  # simplified characters
+        ("港交所推出比特币永续合约及期权", {"derivatives"}),  # simplified: 永續合約, 期權
         ("HKMA research on central bank digital currencies", {"e-hkd"}),  # -y -> -ies plural
         ("Perpetual futures on cryptocurrencies: SFC consults", {"derivatives"}),
         ("證監會就虛擬資產衍生品交易發出通函", {"derivatives"}),
