@@ -276,6 +276,10 @@ class Fetcher:
         if status >= 400:
             raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
         if status == 304:
+            asked = response.request.headers
+            if "if-none-match" not in asked and "if-modified-since" not in asked:
+                # nothing to be "not modified" from: taken as a success, the source would never baseline
+                raise FetchError("HTTP 304 Not Modified, though the request named no version it has")
             return
         if status == 206:  # no range was asked for: a part of the answer is not the answer
             raise FetchError("HTTP 206 Partial Content, though the whole page was asked for")

@@ -350,7 +350,7 @@ def test_detail_settings_are_checked(tmp_path):
         load_config(config)
     except ConfigError as exc:
         assert "sfc-news" in str(exc) and "detail" in str(exc) and "{ref}" in str(exc)
-        assert "line 4" in str(exc)
+        assert "line 9" in str(exc)  # the detail key's own line
     else:
         raise AssertionError("an unknown template field was accepted")
     config.write_text(
@@ -413,7 +413,7 @@ def test_document_settings_accept_never_and_refuse_nonsense(tmp_path):
     try:
         load_config(config)
     except ConfigError as exc:
-        assert str(exc).endswith("[settings]: document_max_bytes: must be at least 1024 (bytes)")
+        assert str(exc).endswith("[settings]: document_max_bytes: must be at least 1024 (bytes) (line 2)")
     else:
         raise AssertionError("a zero document size cap was accepted")
 

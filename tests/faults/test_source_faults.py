@@ -173,6 +173,8 @@ FAILING = [
           "HTTP 206 Partial Content, though the whole page was asked for"),
     Fault("cut-short-unsized", LISTING, listing, lambda s, ok: unsized(ok.body[: len(ok.body) * 2 // 3]),
           "the answer ended before </html> and gave no length (cut short?)"),
+    Fault("304-unasked", FEED, feed, lambda s, ok: fixed(Response(304, b"")),
+          "HTTP 304 Not Modified, though the request named no version it has"),
     Fault("gzip-unlabelled", LISTING, listing,
           lambda s, ok: fixed(Response(200, gzip.compress(ok.body), {"Content-Type": "text/html"})),
           "the body is gzip data the server did not label (no Content-Encoding: gzip)"),
