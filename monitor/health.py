@@ -27,7 +27,11 @@ def assess(sources: Sequence[Source], state: RunState, now: datetime) -> Verdict
     started = datetime.fromisoformat(state.started_at) if state.started_at else None
     last = datetime.fromisoformat(state.last_round_at) if state.last_round_at else None
     if last is None and started is None:
-        return Verdict(False, "no round has finished yet (policy-monitor run has not run on this database)")
+        return Verdict(
+            False,
+            "no round of the long-running `policy-monitor run` has finished on this database yet "
+            "(health watches that one; `run --once` rounds are not counted)",
+        )
     interval = shortest_interval(sources, [m for m in (last, now) if m])
     limit = 2 * interval
     deadlines = []

@@ -215,7 +215,13 @@ def state(last: datetime | None = None, started: datetime | None = None) -> RunS
 @pytest.mark.parametrize(
     ("run_state", "now", "healthy", "reason"),
     [
-        pytest.param(state(), hkt(25, 10), False, "no round has finished yet", id="never-ran"),
+        pytest.param(
+            state(),
+            hkt(25, 10),
+            False,
+            "no round of the long-running `policy-monitor run` has finished",
+            id="never-ran",
+        ),
         pytest.param(
             state(hkt(25, 10)), hkt(25, 10, 29), True, "last round finished 29 min ago", id="recent"
         ),
