@@ -35,6 +35,7 @@ COMMANDS = (
 # operator's proxy or hosts): only from a chat of TELEGRAM_CHAT_IDS or a user of [telegram]
 # admins. Anyone may ask /help, /topics and /recent (the regulators' public releases).
 TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
+COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 
 
 class CommandBot:
@@ -104,12 +105,17 @@ class CommandBot:
         """The HTML reply to one command from one chat; `trusted`: see `trusted`."""
         words = text.split()
         command = words[0][1:].split("@", 1)[0].lower()
-        handler = getattr(self, f"_{command}", None)
-        if handler is None:
+        if command not in COMMAND_NAMES:  # never a lookup by what a stranger typed: /topic is a helper
             return f"Unknown command {html.escape(words[0])}. " + self._help(chat, [])
         if command in TEAM_ONLY and not trusted:
             return _refusal(user_id)
-        return handler(chat, words[1:])
+        try:
+            return getattr(self, f"_{command}")(chat, words[1:])
+        except MonitorError as exc:
+            return html.escape(str(exc)[:300])
+        except Exception:  # a bug answering one command must not stop the run that alerts
+            log.exception("telegram: answering %s failed", command)
+            return "Sorry, that command failed; the operator can see why in the monitor's log."
 
     def _start(self, chat: str, args: list[str]) -> str:
         self._store.subscribe(chat)
@@ -147,7 +153,7 @@ class CommandBot:
         return f"This chat now receives: {left}."
 
     def _recent(self, chat: str, args: list[str]) -> str:
-        count = int(args[0]) if args and args[0].isdigit() else 5
+        count = int(args[0]) if args and args[0].isascii() and args[0].isdigit() else 5  # not "²"
         recent = self._store.recent(self._store.chat_topics(chat), max(1, min(count, 20)))
         return digest_html(recent) if recent else "No alerts yet for this chat's topics."
 

@@ -43,6 +43,24 @@ def test_strangers_get_a_polite_no_and_nothing_changes(monitor, telegram, capsys
     assert chats(monitor) == before  # the stranger's chat was never added
 
 
+def test_a_strangers_odd_commands_are_unknown_and_the_bot_keeps_going(monitor, telegram, capsys):
+    """Method names of the bot (/topic, /receiving, /bot) were called with what the stranger typed."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    stranger = 5005
+    for command in ("/topic", "/receiving", "/topic_help x", "/bot", "/store", "/recent ²", "/help"):
+        telegram.push_command(stranger, command)
+    assert monitor("bot", "--once", capsys=capsys)[0] == 0
+    replies = sent_to(telegram, str(stranger))
+    assert len(replies) == 7
+    for command, reply in zip(
+        ("/topic", "/receiving", "/topic_help", "/bot", "/store"), replies, strict=False
+    ):
+        assert reply.startswith(f"Unknown command {command}. <b>hk-policy-monitor</b>")
+    assert replies[5] == "No alerts yet for this chat's topics."  # /recent ²: the default count
+    assert "/subscribe" in replies[6]
+
+
 def test_an_admin_may_subscribe_any_chat_and_review_from_it(monitor, telegram, capsys):
     write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
     admins(monitor, 77)
