@@ -31,6 +31,7 @@ from monitor.telegram_render import alert_html, digest_html, plain_text, split_m
 log = logging.getLogger("monitor.telegram")
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 MAX_RETRY_AFTER_WAIT = 30.0  # seconds; a longer RetryAfter leaves the chat's alerts for the next delivery
+MAX_RATE_LIMITED = 3  # 429s waited out for one message; then the chat's alerts wait for the next delivery
 
 
 @dataclass(frozen=True)
@@ -114,27 +115,45 @@ def _is_network_error(error: BaseException) -> bool:
 
 
 class RateLimiter:
-    """Telegram's limits: ~1 message/s to a private chat, ~20/min to a group or channel, ~30/s overall."""
+    """Telegram's limits: ~1 message/s to a private chat, ~20/min to a group or channel, ~30/s overall.
+
+    Each chat keeps its own pace; the overall limit only keeps any two sends `global_interval`
+    apart, so a group's next slot, seconds ahead, does not hold a private chat back till then.
+    """
 
     def __init__(self, settings: TelegramSettings):
         self._settings = settings
         self._next: dict[str, float] = {}
-        self._next_any = 0.0
+        self._booked: list[float] = []  # send times taken, in order, over the last moments
 
     def delay(self, chat: str) -> float:
         """How long the next message to `chat` would wait."""
         now = asyncio.get_running_loop().time()
-        return max(0.0, self._next.get(chat, 0.0) - now, self._next_any - now)
+        return self._slot(chat, now) - now
+
+    def hold(self, chat: str, seconds: float) -> None:
+        """Telegram asked for `seconds` of quiet to `chat` (a 429's Retry-After)."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._next[chat] = max(self._next.get(chat, 0.0), until)
 
     async def wait(self, chat: str) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        start = self._slot(chat, now)
         private = chat.isdigit()  # groups have negative ids, channels are @names
-        spacing = self._settings.private_interval if private else self._settings.group_interval
-        start = max(now, self._next.get(chat, 0.0), self._next_any)
-        self._next[chat] = start + spacing
-        self._next_any = start + self._settings.global_interval
+        self._next[chat] = start + (
+            self._settings.private_interval if private else self._settings.group_interval
+        )
+        self._booked = sorted([t for t in self._booked if t > now - self._settings.global_interval] + [start])
         await asyncio.sleep(start - now)
+
+    def _slot(self, chat: str, now: float) -> float:
+        """The first time at or after the chat's own next slot that no other send is too close to."""
+        start, gap = max(now, self._next.get(chat, 0.0)), self._settings.global_interval
+        for booked in self._booked:
+            if booked - gap < start < booked + gap:
+                start = booked + gap
+        return start
 
 
 class TelegramSender:
@@ -176,6 +195,13 @@ class TelegramSender:
         for group, text, buttons in self._messages(self._store.pending_alerts(chat)):
             if self._seconds_left() <= self._limiter.delay(chat):  # stopping: no time for another
                 log.info("telegram: %s: stopping; the rest stays pending for the next start", chat)
+                return sent
+            if self._limiter.delay(chat) > MAX_RETRY_AFTER_WAIT:  # a Retry-After not over yet
+                log.info(
+                    "telegram: %s: rate limited for %.0f s more; alerts stay pending",
+                    chat,
+                    self._limiter.delay(chat),
+                )
                 return sent
             try:
                 message_id, chat = await self._send_parts(chat, text, buttons)
@@ -266,18 +292,19 @@ class TelegramSender:
     async def _send(
         self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None = None
     ) -> tuple[str, str]:
-        while True:
+        for attempt in range(1, MAX_RATE_LIMITED + 2):
             await self._limiter.wait(chat)
             try:
                 message = await self._send_with_retries(chat, text, parse_mode, buttons)
                 return str(message.message_id), chat
             except RetryAfter as exc:
                 seconds = _retry_after_seconds(exc)
-                # do not hold up rounds and commands for long, nor a stop past its deadline
-                if seconds > min(MAX_RETRY_AFTER_WAIT, self._seconds_left()):
+                self._limiter.hold(chat, seconds)  # remembered: this chat's next delivery waits too
+                # do not hold up rounds and commands for long, nor a stop past its deadline; and a
+                # chat that answers 429 again and again waits for the next delivery
+                if seconds > min(MAX_RETRY_AFTER_WAIT, self._seconds_left()) or attempt > MAX_RATE_LIMITED:
                     raise DeliveryPostponed(f"rate limited for {seconds:.0f} s") from None
                 log.info("telegram: %s: rate limited, waiting %.0f s", chat, seconds)
-                await asyncio.sleep(seconds)
             except ChatMigrated as exc:
                 new_chat = str(exc.new_chat_id)
                 log.warning("telegram: chat %s moved to %s; following it", chat, new_chat)
@@ -297,6 +324,7 @@ class TelegramSender:
                 raise DeliveryPostponed(self._env.redact(str(exc))) from None
             except NetworkError as exc:
                 raise DeliveryPostponed(self._env.redact(f"{type(exc).__name__}: {exc}")) from None
+        raise AssertionError("unreachable: the last rate-limited attempt raises")
 
     async def _send_with_retries(
         self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None

@@ -3,6 +3,8 @@ stand-in, the local regulator site over rounds, and a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -70,6 +72,20 @@ def test_rate_limited_sends_still_arrive_exactly_once(monitor, telegram, capsys)
     monitor.round(capsys, ROUND2)
     assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
     assert pending(monitor) == 0
+
+
+def test_a_chat_that_answers_429_again_and_again_waits_for_the_next_delivery(monitor, telegram, capsys):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "retry_after", chat_id=int(GROUP), retry_after=1, times=None)
+    started = time.monotonic()
+    code, _, err = monitor.round(capsys, ROUND2)
+    assert code == 0 and time.monotonic() - started < 15  # not one 1-s wait after another, forever
+    assert len(sent_to(telegram, PRIVATE)) == 5 and sent_to(telegram, GROUP) == []
+    assert "rate limited for 1 s" in err and pending(monitor) == 5
+    telegram.clear_failures()
+    monitor.round(capsys)
+    assert len(sent_to(telegram, GROUP)) == 5 and pending(monitor) == 0
 
 
 def test_telegram_down_for_a_round_delays_alerts_and_loses_none(monitor, telegram, capsys):
@@ -482,3 +498,30 @@ def test_a_token_without_any_chat_is_refused_before_a_round_loses_its_alerts(
 def rows_of(db, sql: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
+
+
+def test_a_groups_slow_pace_does_not_slow_a_private_chat():
+    """~20/min to a group, ~1/s to a private chat, ~30/s overall: each chat at its own pace."""
+    from monitor.models import TelegramSettings
+    from monitor.telegram import RateLimiter
+
+    async def sends() -> dict[str, list[float]]:
+        limiter = RateLimiter(
+            TelegramSettings(private_interval=0.1, group_interval=0.6, global_interval=0.01)
+        )
+        loop, times = asyncio.get_running_loop(), {PRIVATE: [], GROUP: []}
+        start = loop.time()
+
+        async def chat(chat_id: str, count: int) -> None:
+            for _ in range(count):
+                await limiter.wait(chat_id)
+                times[chat_id].append(loop.time() - start)
+
+        await asyncio.gather(chat(GROUP, 2), chat(PRIVATE, 4))
+        return times
+
+    times = asyncio.run(sends())
+    assert times[GROUP][1] >= 0.6  # the group's own pace holds
+    assert times[PRIVATE][-1] < 0.5  # 4 private sends 0.1 s apart, not 0.6 s apart like the group's
+    every = sorted(times[GROUP] + times[PRIVATE])
+    assert all(b - a >= 0.009 for a, b in itertools.pairwise(every))  # the overall limit
