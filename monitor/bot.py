@@ -126,7 +126,7 @@ class CommandBot:
         )
 
     def _stop(self, chat: str, args: list[str]) -> str:
-        self._store.deactivate_chat(chat, "stopped with /stop")
+        self._store.deactivate_chat(chat, "stopped with /stop", drop_pending=True)
         return "Alerts to this chat are stopped. /start subscribes again."
 
     def _topics(self, chat: str, args: list[str]) -> str:

@@ -353,7 +353,12 @@ class TelegramSender:
 
     def _unreachable(self, chat: str, exc: Exception) -> None:
         reason = self._env.redact(str(exc))
-        log.warning("telegram: chat %s cannot receive alerts (%s); it is deactivated", chat, reason)
+        log.warning(
+            "telegram: chat %s cannot receive alerts (%s); it is deactivated, and its alerts wait "
+            "(a chat of TELEGRAM_CHAT_IDS is re-enabled at the next start)",
+            chat,
+            reason,
+        )
         self._store.deactivate_chat(chat, reason)
         raise ChatUnreachable(reason) from None
 

@@ -203,7 +203,33 @@ def test_blocked_chat_is_deactivated_and_others_still_receive(monitor, telegram,
     assert len(sent_to(telegram, PRIVATE)) == 5 and sent_to(telegram, GROUP) == []
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT active FROM chats WHERE chat_id = ?", [GROUP]).fetchone() == (0,)
+    assert pending(monitor) == 5  # the group's alerts wait: it is in TELEGRAM_CHAT_IDS
+    monitor.round(capsys)  # the next start re-enables it (the operator unblocked the bot): they arrive
+    assert len(sent_to(telegram, GROUP)) == 5 and pending(monitor) == 0
+
+
+def test_a_chat_taken_out_of_the_list_gets_nothing_more(monitor, telegram, capsys, monkeypatch):
+    monitor.write(*SOURCES)
+    monitor.round(capsys)
+    telegram.down()
+    monitor.round(capsys, ROUND2)  # 5 alerts wait for each chat
+    telegram.up()
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", PRIVATE)  # the operator removes the group
+    monitor.round(capsys)
+    assert len(sent_to(telegram, PRIVATE)) == 5 and sent_to(telegram, GROUP) == []
     assert pending(monitor) == 0
+
+
+def test_a_migrated_group_keeps_its_place_in_the_list_after_a_restart(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "migrated", chat_id=int(GROUP), migrate_to_chat_id=-1009999)
+    monitor.round(capsys, ROUND2)
+    assert len(sent_to(telegram, "-1009999")) == 1
+    monitor.round(capsys)  # a restart with TELEGRAM_CHAT_IDS still naming the old id
+    with sqlite3.connect(monitor.db) as conn:
+        chats = dict(conn.execute("SELECT chat_id, active FROM chats").fetchall())
+    assert chats["-1009999"] == 1 and chats[GROUP] == 0  # the supergroup stays the team's chat
 
 
 def test_unparseable_entities_are_resent_as_plain_text(monitor, telegram, capsys):

@@ -33,7 +33,15 @@ class OutboxStore:
             )
 
     def pending_chats(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT chat FROM outbox WHERE status = 'pending'")]
+        """Chats with alerts to send: not those deactivated (their rows wait, for a chat of
+        TELEGRAM_CHAT_IDS re-enabled at the next start); the ops chat of notices has no row."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                """SELECT DISTINCT o.chat FROM outbox o LEFT JOIN chats c ON c.chat_id = o.chat
+                   WHERE o.status = 'pending' AND (c.active = 1 OR c.chat_id IS NULL)"""
+            )
+        ]
 
     def pending_alerts(self, chat: str) -> list[Alert]:
         rows = self.db.query(
@@ -82,11 +90,19 @@ class OutboxStore:
         """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed),
         and re-enabled at each start: an operator who fixed the bot's rights expects it to work.
         A chat taken out of TELEGRAM_CHAT_IDS stops receiving alerts."""
-        now, listed = utc_now(), list(chats)
+        now, listed = utc_now(), [self._followed(chat) for chat in chats]
+        marks = ", ".join("?" * len(listed))
         with immediate(self.db):
+            # the operator's choice: what was waiting for a chat taken out of the list is not sent
+            self.db.execute(
+                f"""UPDATE outbox SET status = 'undeliverable', last_error = 'removed from TELEGRAM_CHAT_IDS'
+                    WHERE status = 'pending' AND chat IN (SELECT chat_id FROM chats
+                      WHERE origin = 'env' AND note NOT LIKE 'migrated to %' AND chat_id NOT IN ({marks}))""",
+                listed,
+            )
             self.db.execute(
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
-                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({", ".join("?" * len(listed))})""",
+                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({marks})""",
                 listed,
             )
             self.db.conn.executemany(
@@ -94,6 +110,17 @@ class OutboxStore:
                    ON CONFLICT (chat_id) DO UPDATE SET origin = 'env', active = 1, note = ''""",
                 [(chat, now) for chat in listed],
             )
+
+    def _followed(self, chat: str) -> str:
+        """The id a chat of TELEGRAM_CHAT_IDS has now: a group that became a supergroup has a new
+        one, which Telegram told us once (the operator should update the list; until then, this)."""
+        seen = {chat}
+        while True:
+            row = next(iter(self.db.execute("SELECT note FROM chats WHERE chat_id = ?", [chat])), None)
+            if not row or not (row[0] or "").startswith("migrated to ") or row[0][12:] in seen:
+                return chat
+            chat = row[0][12:]
+            seen.add(chat)
 
     def recipients(self) -> dict[str, frozenset[str] | None]:
         rows = self.db.execute("SELECT chat_id, topics FROM chats WHERE active = 1 ORDER BY added_at")
@@ -110,14 +137,17 @@ class OutboxStore:
             [chat, value, utc_now()],
         )
 
-    def deactivate_chat(self, chat: str, reason: str) -> None:
-        """The chat cannot receive (bot blocked or removed): stop queueing for it, drop its pending rows."""
+    def deactivate_chat(self, chat: str, reason: str, drop_pending: bool = False) -> None:
+        """Stop queueing for the chat. Its pending rows wait (a chat of TELEGRAM_CHAT_IDS is re-enabled
+        at the next start: the operator may have fixed the bot's rights), unless `drop_pending`
+        (the chat asked to stop)."""
         with immediate(self.db):
             self.db.execute("UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [reason, chat])
-            self.db.execute(
-                "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
-                [reason, chat],
-            )
+            if drop_pending:
+                self.db.execute(
+                    "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
+                    [reason, chat],
+                )
 
     def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup with a new id: its subscription and pending alerts move with it."""
