@@ -30,7 +30,7 @@ log = logging.getLogger("monitor")
 IDLE_CHECK_SECONDS = 60.0  # pending alerts are retried at least this often
 STOP_WAIT_SECONDS = 3.0  # after SIGTERM: how long the running sources may take to finish
 FLUSH_SECONDS = 4.0  # then: how long pending alerts may take to send (docker stop waits 10 s)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: the terminal closed
 
 
 @dataclass
@@ -181,13 +181,22 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
 
 
 async def run_bot(store: Store, channel: Channel, once: bool = False) -> None:
-    """Answer commands and send pending alerts, without polling any source."""
-    while True:
-        await channel.deliver(store)
-        await _idle(0 if once else IDLE_CHECK_SECONDS, channel, poll_timeout=0 if once else 25)
-        if once:
-            await channel.deliver(store)
-            return
+    """Answer commands and send pending alerts, without polling any source. SIGTERM or SIGINT
+    (docker stop) ends the long poll for commands at once (they are read again at the next start)
+    and gives a delivery under way FLUSH_SECONDS; what is left stays pending."""
+    with stop_on_signals() as stop:
+        while not stop.is_set():
+            await flush(channel, store, stop)
+            if once:
+                await _idle(0, channel, poll_timeout=0)
+                await flush(channel, store, stop)
+                return
+            idle = asyncio.create_task(_idle(IDLE_CHECK_SECONDS, channel))
+            await until_done_or(stop, {idle})
+            await drain({idle}, 0)
+            if not idle.cancelled():
+                idle.result()  # an error of its own ends the bot, as before
+    log.info("bot: stopped")
 
 
 async def _idle(seconds: float, channel: Channel, poll_timeout: int = 25) -> None:

@@ -347,3 +347,15 @@ def test_a_round_split_over_two_processes_stops_whole_and_resumes(monitor, capsy
     assert restarted.returncode == 0, restarted.stderr
     assert query(monitor, "SELECT count(*) FROM source_state") == [(300,)]
     assert query(monitor, "SELECT count(*) FROM changes") == [(0,)]  # a baseline, finished silently
+
+
+def test_the_bot_stops_cleanly_on_sigterm_even_in_its_long_poll(monitor, telegram):
+    monitor.write(SFC_PRESS)
+    process = start(monitor, "bot", env=telegram_env(telegram))
+    try:
+        wait_until(lambda: telegram.calls_for("getUpdates"))  # in its long poll for commands
+        code, seconds, out, err = stop(process, signal.SIGTERM)
+    finally:
+        process.kill()
+    assert code == 0 and seconds < 5, (code, seconds, err)  # docker stop waits 10 s, then kills
+    assert "bot: stopped" in out and "Traceback" not in err
