@@ -17,6 +17,7 @@ from monitor.normalize import HKT
 
 FAILED_RETRY_SECONDS = 300.0  # a failed source is retried after at most this, whatever its interval
 CATCH_UP_STEP = 2.0  # seconds between the starts of sources already due at start, at most
+CLOCK_STEP = timedelta(seconds=2)  # the wall clock going back by more than this is a step, not jitter
 
 
 def in_window(window: Window, when: datetime) -> bool:
@@ -132,6 +133,7 @@ class Scheduler:
         self._due: dict[str, datetime] = {}
         self._running: set[str] = set()
         self._host_free: dict[str, datetime] = {}
+        self._clock = now  # the wall clock when last asked: a step back moves every plan with it
         overdue: list[tuple[datetime, int, Source]] = []
         for order, source in enumerate(sources):
             last = health.get(source.id)
@@ -150,6 +152,7 @@ class Scheduler:
 
     def take(self, now: datetime) -> list[Source]:
         """The sources to start now; they count as running until `finished`."""
+        self._follow_clock(now)
         started: list[Source] = []
         for source_id in sorted(self._due, key=self._due.__getitem__):
             if source_id in self._running or self._due[source_id] > now:
@@ -170,12 +173,22 @@ class Scheduler:
 
     def seconds_to_next(self, now: datetime) -> float | None:
         """How long until a source can start (host spacing included); None while all are running."""
+        self._follow_clock(now)
         waits = [
             max(self._due[sid], self._host_free.get(host_of(self._sources[sid]), now))
             for sid in self._due
             if sid not in self._running
         ]
         return max(0.0, (min(waits) - now).total_seconds()) if waits else None
+
+    def _follow_clock(self, now: datetime) -> None:
+        """The wall clock stepped back (an NTP step, a restored VM): every plan moves back with it.
+        Left as they were, the plans would lie the step ahead, and the run would wait it out."""
+        step = now - self._clock
+        if step < -CLOCK_STEP:
+            self._due = {source_id: due + step for source_id, due in self._due.items()}
+            self._host_free = {host: free + step for host, free in self._host_free.items()}
+        self._clock = now
 
     def _jittered(self, source: Source, due: datetime, last: Health | None) -> datetime:
         failed = bool(last and last.consecutive_failures)

@@ -48,7 +48,12 @@ async def run_forever(
                 for source in scheduler.take(now_utc()):
                     polls.add(asyncio.create_task(_poll(config, store, channel, source, scheduler, outbox)))
                 wait = scheduler.seconds_to_next(now_utc())
-                await until_done_or(stop, polls | helpers, IDLE_CHECK_SECONDS if wait is None else wait)
+                # capped: the plans are wall-clock times, and the wall clock can jump meanwhile
+                await until_done_or(
+                    stop,
+                    polls | helpers,
+                    IDLE_CHECK_SECONDS if wait is None else min(wait, IDLE_CHECK_SECONDS),
+                )
                 _raise_failures(polls, helpers)
         finally:
             await _shut_down(store, channel, polls, helpers - {sender}, sender, closing)

@@ -162,6 +162,23 @@ def test_a_clock_that_stepped_back_does_not_stall_a_source():
     assert scheduler.due_at("s") == now
 
 
+def test_a_clock_that_steps_back_while_the_run_waits_moves_the_plans_with_it():
+    """An NTP step or a restored VM, an hour back, between two polls of a 15-minute source."""
+    settings = Settings(jitter=0.0, host_spacing=2.0, catch_up=0.0)
+    now = hkt(25, 10)
+    scheduler = Scheduler([source("a"), source("b")], settings, {}, now, random.Random(1))
+    assert [s.id for s in scheduler.take(now)] == ["a"]
+    scheduler.finished("a", attempted(now), now)
+    assert scheduler.seconds_to_next(now + timedelta(seconds=1)) == 1.0  # b: host spacing
+    stepped = now + timedelta(seconds=1) - HOUR_STEP
+    assert scheduler.seconds_to_next(stepped) == 1.0  # not an hour and a second
+    assert [s.id for s in scheduler.take(stepped + timedelta(seconds=1))] == ["b"]
+    assert scheduler.due_at("a") == now + timedelta(minutes=15) - HOUR_STEP
+
+
+HOUR_STEP = timedelta(hours=1)
+
+
 def test_sources_on_one_host_start_host_spacing_apart():
     settings = Settings(jitter=0.0, host_spacing=2.0, catch_up=0.0)
     now = hkt(25, 10)
