@@ -64,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     bot.add_argument("--once", action="store_true", help="handle the commands waiting now, then exit")
     _log_format(bot, argparse.SUPPRESS)
 
-    commands.add_parser(
+    health = commands.add_parser(
         "health", help="exit 0 if the last round finished in time (for Docker's HEALTHCHECK), else 1"
     )
+    health.add_argument("--shard", type=parse_shard, metavar="I/N",
+                        help="the shard the run checked was given (its sources set the expected pace)")  # fmt: skip
 
     log = commands.add_parser("log", help="the change log, newest first")
     _filters(log)
@@ -247,6 +249,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        if args.shard:  # a shard's pace is that of its own sources, not of the whole list
+            config = select_shard(config, *args.shard)
         store = Store.open_read_only(args.db)
         try:
             state = store.run_state()

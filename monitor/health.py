@@ -29,8 +29,8 @@ def assess(sources: Sequence[Source], state: RunState, now: datetime) -> Verdict
     if last is None and started is None:
         return Verdict(
             False,
-            "no round of the long-running `policy-monitor run` has finished on this database yet "
-            "(health watches that one; `run --once` rounds are not counted)",
+            "no round has finished on this database yet (`policy-monitor run` records each one it "
+            "completes; a round stopped half-way is not one)",
         )
     interval = shortest_interval(sources, [m for m in (last, now) if m])
     limit = 2 * interval

@@ -236,7 +236,7 @@ def state(last: datetime | None = None, started: datetime | None = None) -> RunS
             state(),
             hkt(25, 10),
             False,
-            "no round of the long-running `policy-monitor run` has finished",
+            "no round has finished on this database yet",
             id="never-ran",
         ),
         pytest.param(
