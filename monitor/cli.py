@@ -339,11 +339,22 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from monitor.store.lock import holder
+
     store = Store.open(args.db, create=False)
-    bodies, fetches, reclaimed = store.prune(args.keep_days, fetch_records=args.fetch_records)
+    running = holder(args.db)  # VACUUM would lock the database past the run's 10 s of patience
+    bodies, fetches, reclaimed = store.prune(
+        args.keep_days, fetch_records=args.fetch_records, vacuum=not running
+    )
     removed = (
         f"{bodies} raw bodies and {fetches} fetch records" if args.fetch_records else f"{bodies} raw bodies"
     )
+    if running:
+        print(
+            f"removed {removed} that no change refers to; the database is in use ({running}), so the "
+            "space stays in the file for its next writes (prune while the monitor is stopped to shrink it)"
+        )
+        return EXIT_OK
     print(f"removed {removed} that no change refers to; reclaimed {reclaimed / 1024:.1f} KB")
     return EXIT_OK
 

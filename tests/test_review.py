@@ -233,6 +233,22 @@ def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys):
     assert monitor("show", "1", capsys=capsys)[0] == 0
 
 
+def test_prune_beside_a_running_monitor_removes_but_does_not_vacuum(monitor, capsys):
+    """VACUUM rewrites the file under a lock; on a big database the run's next write timed out."""
+    from monitor.store.lock import hold_lock
+
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    with sqlite3.connect(monitor.db) as conn:
+        conn.execute("UPDATE bodies SET created_at = '2020-01-01T00:00:00+00:00'")
+    with hold_lock(monitor.db):  # as a running `run` holds it
+        code, out, _ = monitor("prune", "--keep-days", "30", capsys=capsys)
+    assert code == 0
+    assert out.startswith("removed 0 raw bodies that no change refers to; the database is in use (pid ")
+    assert "prune while the monitor is stopped to shrink it" in out
+
+
 def _serving(body: bytes):
     from monitor.localsite import Response
 

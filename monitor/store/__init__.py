@@ -488,7 +488,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
         return int(first[0])
 
-    def prune(self, keep_days: int, fetch_records: bool = False) -> tuple[int, int, int]:
+    def prune(self, keep_days: int, fetch_records: bool = False, vacuum: bool = True) -> tuple[int, int, int]:
         """Remove raw bodies (and with `fetch_records`, fetch records) older than `keep_days` that
         no change refers to; (bodies, fetch records, bytes reclaimed).
 
@@ -519,7 +519,8 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 [cutoff],
             ).rowcount
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.vacuum()
+        if vacuum:  # rewrites the whole file under a lock: a run's write would time out on a big one
+            self.db.vacuum()
         return removed, fetches, max(0, size_before - self._file_size())
 
     def _file_size(self) -> int:

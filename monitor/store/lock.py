@@ -45,3 +45,19 @@ def hold_lock(db_path: str | Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def holder(db_path: str | Path) -> str:
+    """Who holds the database's lock now ('' if no one): a running `run` or `bot`."""
+    path = Path(f"{db_path}.lock")
+    try:
+        handle = path.open("r")
+    except OSError:
+        return ""
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return ""
