@@ -302,6 +302,7 @@ class Previous:
     stable_sha256: str = ""  # Page.stable_sha256 of the last body
     noise: str = ""  # and its Page.noise
     snapshot_hash: str = ""  # set when there is a stored snapshot, even before it is loaded
+    pending_removal: frozenset[str] = frozenset()  # item keys missing once: removed if missing again
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
 from monitor.diff import diff, matched_by_title, shares_nothing
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
-from monitor.extract import extract_unless_same
+from monitor.extract import extract_unless_same, snapshot_hash
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow, recheck
 from monitor.models import (
@@ -232,7 +232,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
         if not ctx.dry_run:
-            store.record_unchanged(source, page, "unchanged", snapshot.region)
+            store.record_unchanged(source, page, "unchanged", snapshot.region, extracted=True)
         return SourceOutcome(source.id, "unchanged", count)
 
     def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
@@ -241,6 +241,8 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     _refuse_sudden_shrink(source, old, snapshot, held_back)
     old = _unless_replaced(source, old, snapshot, held_back)
     found = diff(source, old, snapshot, previous.known_keys)
+    found, missing_once = _confirmed_removals(found, previous.pending_removal)
+    stored = _with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     duplicates = 0
@@ -249,12 +251,13 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
             source,
             page,
             old,
-            snapshot,
+            stored,
             changes,
             ctx.recipients,
             previous.raw_sha256,
             followed,
             ctx.settings.duplicate_window,
+            missing_once,
         )
         duplicates = store.duplicates(ids)
     status = "baseline" if not old else "changed" if changes else "updated"
@@ -282,6 +285,31 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     return replace(
         outcome, status=status, changes=changes, duplicates=outcome.duplicates + ctx.store.duplicates(ids)
     )
+
+
+def _confirmed_removals(
+    found: list[Change], missing_before: frozenset[str]
+) -> tuple[list[Change], frozenset[str]]:
+    """(the changes to log, the keys missing for the first time). An item is removed only when it
+    is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
+    otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
+    one poll later."""
+    missing = {c.item_key for c in found if c.kind == "removed"}
+    first_time = frozenset(missing - missing_before)
+    return [c for c in found if not (c.kind == "removed" and c.item_key in first_time)], first_time
+
+
+def _with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
+    """`snapshot` with the items of `old` missing for the first time put back where they were: the
+    next round's diff against it finds them missing again (or back), and reads their place right."""
+    if not keys or old is None:
+        return snapshot
+    items = list(snapshot.items)
+    for index, item in enumerate(old.items):
+        if item.key in keys:
+            items.insert(min(index, len(items)), item)
+    kept = replace(snapshot, items=tuple(items))
+    return replace(kept, hash=snapshot_hash(kept))
 
 
 def _unless_replaced(

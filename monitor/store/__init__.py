@@ -61,6 +61,10 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _keys(stored: str) -> frozenset[str]:
+    return frozenset(json.loads(stored)) if stored != "[]" else frozenset()  # read for every source
+
+
 def _database(target: Path | sqlite3.Connection) -> sqlite_utils.Database:
     """Without sqlite-utils' plugins: it would otherwise scan every installed package for them
     (~10 ms a process) and run their hooks on our connection, code written for its command line."""
@@ -152,6 +156,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             stable_sha256=state.get("stable_sha256") or "",
             noise=state.get("noise") or "",
             snapshot_hash=state["snapshot_hash"],
+            pending_removal=_keys(state.get("pending_removal") or "[]"),
         )
 
     def previous(self, source_id: str, state: Previous) -> Previous:
@@ -204,7 +209,9 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
     # --- one source's round: every write of it in one transaction ----------------------------
 
     @_writes
-    def record_unchanged(self, source: Source, page: Page, status: str, region: str = "") -> None:
+    def record_unchanged(
+        self, source: Source, page: Page, status: str, region: str = "", extracted: bool = False
+    ) -> None:
         """The body (or its extracted content) is what we already have: log the fetch only, and the
         digests of the region and of the body it was extracted from (with where its noise was), so
         that the next round can skip the extraction (the region) or even the parse (the body)."""
@@ -221,6 +228,11 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     """UPDATE source_state SET stable_sha256 = ?, noise = ?
                        WHERE source_id = ? AND (stable_sha256 != ? OR noise != ?)""",
                     [page.stable_sha256, page.noise, source.id, page.stable_sha256, page.noise],
+                )
+            if extracted:  # the same items as stored: one missing last round is back
+                self.db.execute(
+                    "UPDATE source_state SET pending_removal = '[]' WHERE source_id = ? AND pending_removal != '[]'",
+                    [source.id],
                 )
 
     @_writes
@@ -250,6 +262,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         previous_raw: str = "",
         followed: Followed = Followed(),  # noqa: B008 (frozen)
         duplicate_window: float = 3 * 86400,
+        pending_removal: frozenset[str] = frozenset(),
     ) -> list[int]:
         """Store a new snapshot with its changes and their outbox rows, atomically.
 
@@ -274,22 +287,26 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
             self.db.execute(  # plain SQL: sqlite-utils' upsert reads the table's schema on every call
                 """INSERT INTO source_state (source_id, snapshot_hash, raw_sha256, etag, last_modified,
-                     updated_at, region_sha256, stable_sha256, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     updated_at, region_sha256, stable_sha256, noise, pending_removal)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (source_id) DO UPDATE SET snapshot_hash = excluded.snapshot_hash,
                      raw_sha256 = excluded.raw_sha256, etag = excluded.etag,
                      last_modified = excluded.last_modified, updated_at = excluded.updated_at,
                      region_sha256 = excluded.region_sha256, stable_sha256 = excluded.stable_sha256,
-                     noise = excluded.noise""",
+                     noise = excluded.noise, pending_removal = excluded.pending_removal""",
                 [
                     source.id,
                     snapshot.hash,
                     page.sha256,
-                    page.validators.etag,
-                    page.validators.last_modified,
+                    # With an item missing once, the next round must read the page again: no
+                    # validators (a 304) and no digests (the short cuts) that would skip it.
+                    "" if pending_removal else page.validators.etag,
+                    "" if pending_removal else page.validators.last_modified,
                     now,
-                    snapshot.region,
-                    page.stable_sha256,
-                    page.noise,
+                    "" if pending_removal else snapshot.region,
+                    "" if pending_removal else page.stable_sha256,
+                    "" if pending_removal else page.noise,
+                    json.dumps(sorted(pending_removal)),
                 ],
             )
             self._succeeded(source.id, page.fetched_at)

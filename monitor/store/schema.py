@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS source_state (
     updated_at TEXT NOT NULL,
     region_sha256 TEXT NOT NULL DEFAULT '',
     stable_sha256 TEXT NOT NULL DEFAULT '',
-    noise TEXT NOT NULL DEFAULT ''
+    noise TEXT NOT NULL DEFAULT '',
+    pending_removal TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS health (
     source_id TEXT PRIMARY KEY,
@@ -192,4 +193,5 @@ ADDED_COLUMNS = (
     ("source_state", "region_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "stable_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "noise", "TEXT NOT NULL DEFAULT ''"),
+    ("source_state", "pending_removal", "TEXT NOT NULL DEFAULT '[]'"),
 )

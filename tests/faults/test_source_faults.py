@@ -420,3 +420,49 @@ def test_a_big5_feed_reads_as_its_utf8_copy(monitor, capsys, declared, header):
     assert (code, out) == (0, ""), err
     assert rows(monitor.db, "SELECT key, title FROM items ORDER BY key") == titles
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+def stablecoin_feed(numbers: list[int]) -> bytes:
+    items = "".join(
+        f"<item><title>Circular {n} on stablecoin issuers</title><guid>26EC{n:03d}</guid>"
+        f"<link>https://www.hkma.gov.hk/circular/{n}</link></item>"
+        for n in numbers
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>HKMA</title>{items}</channel></rss>'.encode()
+
+
+def test_a_stale_copy_served_now_and_then_alerts_nothing_more(monitor, capsys):
+    """A CDN edge still serving the listing from before circular 12: it was 'removed', then back."""
+    fresh, stale = rss(stablecoin_feed(list(range(12, 0, -1)))), rss(stablecoin_feed(list(range(11, 0, -1))))
+    answers = {"now": stale}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    outs = []
+    for answer in (fresh, stale, fresh, stale, fresh, stale, fresh):
+        answers["now"] = answer
+        code, out, err = monitor.round(capsys)
+        assert code == 0, err
+        outs.append(out)
+    assert outs[0].count("NEW: Circular 12 on stablecoin issuers") == 1
+    assert "".join(outs[1:]) == ""  # never "removed", never "new" again
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("new", "Circular 12 on stablecoin issuers")
+    ]
+
+
+def test_a_withdrawn_circular_is_alerted_when_it_is_missing_two_rounds_running(monitor, capsys):
+    listed = list(range(12, 0, -1))
+    answers = {"now": rss(stablecoin_feed(listed))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = rss(stablecoin_feed([n for n in listed if n != 6]))  # withdrawn from the middle
+    assert monitor.round(capsys)[:2] == (0, "")  # missing once: maybe a stale copy
+    code, out, _ = monitor.round(capsys)  # the very same bytes again: it is gone
+    assert code == 0 and out.count("REMOVED: Circular 6 on stablecoin issuers") == 1
+    assert "no longer listed by the source" in out
+    assert monitor.round(capsys)[:2] == (0, "")  # and said once
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("removed", "Circular 6 on stablecoin issuers")
+    ]
