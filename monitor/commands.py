@@ -193,7 +193,7 @@ async def run_bot(store: Store, channel: Channel, once: bool = False) -> None:
                 return
             idle = asyncio.create_task(_idle(IDLE_CHECK_SECONDS, channel))
             await until_done_or(stop, {idle})
-            await drain({idle}, 0)
+            await drain({idle}, STOP_WAIT_SECONDS)  # a command being answered finishes its reply
             if not idle.cancelled():
                 idle.result()  # an error of its own ends the bot, as before
     log.info("bot: stopped")
@@ -230,12 +230,12 @@ async def open_channel(
     from monitor.bot import CommandBot
     from monitor.telegram import TelegramSender, make_bot
 
-    store.sync_env_chats(env.chats)
-    if not env.chats and not config.telegram.admins and not store.recipients():
-        raise UsageError(  # nobody could ever /start a chat: every alert would be lost
+    if not env.chats and not config.telegram.admins:
+        raise UsageError(  # nobody could ever /start a chat; checked before the chats are touched
             "TELEGRAM_BOT_TOKEN is set but no chat can receive alerts: set TELEGRAM_CHAT_IDS "
             "(comma-separated chat ids or @channel names), or [telegram] admins to subscribe chats with /start"
         )
+    store.sync_env_chats(env.chats)
     bot = make_bot(env)
     stack.push_async_callback(bot.shutdown)
     commands = CommandBot(bot, store, config) if with_commands else None

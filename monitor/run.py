@@ -238,10 +238,11 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
         return store.held_back(source.id, GUARD_REASONS)
 
-    _refuse_sudden_shrink(source, old, snapshot, held_back)
+    shrink_taken = _refuse_sudden_shrink(source, old, snapshot, held_back)
     old = _unless_replaced(source, old, snapshot, held_back)
     found = diff(source, old, snapshot, previous.known_keys)
-    found, missing_once = _confirmed_removals(found, previous.pending_removal)
+    # a shrink held back for rounds and hours is confirmed already: its removals go out now
+    found, missing_once = _confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
     stored = _with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
@@ -288,14 +289,14 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
 
 
 def _confirmed_removals(
-    found: list[Change], missing_before: frozenset[str]
+    found: list[Change], missing_before: frozenset[str], at_once: bool = False
 ) -> tuple[list[Change], frozenset[str]]:
     """(the changes to log, the keys missing for the first time). An item is removed only when it
     is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
     otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
     one poll later."""
     missing = {c.item_key for c in found if c.kind == "removed"}
-    first_time = frozenset(missing - missing_before)
+    first_time = frozenset() if at_once else frozenset(missing - missing_before)
     return [c for c in found if not (c.kind == "removed" and c.item_key in first_time)], first_time
 
 
@@ -350,17 +351,17 @@ def _unless_replaced(
 
 def _refuse_sudden_shrink(
     source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
-) -> None:
+) -> bool:
     """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news;
     so is a page that keeps 1 of its 20 lines (a maintenance or login page in the same template).
 
     Diffed, every item newer than the one left would be reported "removed", and the snapshot
     stored would hide the real state. Refused ACCEPT_TURNOVER_AFTER rounds running and for
-    SHRINK_HOLD, it is the new normal and is diffed as usual (older items roll off silently). Title-filtered sources (a
-    firehose kept to a few items) vary too much for this rule.
+    SHRINK_HOLD, it is the new normal and is diffed as usual (older items roll off silently): True
+    then. Title-filtered sources (a firehose kept to a few items) vary too much for this rule.
     """
     if not old or source.include_titles or source.exclude_titles:
-        return
+        return False
     if old.kind == "items":
         held, now = len(old.items), len(new.items)
         enough, what = MIN_ITEMS_FOR_SHRINK, f"the listing holds {now} of the {held} items it held before"
@@ -371,10 +372,10 @@ def _refuse_sudden_shrink(
         enough, what = MIN_LINES_FOR_SHRINK, f"the page keeps {now} of its {held} lines"
         guess = "a maintenance, login or partial page?"
     if held < enough or now * SHRINK_FACTOR >= held:
-        return
+        return False
     rounds, since = held_back()
     if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
-        return
+        return True  # taken as the new normal after its hold
     raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")
 
 

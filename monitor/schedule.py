@@ -167,6 +167,7 @@ class Scheduler:
 
     def finished(self, source_id: str, last: Health | None, now: datetime) -> None:
         """Plan the next start of a source from its latest attempt (the store's health row)."""
+        self._follow_clock(now)  # first: a plan made on a stepped clock must not be moved again
         self._running.discard(source_id)
         source = self._sources[source_id]
         self._due[source_id] = self._jittered(source, _planned(source, last, now) or now, last)

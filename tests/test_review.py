@@ -239,14 +239,26 @@ def test_prune_beside_a_running_monitor_removes_but_does_not_vacuum(monitor, cap
 
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
-    monitor.round(capsys, ROUND2)
+    feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_bytes()
+    for n in range(3):  # bodies no change refers to: prune may remove them
+        noise = random.Random(n).randbytes(20_000).hex().encode()
+        monitor.site.routes["/sfc/en/rss/press-releases.xml"] = _serving(
+            feed.replace(b"refNo=26PR121<", b"refNo=26PR121&amp;rev=%d<" % n).replace(
+                b"</channel>", b"<!-- " + noise + b" --></channel>"
+            )
+        )
+        monitor.round(capsys)
     with sqlite3.connect(monitor.db) as conn:
         conn.execute("UPDATE bodies SET created_at = '2020-01-01T00:00:00+00:00'")
+        pages = conn.execute("PRAGMA page_count").fetchone()
     with hold_lock(monitor.db):  # as a running `run` holds it
         code, out, _ = monitor("prune", "--keep-days", "30", capsys=capsys)
     assert code == 0
-    assert out.startswith("removed 0 raw bodies that no change refers to; the database is in use (pid ")
+    assert out.startswith("removed 3 raw bodies that no change refers to; the database is in use (pid ")
     assert "prune while the monitor is stopped to shrink it" in out
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("PRAGMA page_count").fetchone() == pages  # not rewritten: no VACUUM
+        assert conn.execute("SELECT count(*) FROM bodies").fetchone() == (1,)  # the current body
 
 
 def _serving(body: bytes):

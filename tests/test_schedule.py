@@ -176,6 +176,16 @@ def test_a_clock_that_steps_back_while_the_run_waits_moves_the_plans_with_it():
     assert scheduler.due_at("a") == now + timedelta(minutes=15) - HOUR_STEP
 
 
+def test_a_source_finishing_just_after_a_clock_step_is_planned_from_the_new_clock_once():
+    settings = Settings(jitter=0.0, host_spacing=0.0, catch_up=0.0)
+    now = hkt(25, 10)
+    scheduler = Scheduler([source("a")], settings, {}, now, random.Random(1))
+    assert [s.id for s in scheduler.take(now)] == ["a"]
+    stepped = now + timedelta(seconds=5) - HOUR_STEP  # the step came while a was fetching
+    scheduler.finished("a", attempted(stepped), stepped)
+    assert scheduler.seconds_to_next(stepped) == 15 * MINUTE  # not due at once (moved back twice)
+
+
 HOUR_STEP = timedelta(hours=1)
 
 

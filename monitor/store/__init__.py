@@ -230,9 +230,10 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                     [page.stable_sha256, page.noise, source.id, page.stable_sha256, page.noise],
                 )
             if extracted:  # the same items as stored: one missing last round is back
-                self.db.execute(
-                    "UPDATE source_state SET pending_removal = '[]' WHERE source_id = ? AND pending_removal != '[]'",
-                    [source.id],
+                self.db.execute(  # and the validators left out meanwhile are kept again
+                    """UPDATE source_state SET pending_removal = '[]', etag = ?, last_modified = ?
+                       WHERE source_id = ? AND pending_removal != '[]'""",
+                    [page.validators.etag, page.validators.last_modified, source.id],
                 )
 
     @_writes

@@ -93,13 +93,8 @@ class OutboxStore:
         now, listed = utc_now(), [self._followed(chat) for chat in chats]
         marks = ", ".join("?" * len(listed))
         with immediate(self.db):
-            # the operator's choice: what was waiting for a chat taken out of the list is not sent
-            self.db.execute(
-                f"""UPDATE outbox SET status = 'undeliverable', last_error = 'removed from TELEGRAM_CHAT_IDS'
-                    WHERE status = 'pending' AND chat IN (SELECT chat_id FROM chats
-                      WHERE origin = 'env' AND note NOT LIKE 'migrated to %' AND chat_id NOT IN ({marks}))""",
-                listed,
-            )
+            # its pending rows stay (a deactivated chat is not sent to): a chat id mistyped for one
+            # start must not lose them; put back in the list, it gets them
             self.db.execute(
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
                     WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({marks})""",

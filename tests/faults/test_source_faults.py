@@ -466,3 +466,36 @@ def test_a_withdrawn_circular_is_alerted_when_it_is_missing_two_rounds_running(m
     assert rows(monitor.db, "SELECT kind, title FROM changes") == [
         ("removed", "Circular 6 on stablecoin issuers")
     ]
+
+
+def test_a_shrink_taken_after_its_hold_is_diffed_at_once_and_not_held_again(monitor, capsys, monkeypatch):
+    answers = {"now": rss(feed_of(50))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = rss(feed_of(2))  # only the two oldest notices from now on
+    for _ in range(3):
+        assert monitor.round(capsys)[0] == 1
+    monkeypatch.setattr(run, "SHRINK_HOLD", timedelta(0))  # as if 12 hours had passed
+    assert monitor.round(capsys)[0] == 0
+    removed = rows(monitor.db, "SELECT count(*) FROM changes WHERE kind = 'removed'")
+    assert removed == [(48,)]  # confirmed by the hold: not kept back for another round
+    for _ in range(2):
+        assert monitor.round(capsys)[0] == 0  # the new normal: no second hold
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(48,)]
+
+
+def test_a_removal_is_still_confirmed_after_a_failed_round_between(monitor, capsys):
+    listed = list(range(12, 0, -1))
+    answers = {"now": rss(stablecoin_feed(listed))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    monitor.round(capsys)
+    withdrawn = rss(stablecoin_feed([n for n in listed if n != 6]))
+    answers["now"] = withdrawn
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = Response(503, b"<html>busy</html>")
+    assert monitor.round(capsys)[0] == 1
+    answers["now"] = withdrawn
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and out.count("REMOVED: Circular 6 on stablecoin issuers") == 1
