@@ -46,6 +46,12 @@ def assess(sources: Sequence[Source], state: RunState, now: datetime) -> Verdict
             return Verdict(
                 True, f"started {_ago(started, now)}; first round due (grace {_span(grace.total_seconds())})"
             )
+        if last is not None and now > last + timedelta(seconds=limit):  # healthy by the start's grace only
+            return Verdict(
+                True,
+                f"started {_ago(started, now)}, within its start-up grace ({_span(grace.total_seconds())}); "
+                f"the last round finished {_ago(last, now)}",
+            )
         return Verdict(True, f"last round finished {_ago(last, now)}; expected within {_span(limit)}")
     if starting:
         return Verdict(

@@ -279,6 +279,15 @@ def test_health_verdict(run_state, now, healthy, reason):
     assert "\n" not in verdict.reason
 
 
+def test_health_healthy_by_its_start_up_grace_only_says_so():
+    """A minute's interval, its last round 4 min ago: late, but within the 5 min after the start."""
+    verdict = assess([source(interval=MINUTE)], state(hkt(25, 10, 1), hkt(25, 10)), hkt(25, 10, 5))
+    assert verdict.healthy
+    assert verdict.reason == (
+        "started 5 min ago, within its start-up grace (5 min); the last round finished 4 min ago"
+    )  # not "last round finished 4 min ago; expected within 2 min" with a healthy verdict
+
+
 def test_health_allows_the_longer_interval_outside_working_hours():
     last = hkt(25, 21, 50)  # the last round of the working day; the next is due at 00:50
     assert assess([OFFICE], state(last), hkt(26, 0, 30)).healthy
