@@ -18,6 +18,7 @@ from monitor.normalize import clean_text
 from monitor.render import KIND_LABEL, hk_time, matched_terms, was_text
 
 STATES = ("new", "escalated", "reviewed", "dismissed")
+CHANGE_PAGE = re.compile(r"\d+\.html")  # what write_report names a change's page
 FILTERS = ("regulator", "topic", "state")
 CJK = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef]")
 STYLE = """body{font-family:system-ui,"Noto Sans CJK TC","WenQuanYi Zen Hei","Microsoft JhengHei",sans-serif;
@@ -50,6 +51,10 @@ def write_report(
         for logged in changes:
             page = change_page(logged, reviews.get(logged.id, []))
             (pages / f"{logged.id}.html").write_text(page, encoding="utf-8")
+        written = {f"{logged.id}.html" for logged in changes}
+        for old in pages.glob("*.html"):  # an earlier report's pages outside these filters
+            if CHANGE_PAGE.fullmatch(old.name) and old.name not in written:
+                old.unlink()
         index = out_dir / "index.html"
         index.write_text(index_page(changes, generated_at), encoding="utf-8")
     except OSError as exc:

@@ -215,6 +215,13 @@ def test_the_cli_report_from_real_rounds(monitor, capsys, tmp_path):
     assert re.search(r"<th>Raw body sha256 \(after\)</th><td>[0-9a-f]{64}</td>", register)
     assert "&lt;script&gt;x&lt;/script&gt;" in read(out, f"changes/{ids['hostile:changed']}.html")
 
+    (out / "changes" / "notes.html").write_text("mine", encoding="utf-8")  # not the monitor's: kept
+    code, _, _ = monitor("report", "--out", str(out), "--regulator", "HKMA", capsys=capsys)  # the same folder
+    assert code == 0
+    assert sorted(p.name for p in (out / "changes").iterdir()) == sorted(
+        [f"{ids['hkma-stablecoin-register:page']}.html", "notes.html"]
+    )  # the pages of the earlier, wider report are gone: no stale page outside the index
+
 
 @pytest.mark.parametrize(
     ("where", "reason"),
