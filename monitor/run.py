@@ -248,7 +248,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     duplicates = 0
     if not ctx.dry_run:
-        ids = store.record_snapshot(
+        duplicates = store.record_snapshot(
             source,
             page,
             old,
@@ -260,7 +260,6 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
             ctx.settings.duplicate_window,
             missing_once,
         )
-        duplicates = store.duplicates(ids)
     status = "baseline" if not old else "changed" if changes else "updated"
     return SourceOutcome(source.id, status, count, changes, duplicates=duplicates)
 
@@ -278,14 +277,12 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
         return outcome
     found, followed = await recheck(ctx.fetcher, source, due)
     changed = [(classify(c, ctx.topics, source.topics), page, old) for c, page, old in found]
-    ids = ctx.store.record_documents(source, followed, changed, ctx.recipients)
+    repeats = ctx.store.record_documents(source, followed, changed, ctx.recipients)
     if not changed:
         return outcome
     changes = (*outcome.changes, *(c for c, _, _ in changed))
     status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
-    return replace(
-        outcome, status=status, changes=changes, duplicates=outcome.duplicates + ctx.store.duplicates(ids)
-    )
+    return replace(outcome, status=status, changes=changes, duplicates=outcome.duplicates + repeats)
 
 
 def _confirmed_removals(

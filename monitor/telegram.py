@@ -193,15 +193,12 @@ class TelegramSender:
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
         for group, text, buttons in self._messages(self._store.pending_alerts(chat)):
-            if self._seconds_left() <= self._limiter.delay(chat):  # stopping: no time for another
+            wait = self._limiter.delay(chat)
+            if self._seconds_left() <= wait:  # stopping: no time for another
                 log.info("telegram: %s: stopping; the rest stays pending for the next start", chat)
                 return sent
-            if self._limiter.delay(chat) > MAX_RETRY_AFTER_WAIT:  # a Retry-After not over yet
-                log.info(
-                    "telegram: %s: rate limited for %.0f s more; alerts stay pending",
-                    chat,
-                    self._limiter.delay(chat),
-                )
+            if wait > MAX_RETRY_AFTER_WAIT:  # a Retry-After not over yet
+                log.info("telegram: %s: rate limited for %.0f s more; alerts stay pending", chat, wait)
                 return sent
             try:
                 message_id, chat = await self._send_parts(chat, text, buttons)

@@ -195,14 +195,6 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             count, since = count + 1, fetched_at
         return count, since
 
-    def duplicates(self, change_ids: Sequence[int]) -> int:
-        """How many of these changes repeat a release already logged through another source."""
-        if not change_ids:
-            return 0
-        marks = ",".join("?" * len(change_ids))
-        sql = f"SELECT count(*) FROM changes WHERE duplicate_of IS NOT NULL AND topics != '[]' AND id IN ({marks})"
-        return self.db.execute(sql, list(change_ids)).fetchone()[0]
-
     def health(self) -> dict[str, Health]:
         return {row["source_id"]: Health(**row) for row in self.db.query("SELECT * FROM health")}
 
@@ -264,8 +256,9 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         followed: Followed = Followed(),  # noqa: B008 (frozen)
         duplicate_window: float = 3 * 86400,
         pending_removal: frozenset[str] = frozenset(),
-    ) -> list[int]:
-        """Store a new snapshot with its changes and their outbox rows, atomically.
+    ) -> int:
+        """Store a new snapshot with its changes and their outbox rows, atomically; returns how many
+        of the changes repeat a release alerted through another source (see _queue_alerts).
 
         The outbox rows are written in the same transaction as the snapshot: if the process dies
         before sending, the next run still finds the alerts pending (it never loses them by having
@@ -285,7 +278,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 self._put_change(source, page, fetch_id, previous, snapshot, change, now, previous_raw)
                 for change in changes
             ]
-            self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
+            repeats = self._queue_alerts(source.id, change_ids, changes, recipients, now, duplicate_window)
             self.db.execute(  # plain SQL: sqlite-utils' upsert reads the table's schema on every call
                 """INSERT INTO source_state (source_id, snapshot_hash, raw_sha256, etag, last_modified,
                      updated_at, region_sha256, stable_sha256, noise, pending_removal)
@@ -311,7 +304,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 ],
             )
             self._succeeded(source.id, page.fetched_at)
-        return change_ids
+        return repeats
 
     @_writes
     def record_documents(
@@ -320,9 +313,10 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         followed: Followed,
         changes: Sequence[tuple[Change, Page, str]],
         recipients: Recipients,
-    ) -> list[int]:
+    ) -> int:
         """Known PDFs downloaded again: a re-upload is a change (page = the new bytes, with the sha256
-        of the old ones); the rest are only marked checked. One transaction."""
+        of the old ones); the rest are only marked checked. One transaction. Returns the repeats
+        (see _queue_alerts)."""
         now = utc_now()
         with immediate(self.db):
             self.put_documents(followed.documents, followed.pages, now)
@@ -333,8 +327,7 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
                 change_ids.append(
                     self._put_change(source, page, fetch_id, None, Snapshot("text"), change, now, old_sha)
                 )
-            self._queue_alerts(source.id, change_ids, [c for c, _, _ in changes], recipients, now)
-        return change_ids
+            return self._queue_alerts(source.id, change_ids, [c for c, _, _ in changes], recipients, now)
 
     def _queue_alerts(
         self,
@@ -344,7 +337,10 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
         recipients: Recipients,
         now: str,
         window: float = 3 * 86400,
-    ) -> None:
+    ) -> int:
+        """Queue each change's alert; returns how many on a topic repeat a release already logged
+        through another source (their alert is the first sighting's, bar chats it did not reach)."""
+        repeats = 0
         for change_id, change in zip(change_ids, changes, strict=True):
             first = self._first_sighting(change_id, source_id, change, now, window)
             if not change.topics:
@@ -352,11 +348,13 @@ class Store(OutboxStore, ChangeLogStore, DocumentStore, RunStateStore):
             if first is None:
                 self.queue(change_id, change.topics, recipients, now)
                 continue
+            repeats += 1
             # A chat the first sighting did not reach (its topic filter wanted what only this
             # copy's text revealed) still gets this copy; the others already have the release.
             reached = {r[0] for r in self.db.execute("SELECT chat FROM outbox WHERE change_id = ?", [first])}
             others = {chat: only for chat, only in recipients.items() if chat not in reached}
             self.queue(change_id, change.topics, others, now)
+        return repeats
 
     def _fetch_row(
         self,

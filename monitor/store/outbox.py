@@ -11,6 +11,7 @@ from monitor.store.clock import utc_now
 from monitor.store.transaction import immediate
 
 Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
+MIGRATED_TO = "migrated to "  # the note of a group's old id, followed by its new one
 
 
 class OutboxStore:
@@ -112,9 +113,11 @@ class OutboxStore:
         seen = {chat}
         while True:
             row = next(iter(self.db.execute("SELECT note FROM chats WHERE chat_id = ?", [chat])), None)
-            if not row or not (row[0] or "").startswith("migrated to ") or row[0][12:] in seen:
+            note = (row[0] or "") if row else ""
+            moved_to = note.removeprefix(MIGRATED_TO)
+            if moved_to == note or moved_to in seen:  # not migrated (or a cycle): this is the id
                 return chat
-            chat = row[0][12:]
+            chat = moved_to
             seen.add(chat)
 
     def recipients(self) -> dict[str, frozenset[str] | None]:
@@ -153,7 +156,7 @@ class OutboxStore:
                 [new, old],
             )
             self.db.execute(
-                "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"migrated to {new}", old]
+                "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"{MIGRATED_TO}{new}", old]
             )
             # An alert the new id already has (it was subscribed too) is not moved, so not sent twice.
             self.db.execute(
