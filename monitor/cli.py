@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -282,11 +282,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     return commands.check(load_config(args.config), args.source_id, sys.stdout)
 
 
+def _known(store: Store, args: argparse.Namespace) -> dict[str, set[str]]:
+    """What the log's filters can name: the database's sources and topics, and the config's
+    topics if it is at hand (a topic may have no change yet)."""
+    known = store.filter_values()
+    with suppress(MonitorError):  # a reviewer may have the database alone
+        known["--topic"] |= set(load_config(args.config).topics)
+    return known
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     from monitor import review
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args))
+    changes = store.changes(review.change_filter(args, _known(store, args)))
     recorded = bool(changes) or bool(store.changes(ChangeFilter(limit=1)))
     review.print_log(changes, args.format, sys.stdout, recorded=recorded)
     return EXIT_OK
@@ -296,7 +305,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from monitor import review
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args))
+    changes = store.changes(review.change_filter(args, _known(store, args)))
     review.export(changes, args.format, sys.stdout, {c.id: store.reviews(c.id) for c in changes})
     return EXIT_OK
 
@@ -307,7 +316,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.store import utc_now
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args))
+    changes = store.changes(review.change_filter(args, _known(store, args)))
     index = write_report(changes, {c.id: store.reviews(c.id) for c in changes}, Path(args.out), utc_now())
     print(f"{len(changes)} changes written to {index}")
     return EXIT_OK

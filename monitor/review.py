@@ -43,7 +43,17 @@ def hk_day_start(value: str, option: str) -> str:
     return datetime.combine(day, time(), tzinfo=HKT).astimezone(UTC).isoformat(timespec="seconds")
 
 
-def change_filter(args: argparse.Namespace) -> ChangeFilter:
+def change_filter(args: argparse.Namespace, known: dict[str, set[str]] | None = None) -> ChangeFilter:
+    """The filters of `log`, `export` and `report`. A `--source`, `--regulator` or `--topic` that
+    names nothing `known` is an error: a typo would otherwise read as "nothing happened"."""
+    for option, value in (
+        ("--source", args.source),
+        ("--regulator", args.regulator),
+        ("--topic", args.topic),
+    ):
+        names = (known or {}).get(option)
+        if value and names is not None and value.lower() not in {n.lower() for n in names}:
+            raise UsageError(f"{option} {value!r}: {_none_such(option, sorted(names, key=str.lower))}")
     return ChangeFilter(
         source_id=args.source,
         regulator=args.regulator,
@@ -53,6 +63,14 @@ def change_filter(args: argparse.Namespace) -> ChangeFilter:
         until=hk_day_start(args.until, "--until"),
         limit=args.limit,
     )
+
+
+def _none_such(option: str, names: list[str]) -> str:
+    what = {"--source": "source", "--regulator": "regulator", "--topic": "topic"}[option]
+    if not names:
+        return f"no {what} is known yet (run a round first)"
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return f"no such {what} (known: {shown})"
 
 
 def log_row(logged: LoggedChange) -> dict[str, str | int]:

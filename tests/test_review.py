@@ -93,8 +93,25 @@ def test_a_filter_matching_nothing_is_not_an_empty_log(monitor, capsys):
     monitor.round(capsys, ROUND2)
     code, out, _ = monitor("log", "--state", "escalated", capsys=capsys)
     assert (code, out) == (0, "no change matches these filters (`policy-monitor log` lists every change)\n")
-    _, out, _ = monitor("log", "--source", "nope", "--since", "2020-01-01", capsys=capsys)
+    _, out, _ = monitor("log", "--source", "SFC-PRESS-EN", "--since", "2030-01-01", capsys=capsys)
     assert out.startswith("no change matches these filters")
+
+
+def test_a_filter_naming_no_source_regulator_or_topic_is_an_error_not_an_empty_log(reviewed, capsys):
+    for command in (["log"], ["export"], ["report", "--out", str(reviewed.db.parent / "report")]):
+        code, out, err = reviewed(*command, "--source", "sfc-press", capsys=capsys)
+        assert (code, out) == (2, "")
+        assert (
+            err
+            == "error: --source 'sfc-press': no such source (known: hkma-stablecoin-register, sfc-press-en)\n"
+        )
+    code, _, err = reviewed("log", "--regulator", "HKMX", capsys=capsys)
+    assert (code, err) == (2, "error: --regulator 'HKMX': no such regulator (known: HKMA, SFC)\n")
+    code, _, err = reviewed("log", "--topic", "stablecoins", capsys=capsys)
+    assert code == 2 and err.startswith("error: --topic 'stablecoins': no such topic (known: ")
+    assert err.endswith("(known: derivatives, e-hkd, stablecoin, virtual-assets)\n")
+    # names are matched as the filters match them: case aside
+    assert reviewed("log", "--regulator", "hkma", "--topic", "STABLECOIN", capsys=capsys)[0] == 0
 
 
 class Terminal(io.StringIO):

@@ -50,6 +50,20 @@ class ChangeLogStore:
             sql += f" LIMIT {int(only.limit)}"
         return [logged_from_row(r) for r in self.db.query(sql, params)]
 
+    def filter_values(self) -> dict[str, set[str]]:
+        """What `--source`, `--regulator` and `--topic` can name: every source ever in the config,
+        its regulator, and every topic a source or a logged change names."""
+        sources = list(self.db.execute("SELECT id, regulator, topics FROM sources"))
+        topics = {t for _, _, named in sources for t in json.loads(named or "[]")}
+        topics |= {
+            r[0] for r in self.db.execute("SELECT DISTINCT j.value FROM changes c, json_each(c.topics) j")
+        }
+        return {
+            "--source": {s for s, _, _ in sources},
+            "--regulator": {r for _, r, _ in sources},
+            "--topic": topics,
+        }
+
     def change(self, change_id: int) -> LoggedChange:
         row = self._one(f"{SELECT_CHANGES} WHERE c.id = ?", [change_id])
         if not row:
