@@ -45,6 +45,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class LibraryTracebacks(logging.Filter):
+    """Without --debug, a library's record keeps its line but not its traceback: python-telegram-bot
+    logs one for every answer that is not JSON (a proxy's "502 Bad Gateway" page), a failure the
+    monitor handles and reports in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.name.startswith("monitor"):
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def redact(text: str, secrets: Iterable[str], mask: str = "<redacted>") -> str:
     """`text` with each secret replaced by `mask`, in any case: python-telegram-bot capitalizes
     the error descriptions it passes on. The one place the token is taken out of what is shown."""
@@ -81,6 +94,8 @@ def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str
     inner = JsonFormatter() if log_format == "json" else OneLineFormatter(TEXT_FORMAT, "%Y-%m-%d %H:%M:%S")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(Redacting(inner, secrets))
+    if level > logging.DEBUG:
+        handler.addFilter(LibraryTracebacks())
     logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("httpx", "httpcore", "telegram", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

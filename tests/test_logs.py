@@ -12,7 +12,7 @@ import sys
 
 from monitor.childlogs import ToParent, records_from_children
 from monitor.cli import build_parser
-from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting
+from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting, configure
 from tests.conftest import SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub
 
@@ -55,6 +55,27 @@ def test_a_secret_in_any_log_message_is_redacted():
     assert (
         "bot<redacted>/sendMessage" in stream.getvalue() and "Telegram said: <redacted>" in stream.getvalue()
     )
+
+
+def test_a_library_s_traceback_is_left_out_of_the_log_unless_debugging(monkeypatch):
+    """python-telegram-bot logs a traceback for a proxy's HTML 502; the README promises none."""
+    lines, root = {}, logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)
+    for level in (logging.INFO, logging.DEBUG):
+        stream = io.StringIO()
+        monkeypatch.setattr(root, "handlers", [])  # configure() adds its own
+        configure(level, "text", stream)
+        try:
+            json.loads("<html>502 Bad Gateway</html>")
+        except ValueError:
+            logging.getLogger("telegram.request").exception('Can not load invalid JSON data: "%s"', "<html>")
+        root.handlers[0].close()
+        lines[level] = stream.getvalue()
+    assert lines[logging.INFO].count("\n") == 1 and "Traceback" not in lines[logging.INFO]
+    assert lines[logging.INFO].endswith(
+        'ERROR Can not load invalid JSON data: "<html>" (JSONDecodeError: Expecting value: line 1 column 1 (char 0))\n'
+    )
+    assert "Traceback (most recent call last)" in lines[logging.DEBUG]
 
 
 def test_a_child_s_records_reach_the_parent_whole_though_another_child_was_killed(caplog):
