@@ -12,6 +12,7 @@ import logging
 
 from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, User
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden
 
 from monitor.errors import MonitorError
 from monitor.models import Config
@@ -41,13 +42,21 @@ COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 class CommandBot:
     def __init__(self, bot: Bot, store: Store, config: Config):
         self._bot, self._store, self._config = bot, store, config
+        self._registered = False
 
     async def register(self) -> None:
         await self._bot.delete_webhook()  # long polling and a webhook exclude each other
         await self._bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        self._registered = True
 
     async def poll(self, timeout: int = 25) -> int:
         """One getUpdates call; answers each command. Returns how many updates were handled."""
+        if not self._registered:  # Telegram was unreachable at start: the command menu comes now
+            try:
+                await self.register()
+            except (BadRequest, Forbidden) as exc:  # refused, not unreachable: commands work without it
+                log.warning("telegram: the command menu was refused (%s); commands are still answered", exc)
+                self._registered = True
         offset = int(self._store.bot_value(OFFSET_KEY, "0")) or None
         updates = await self._bot.get_updates(
             offset=offset, timeout=timeout, allowed_updates=["message", "callback_query"]

@@ -364,6 +364,23 @@ def test_long_running_run_answers_commands_and_sends_alerts(monitor, telegram):
     assert "Traceback" not in process.stderr.read()
 
 
+def test_a_command_menu_refused_at_start_by_an_outage_is_set_once_telegram_answers(monitor, telegram):
+    monitor.write(SFC_PRESS)
+    telegram.fail_next("setMyCommands", "bad_gateway")  # Telegram's proxy down for the first call
+    process = _start(monitor, "bot", env=_cli_env(telegram))
+    try:
+        telegram.push_command(int(PRIVATE), "/help")
+        telegram.wait_sent(1, timeout=20)
+        assert [c.status for c in telegram.calls_for("setMyCommands")] == [502, 200]
+        assert "/subscribe" in sent_to(telegram, PRIVATE)[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    out = process.stdout.read()
+    assert "telegram unreachable at start (NetworkError): alerts will wait" in out
+    assert "Traceback" not in out + process.stderr.read()
+
+
 def _deliver_after_an_outage(monitor, telegram, capsys, *sources: str, telegram_settings: str = "") -> None:
     """Round 2's alerts are held back by a Telegram outage longer than delayed_after (1 s), then sent."""
     monitor.write(*sources)
