@@ -291,6 +291,17 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class PartlySent:
+    """A long message whose first parts reached a chat before a later one failed: the rest goes
+    next time, cut from the same text (re-rendered, it could differ: "Delayed" by then)."""
+
+    outbox_ids: tuple[int, ...]  # every row the message carries
+    text: str
+    parts_sent: int
+    message_id: str  # the first part's
+
+
+@dataclass(frozen=True)
 class Previous:
     """What the store remembers of a source: the snapshot to diff against and request validators."""
 

@@ -23,7 +23,7 @@ from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from monitor.logs import redact
-from monitor.models import Alert, TelegramSettings
+from monitor.models import Alert, PartlySent, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
@@ -78,6 +78,17 @@ class ChatUnreachable(Exception):
 
 class ChatMoved(Exception):
     """The group became a supergroup; its alerts were moved to the new id for the next pass."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for a chat and the outbox rows it carries."""
+
+    alerts: list[Alert]
+    text: str
+    buttons: InlineKeyboardMarkup | None = None
+    parts_sent: int = 0  # of a long message begun before: these parts reached the chat
+    message_id: str = ""  # the first part's, then
 
 
 class DeliveryPostponed(Exception):
@@ -192,7 +203,7 @@ class TelegramSender:
 
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
-        for group, text, buttons in self._messages(self._store.pending_alerts(chat)):
+        for message in self._messages(self._store.pending_alerts(chat)):
             wait = self._limiter.delay(chat)
             if self._seconds_left() <= wait:  # stopping: no time for another
                 log.info("telegram: %s: stopping; the rest stays pending for the next start", chat)
@@ -201,55 +212,71 @@ class TelegramSender:
                 log.info("telegram: %s: rate limited for %.0f s more; alerts stay pending", chat, wait)
                 return sent
             try:
-                message_id, chat = await self._send_parts(chat, text, buttons)
+                message_id, chat = await self._send_parts(chat, message)
             except ChatUnreachable:
                 return sent
             except ChatMoved:
                 self._moved = True
                 return sent
             except DeliveryPostponed as exc:
-                log.warning("telegram: %s: %d alerts stay pending: %s", chat, len(group), exc)
-                for alert in group:
+                log.warning("telegram: %s: %d alerts stay pending: %s", chat, len(message.alerts), exc)
+                for alert in message.alerts:
                     self._store.mark_attempt(alert.outbox_id, str(exc))
                 return sent
-            self._store.mark_all_sent([alert.outbox_id for alert in group], message_id)
-            sent += len(group)
+            self._store.mark_all_sent([alert.outbox_id for alert in message.alerts], message_id)
+            sent += len(message.alerts)
         return sent
 
-    def _messages(self, alerts: list[Alert]) -> list[tuple[list[Alert], str, InlineKeyboardMarkup | None]]:
-        """One message per alert (with review buttons), or one digest when a chat has more pending
-        than `digest_after`; source-health notices on their own."""
+    def _messages(self, alerts: list[Alert]) -> list[Outgoing]:
+        """The long messages begun before, first; then one message per alert (with review
+        buttons), or one digest when a chat has more pending than `digest_after`; source-health
+        notices on their own."""
+        resumed = [self._resumed(partly, alerts) for partly in self._store.partly_sent(alerts)]
+        carried = {alert.outbox_id for message in resumed for alert in message.alerts}
+        alerts = [a for a in alerts if a.outbox_id not in carried]
         changes = [a for a in alerts if a.logged]
         notices = [
-            ([a], f"<b>Source health</b>\n{html.escape(a.notice)}", None) for a in alerts if not a.logged
+            Outgoing([a], f"<b>Source health</b>\n{html.escape(a.notice)}") for a in alerts if not a.logged
         ]
         if len(changes) > self._settings.digest_after:
             digest = digest_html([a.logged for a in changes if a.logged])
             delayed = [a.logged.detected_at for a in changes if a.logged and self._delayed(a)]
             if delayed:
                 digest += f"\n<i>Delayed: detected from {html.escape(hk_time(min(delayed)))}</i>"
-            return [(changes, digest, None), *notices]
+            return [*resumed, Outgoing(changes, digest), *notices]
         singles = [
-            ([a], alert_html(a.logged, delayed=self._delayed(a)), review_buttons(a.logged.id))
+            Outgoing([a], alert_html(a.logged, delayed=self._delayed(a)), review_buttons(a.logged.id))
             for a in changes
             if a.logged
         ]
-        return [*singles, *notices]
+        return [*resumed, *singles, *notices]
+
+    @staticmethod
+    def _resumed(partly: PartlySent, pending: list[Alert]) -> Outgoing:
+        alerts = [a for a in pending if a.outbox_id in partly.outbox_ids]
+        single = alerts[0].logged if len(partly.outbox_ids) == 1 else None  # a digest has no buttons
+        buttons = review_buttons(single.id) if single else None
+        return Outgoing(alerts, partly.text, buttons, partly.parts_sent, partly.message_id)
 
     def _delayed(self, alert: Alert) -> bool:
         queued = datetime.fromisoformat(alert.created_at)
         return datetime.now(UTC) - queued > timedelta(seconds=self._settings.delayed_after)
 
-    async def _send_parts(
-        self, chat: str, text: str, buttons: InlineKeyboardMarkup | None
-    ) -> tuple[str, str]:
+    async def _send_parts(self, chat: str, message: Outgoing) -> tuple[str, str]:
         """Send one message (in numbered parts if long, the buttons under the last); returns the
-        first part's id and the chat id (which changes if the group migrated)."""
-        ids: list[str] = []
-        parts = split_message(text)
+        first part's id and the chat id (which changes if the group migrated). How far a long one
+        got is saved after each part: if a later part fails, the next delivery does not send the
+        parts the chat has again."""
+        ids = [message.message_id] if message.parts_sent else []
+        parts = split_message(message.text)
         for number, part in enumerate(parts, 1):
-            sent, chat = await self._send_part(chat, part, buttons if number == len(parts) else None)
+            if number <= message.parts_sent:
+                continue
+            sent, chat = await self._send_part(chat, part, message.buttons if number == len(parts) else None)
             ids.extend(sent)
+            if number < len(parts):
+                rows = tuple(alert.outbox_id for alert in message.alerts)
+                self._store.record_parts_sent(PartlySent(rows, message.text, number, ids[0]))
         return ids[0], chat
 
     async def _send_part(

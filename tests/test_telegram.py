@@ -141,7 +141,9 @@ def test_hostile_and_chinese_titles_render_as_valid_html(monitor, telegram, caps
     assert 'Stablecoin <b>bold</b> & "quoted" 穩定幣 <script>x' in plain
 
 
-def test_a_long_digest_is_split_into_valid_parts(monitor, telegram, capsys):
+def _many_releases(monitor, capsys, count: int) -> None:
+    """An FSTB listing with one release, baselined; then `count` releases on it."""
+
     def listing(count: int) -> bytes:
         rows = "".join(
             f'<tr class="press-item"><td class="date">2026年8月{1 + i % 28}日</td><td class="title">'
@@ -156,8 +158,12 @@ def test_a_long_digest_is_split_into_valid_parts(monitor, telegram, capsys):
     monitor.write(FSTB_LISTING.replace("/fstb/tc/press-releases.htm", "/many.htm"))
     monitor.round(capsys)
     monitor.site.routes["/many.htm"] = lambda h: Response(
-        200, listing(80), {"Content-Type": "text/html; charset=utf-8"}
+        200, listing(count), {"Content-Type": "text/html; charset=utf-8"}
     )
+
+
+def test_a_long_digest_is_split_into_valid_parts(monitor, telegram, capsys):
+    _many_releases(monitor, capsys, 80)
     monitor.round(capsys)
     parts = sent_to(telegram, PRIVATE)
     assert len(parts) >= 2
@@ -167,6 +173,21 @@ def test_a_long_digest_is_split_into_valid_parts(monitor, telegram, capsys):
     everything = "\n".join(plains)
     assert all(f"第{i}號公告" in everything for i in range(1, 80))  # nothing lost between parts
     assert pending(monitor) == 0
+
+
+def test_a_long_digest_cut_off_by_a_failing_part_goes_on_from_that_part(monitor, telegram, capsys):
+    _many_releases(monitor, capsys, 120)
+    second_part = lambda params: params.get("text", "").startswith("(2/")  # noqa: E731
+    telegram.fail_next("sendMessage", "bad_gateway", chat_id=PRIVATE, times=3, when=second_part)
+    monitor.round(capsys)  # part 1 reaches the chat; part 2 fails, with its retries
+    assert [p[:4] for p in sent_to(telegram, PRIVATE)] == ["(1/3"]
+    assert pending(monitor) == 119
+    monitor.round(capsys)  # nothing new on the listing: the digest goes on from part 2
+    parts = sent_to(telegram, PRIVATE)
+    assert [p[:4] for p in parts] == ["(1/3", "(2/3", "(3/3"]
+    assert parts == sent_to(telegram, GROUP)  # the very parts the other chat got at once
+    assert pending(monitor) == 0
+    assert rows_of(monitor.db, "SELECT count(*) FROM outbox_progress") == [(0,)]
 
 
 def test_subscribe_narrows_what_a_chat_receives(monitor, telegram, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from monitor.models import Alert
+from monitor.models import Alert, PartlySent
 from monitor.store.changelog import SIGHTINGS, logged_from_row
 from monitor.store.clock import utc_now
 from monitor.store.transaction import immediate
@@ -73,6 +73,31 @@ class OutboxStore:
         with immediate(self.db):
             for outbox_id in outbox_ids:
                 self.mark_sent(outbox_id, message_id)
+                self.db.execute("DELETE FROM outbox_progress WHERE outbox_id = ?", [outbox_id])
+
+    def record_parts_sent(self, message: PartlySent) -> None:
+        """How far a long message got, saved after each part, under its first row."""
+        self.db.execute(
+            """INSERT INTO outbox_progress (outbox_id, outbox_ids, text, parts_sent, message_id)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT (outbox_id) DO UPDATE SET parts_sent = excluded.parts_sent""",
+            [message.outbox_ids[0], json.dumps(message.outbox_ids), message.text, message.parts_sent,
+             message.message_id],
+        )  # fmt: skip
+
+    def partly_sent(self, alerts: Iterable[Alert]) -> list[PartlySent]:
+        """The long messages these pending alerts are in, begun and not finished. (A message whose
+        first row is no longer pending, stopped by /stop, is forgotten.)"""
+        self.db.execute(
+            "DELETE FROM outbox_progress WHERE outbox_id NOT IN (SELECT id FROM outbox WHERE status = 'pending')"
+        )
+        pending = {alert.outbox_id for alert in alerts}
+        return [
+            PartlySent(tuple(json.loads(ids)), text, parts, message_id)
+            for first, ids, text, parts, message_id in self.db.execute(
+                "SELECT outbox_id, outbox_ids, text, parts_sent, message_id FROM outbox_progress ORDER BY outbox_id"
+            )
+            if first in pending
+        ]
 
     def env_chats(self) -> set[str]:
         return {

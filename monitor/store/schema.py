@@ -138,6 +138,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (change_id, chat)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, chat);
+CREATE TABLE IF NOT EXISTS outbox_progress (
+    outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id),
+    outbox_ids TEXT NOT NULL,
+    text TEXT NOT NULL,
+    parts_sent INTEGER NOT NULL,
+    message_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chats (
     chat_id TEXT PRIMARY KEY,
     active INTEGER NOT NULL DEFAULT 1,
