@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="the change log with review state, for spreadsheets")
     _filters(export)
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument(
+        "--excel", action="store_true", help="a CSV for Excel: a byte-order mark, no cell read as a formula"
+    )
 
     report = commands.add_parser("report", help="write the change log as a static HTML site")
     _filters(report)
@@ -306,7 +309,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = Store.open(args.db, create=False)
     changes = store.changes(review.change_filter(args, _known(store, args)))
-    review.export(changes, args.format, sys.stdout, {c.id: store.reviews(c.id) for c in changes})
+    if args.excel and args.format != "csv":
+        raise UsageError("--excel is for --format csv")
+    reviews = {c.id: store.reviews(c.id) for c in changes}
+    review.export(changes, args.format, sys.stdout, reviews, excel=args.excel)
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ EXPORT_COLUMNS = (
     "review_note",
 )
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what Excel reads a cell as a formula by
 
 
 def hk_day_start(value: str, option: str) -> str:
@@ -110,8 +111,15 @@ def print_log(changes: list[LoggedChange], form: str, out: TextIO, recorded: boo
 
 
 def export(
-    changes: list[LoggedChange], form: str, out: TextIO, reviews: dict[int, list[Review]] | None = None
+    changes: list[LoggedChange],
+    form: str,
+    out: TextIO,
+    reviews: dict[int, list[Review]] | None = None,
+    excel: bool = False,
 ) -> None:
+    """`excel`: a CSV for opening in Excel, which reads a file without a byte-order mark in the
+    computer's legacy code page (Chinese titles garbled) and runs a cell starting with = + - @ as a
+    formula (a title is scraped text): such cells start with an apostrophe, as Excel's own quoting."""
     rows = [
         {
             **log_row(c),
@@ -131,8 +139,15 @@ def export(
     if form == "jsonl":
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif excel:
+        out.write("\ufeff")
+        _write_csv([{k: _inert(v) for k, v in row.items()} for row in rows], EXPORT_COLUMNS, out)
     else:
         _write_csv(rows, EXPORT_COLUMNS, out)
+
+
+def _inert(value: object) -> object:
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def _write_csv(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:

@@ -300,6 +300,21 @@ def test_exports_parse_and_round_trip(reviewed, capsys):
     assert all(set(r) == set(rows[0]) for r in records)
 
 
+def test_an_export_for_excel_has_a_byte_order_mark_and_no_cell_excel_would_run(reviewed, capsys):
+    page = change_ids(reviewed)["page"]
+    note = '=HYPERLINK("http://example.invalid","穩定幣")'
+    reviewed("review", str(page), "--state", "escalated", "--by", "amy", "--note", note, capsys=capsys)
+    _, plain, _ = reviewed("export", capsys=capsys)
+    code, out, _ = reviewed("export", "--excel", capsys=capsys)
+    assert code == 0 and out.startswith("\ufeffid,detected_at,") and not plain.startswith("\ufeff")
+    (row,) = [r for r in csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))) if int(r["id"]) == page]
+    assert row["review_note"] == "'" + note  # Excel shows it as text
+    (row,) = [r for r in csv.DictReader(io.StringIO(plain)) if int(r["id"]) == page]
+    assert row["review_note"] == note  # for scripts, as it was written
+    code, _, err = reviewed("export", "--excel", "--format", "jsonl", capsys=capsys)
+    assert (code, err) == (2, "error: --excel is for --format csv\n")
+
+
 def test_prune_keeps_the_body_the_next_change_will_call_before(monitor, capsys):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
