@@ -26,7 +26,7 @@ from monitor.lean_imports import without
 from monitor.models import Page, Previous, Settings, Source
 from monitor.network import direct_transport
 from monitor.noise import StableDigest, stable_digest
-from monitor.redirects import redirect_guard
+from monitor.redirects import link_refusal, redirect_guard
 
 with without("httpx._main"):  # see lean_imports
     import httpx
@@ -130,7 +130,16 @@ class Fetcher:
         return client
 
     async def fetch_document(self, source: Source, url: str) -> Page:
-        """An item's detail page, content API answer or PDF: a plain GET with the document size cap."""
+        """An item's detail page, content API answer or PDF: a plain GET with the document size cap.
+        Its URL comes from the content (a feed item's link, a PDF link): checked as a redirect is."""
+        try:
+            reason = await link_refusal(
+                httpx.URL(source.url), httpx.URL(url), self._settings.allow_private_redirects
+            )
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"not a URL that can be fetched: {url[:120]!r} ({exc})") from None
+        if reason:
+            raise FetchError(reason)
         request = replace(source, url=url, method="GET", body="", params=())
         return await self.fetch(request, document=True)
 

@@ -1,5 +1,6 @@
 """Which redirects a fetch may follow: http(s) only, within the source's site, and never from the
 internet into the operator's own network (a compromised page must not make the bot probe it).
+The links a source's content leads to (detail pages, PDFs) are held to the same two rules but the site.
 
 Used by fetch.py as an httpx response hook, so every hop of a redirect chain is checked before it
 is followed. Each hop is judged against the hop before it, which for a chain that never leaves the
@@ -20,6 +21,7 @@ with without("httpx._main"):  # see lean_imports
     import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+ALLOW_HINT = " (set [settings] allow_private_redirects = true if this is intended)"
 Resolver = Callable[[str], Awaitable[list[Address]]]
 
 
@@ -83,19 +85,36 @@ async def refusal(
     """Why the redirect from `current` to `target` is not followed, or '' when it may be."""
     if target.scheme not in ("http", "https"):
         return f"refused a redirect to a {target.scheme}: address ({_short(target)})"
-    if not allow_private:
-        kind = _first_non_public(await resolve(target.host))
-        if kind and not _first_non_public(await resolve(current.host)):
-            return (
-                f"refused a redirect from {current.host} to {target.host}, a {kind} address "
-                "(set [settings] allow_private_redirects = true if this is intended)"
-            )
+    kind = "" if allow_private else await _into_private(current, target, resolve)
+    if kind:
+        return f"refused a redirect from {current.host} to {target.host}, a {kind} address{ALLOW_HINT}"
     if not same_site(current.host, target.host):
         return (
             f"redirected to another site: {_short(target)} (from {current.host}); "
             "if the source has moved, update its url"
         )
     return ""
+
+
+async def link_refusal(
+    source: httpx.URL, link: httpx.URL, allow_private: bool, resolve: Resolver = system_resolver
+) -> str:
+    """Why a link read from a source's content (an item's detail page, a PDF a release links to) is
+    not fetched, or '' when it may be. As for a redirect: http(s) only, and not into the operator's
+    network from the internet. Another site is fine: a release may link another bureau's PDF."""
+    if link.scheme not in ("http", "https"):
+        return f"refused a link to a {link.scheme}: address ({_short(link)})"
+    kind = "" if allow_private else await _into_private(source, link, resolve)
+    if kind:
+        return f"refused a link from {source.host} to {link.host}, a {kind} address{ALLOW_HINT}"
+    return ""
+
+
+async def _into_private(current: httpx.URL, target: httpx.URL, resolve: Resolver) -> str:
+    """The kind of non-public address `target` has, when `current`'s is public: a source configured
+    on the operator's own network may go on within it."""
+    kind = _first_non_public(await resolve(target.host))
+    return kind if kind and not _first_non_public(await resolve(current.host)) else ""
 
 
 def _first_non_public(addresses: Iterable[Address]) -> str:

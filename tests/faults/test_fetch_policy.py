@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from monitor.localsite import Response
-from monitor.redirects import non_public, refusal, same_site
+from monitor.redirects import link_refusal, non_public, refusal, same_site
 from tests.conftest import rss_source
 from tests.faults.conftest import FAULT_SETTINGS, rows, write_config
 
@@ -110,6 +110,67 @@ DNS = resolver(
 def test_redirect_policy(current, target, allow_private, reason):
     got = asyncio.run(refusal(httpx.URL(current), httpx.URL(target), allow_private, DNS))
     assert got == reason
+
+
+@pytest.mark.parametrize(
+    ("source", "link", "allow_private", "reason"),
+    [
+        ("https://www.hkma.gov.hk/feed", "https://www.hkma.gov.hk/eng/news/1.html", False, ""),
+        ("https://www.sfc.hk/feed", "https://www.info.gov.hk/gia/1.pdf", False, ""),  # another bureau's PDF
+        ("https://www.sfc.hk/feed", "http://169.254.169.254/latest/meta-data/", False,
+         "refused a link from www.sfc.hk to 169.254.169.254, a link-local address "
+         "(set [settings] allow_private_redirects = true if this is intended)"),
+        ("https://www.sfc.hk/feed", "https://rebind.sfc.hk/", False,
+         "refused a link from www.sfc.hk to rebind.sfc.hk, a loopback address "
+         "(set [settings] allow_private_redirects = true if this is intended)"),
+        ("https://www.sfc.hk/feed", "https://intranet.sfc.hk/", True, ""),
+        ("http://mirror.corp/feed", "http://files.corp/1.pdf", False, ""),  # a source inside reads inside
+        ("https://www.sfc.hk/feed", "file:///etc/passwd", True, "refused a link to a file: address (file:/etc/passwd)"),
+    ],
+)  # fmt: skip
+def test_link_policy(source, link, allow_private, reason):
+    """Links read from content (detail pages, PDFs) are held to a redirect's rules but the site."""
+    assert asyncio.run(link_refusal(httpx.URL(source), httpx.URL(link), allow_private, DNS)) == reason
+
+
+def test_a_public_feed_linking_into_the_local_network_is_not_followed(monitor, capsys, monkeypatch):
+    """A compromised feed's item links the cloud metadata address, and a detail page links a PDF
+    on a private address: neither is requested, and the item still alerts, on its title."""
+    public = "http://93.184.216.34"
+    monkeypatch.setenv("HTTP_PROXY", monitor.site.base_url)  # as above: a public source, by proxy
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    def feed(*items: tuple[str, str]) -> Response:
+        entries = "".join(f"<item><title>{t}</title><link>{link}</link></item>" for t, link in items)
+        body = (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>HKMA</title>{entries}</channel></rss>'
+        )
+        return Response(200, body.encode(), {"Content-Type": "application/rss+xml"})
+
+    old = [(f"Banking circular {i}", f"{public}/eng/old/{i}.html") for i in range(5)]
+    metadata, internal_pdf = "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/admin/export.pdf"
+    new = [
+        ("Stablecoin issuers: licensing update", metadata),
+        ("Stablecoin guidance", f"{public}/eng/2.html"),
+    ]
+    monitor.site.routes[f"{public}/feed.xml"] = lambda h: feed(*old)
+    source = rss_source("hkma-press-en", "/feed.xml").replace("{base}", public) + 'detail = "link"\n'
+    write_config(monitor, source)
+    assert monitor.round(capsys)[0] == 0
+    monitor.site.routes[f"{public}/feed.xml"] = lambda h: feed(*old, *new)
+    page = f'<html><body><main><p>Stablecoin issuers must comply.</p><a href="{internal_pdf}">Annex</a></main></body></html>'
+    monitor.site.routes[f"{public}/eng/2.html"] = lambda h: Response(
+        200, page.encode(), {"Content-Type": "text/html"}
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "Stablecoin issuers: licensing update" in out
+    asked = [path for path, _ in monitor.site.requests]
+    assert metadata not in asked and internal_pdf not in asked and f"{public}/eng/2.html" in asked
+    assert rows(monitor.db, "SELECT body_status FROM changes WHERE title LIKE '%licensing%'") == [
+        ("not fetched: refused a link from 93.184.216.34 to 169.254.169.254, a link-local address "
+         "(set [settings] allow_private_redirects = true if this is intended)",)
+    ]  # fmt: skip
 
 
 # --- end to end, through the CLI ----------------------------------------------------------------
