@@ -45,6 +45,9 @@ NOT_THE_PAGE = re.compile(
     re.I,
 )
 GZIP_MAGIC = b"\x1f\x8b"
+# Not httpx's default, which adds zstd (installed for the store): httpx inflates a whole network read
+# at once before the size cap can see it, and 16 KB of zstd become gigabytes in one read.
+ACCEPTED_CODINGS = "gzip, deflate"
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
@@ -118,7 +121,7 @@ class Fetcher:
                 timeout=self._settings.timeout,
                 follow_redirects=True,
                 max_redirects=self._settings.max_redirects,
-                headers={"User-Agent": self._settings.user_agent},
+                headers={"User-Agent": self._settings.user_agent, "Accept-Encoding": ACCEPTED_CODINGS},
                 transport=direct_transport(self._tls, limits),
                 limits=limits,  # with verify: for httpx's own transport, to a proxy the environment names
                 event_hooks={"response": [redirect_guard(self._settings.allow_private_redirects)]},
@@ -296,6 +299,8 @@ class Fetcher:
         codings = [c for c in codings if c and c.lower() != "identity"]
         if len(codings) > 1:  # httpx would inflate each layer whole: 3 KB can become gigabytes
             raise FetchError(f"refused a body compressed {len(codings)} times over ({', '.join(codings)})")
+        if codings and codings[0].lower() not in ("gzip", "x-gzip", "deflate"):
+            raise FetchError(f"refused a body compressed with {codings[0][:40]}, which was not asked for")
         content_type = response.headers.get("content-type", "").lower()
         if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
             raise FetchError(f"unexpected content type {content_type.split(';')[0]}")

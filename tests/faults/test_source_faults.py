@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import zstandard
 
 from monitor import run
 from monitor.localsite import LocalSite, Response
@@ -47,6 +48,7 @@ FIFTY_MB = b"<html>" + b"x" * (50 * MB) + b"</html>"
 BOMB = gzip.compress(b"<rss>" + b" " * (100 * MB) + b"</rss>", compresslevel=6)
 # Gzip of gzip: httpx would inflate the inner layer in one call. 3.5 KB of this is 2 GB; the
 # 100 MB version here is enough, since the answer is refused before a byte is inflated.
+ZSTD_BOMB = zstandard.ZstdCompressor(level=3).compress(b" " * (20 * MB))
 NESTED_BOMB = gzip.compress(gzip.compress(b" " * (100 * MB), compresslevel=9), compresslevel=9)
 
 Route = Callable[[object], Response | None]
@@ -158,6 +160,9 @@ FAILING = [
     Fault("nested-gzip-bomb", FEED, feed,
           lambda s, ok: fixed(Response(200, NESTED_BOMB, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip, gzip"})),
           "refused a body compressed 2 times over (gzip, gzip)"),
+    Fault("zstd-bomb", FEED, feed,  # 64 KB can be 2 GB: httpx would inflate a whole read before the cap
+          lambda s, ok: fixed(Response(200, ZSTD_BOMB, {"Content-Type": "application/rss+xml", "Content-Encoding": "zstd"})),
+          "refused a body compressed with zstd, which was not asked for"),
     Fault("layout-changed", LISTING, listing,
           lambda s, ok: fixed(Response(200, ok.body.replace(b'class="press-item"', b'class="news-row"'), ok.headers)),
           "items selector 'table.press-list tr.press-item' matched nothing (layout changed?)"),
@@ -191,6 +196,7 @@ def test_a_failing_source_fails_alone_alerts_once_and_recovers(monitor, capsys, 
     site.routes["/faulty"] = fixed(healthy)
     write_config(monitor, SFC_PRESS, fault.source)
     assert monitor.round(capsys)[:2] == (0, "")  # baseline: silent
+    assert {headers.get("Accept-Encoding") for _, headers in site.requests} == {"gzip, deflate"}
 
     site.root = ROUND2  # the other source has news this round: it must still be alerted
     site.routes["/faulty"] = fault.broken(site, healthy)
