@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import logging
 
-from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, User
+from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, Update, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from monitor.errors import MonitorError
 from monitor.models import Config
@@ -63,23 +63,34 @@ class CommandBot:
         )
         for update in updates:
             self._store.set_bot_value(OFFSET_KEY, str(update.update_id + 1))
-            if update.callback_query:
-                await self._on_button(update.callback_query)
-                continue
-            message = update.effective_message
-            if message is None or not message.text or not message.text.startswith("/"):
-                continue
-            trusted = self.trusted(message.chat, message.from_user)
-            user_id = message.from_user.id if message.from_user else None
-            reply = self.answer(str(message.chat_id), message.text, trusted, user_id)
-            for part in split_message(reply):
-                await self._bot.send_message(
-                    chat_id=message.chat_id,
-                    text=part,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+            try:
+                await self._handle(update)
+            except TelegramError:  # Telegram unreachable: the caller waits and asks again
+                raise
+            except Exception as exc:  # what anyone can send must never stop the run that alerts
+                log.warning(
+                    "telegram: update %d not handled: %s: %s", update.update_id, type(exc).__name__, exc
                 )
+                log.debug("telegram: update %d", update.update_id, exc_info=True)
         return len(updates)
+
+    async def _handle(self, update: Update) -> None:
+        if update.callback_query:
+            await self._on_button(update.callback_query)
+            return
+        message = update.effective_message
+        if message is None or not message.text or not message.text.startswith("/"):
+            return
+        trusted = self.trusted(message.chat, message.from_user)
+        user_id = message.from_user.id if message.from_user else None
+        reply = self.answer(str(message.chat_id), message.text, trusted, user_id)
+        for part in split_message(reply):
+            await self._bot.send_message(
+                chat_id=message.chat_id,
+                text=part,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
 
     async def _on_button(self, query: CallbackQuery) -> None:
         """A review button under an alert: the same review as `policy-monitor review`, by this user."""
@@ -89,7 +100,7 @@ class CommandBot:
         kind, _, rest = (query.data or "").partition(":")
         change_id, _, state = rest.partition(":")
         chat = query.message.chat if query.message else None
-        if kind != "review" or not change_id.isdigit() or chat is None:
+        if kind != "review" or not (change_id.isascii() and change_id.isdigit()) or chat is None:
             return "Unknown button."
         user = query.from_user
         if not self.trusted(chat, user):  # reviews are the team's: its configured chats and admins
@@ -102,12 +113,14 @@ class CommandBot:
         return f"Change {change_id} marked {state}."
 
     def trusted(self, chat: Chat | None, user: User | None) -> bool:
-        """A chat of TELEGRAM_CHAT_IDS (by id or @name), or a user of [telegram] admins."""
+        """A chat of TELEGRAM_CHAT_IDS (by id, or a group's or channel's @name), or a user of
+        [telegram] admins. A person's own chat is never trusted by @name: a channel's freed name can
+        be taken by anyone, as a username."""
         if user is not None and user.id in self._config.telegram.admins:
             return True
         if chat is None:
             return False
-        names = {str(chat.id), f"@{chat.username}" if chat.username else ""}
+        names = {str(chat.id), f"@{chat.username}" if chat.username and chat.type != Chat.PRIVATE else ""}
         return bool(names & self._store.env_chats())
 
     def answer(self, chat: str, text: str, trusted: bool = False, user_id: int | None = None) -> str:

@@ -90,6 +90,33 @@ def test_an_admin_may_subscribe_any_chat_and_review_from_it(monitor, telegram, c
     assert rows(monitor.db, "SELECT by FROM reviews") == [("telegram:@user77",)]
 
 
+def test_a_person_whose_username_is_a_configured_channel_s_name_is_not_the_team(
+    monitor, telegram, capsys, monkeypatch
+):
+    """TELEGRAM_CHAT_IDS may name a channel by @name; a freed name can be taken by anyone."""
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{GROUP},@user5005")  # the stub names chat 5005 user5005
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.push_command(5005, "/status")
+    monitor("bot", "--once", capsys=capsys)
+    assert sent_to(telegram, "5005")[0].startswith("Sorry, this bot only takes that command")
+
+
+def test_a_forged_button_is_refused_and_the_bot_goes_on(monitor, telegram, capsys):
+    """Button data comes from the client: a team member's own client can send anything."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    for forged in ("review:²:reviewed", "review:1:reviewed:x", "review::", "\x00" * 64):
+        telegram.push_callback_query(int(GROUP), forged)
+    telegram.push_command(int(GROUP), "/help")
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0, err
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    assert answers[0] == "Unknown button." and answers[3] == "Unknown button." and len(answers) == 4
+    assert "/subscribe" in sent_to(telegram, GROUP)[-1]
+    assert rows(monitor.db, "SELECT count(*) FROM reviews") == [(0,)]
+
+
 @pytest.mark.parametrize("value", ['["@boss"]', "[0]", "123", "[true]", '["12a"]'])
 def test_admins_must_be_user_ids(monitor, capsys, value):
     write_config(
