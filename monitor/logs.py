@@ -70,9 +70,17 @@ def _masked(pattern: re.Pattern[str] | None, text: str, mask: str) -> str:
 
 @lru_cache(maxsize=8)
 def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """Made once per set of secrets (the CLI and the Telegram sender redact their error lines)."""
-    kept = "|".join(re.escape(secret) for secret in secrets if secret)
+    """Made once per set of secrets (the CLI and the Telegram sender redact their error lines).
+    A bot token's part after its colon is a secret on its own: a proxy's error page quotes the
+    URL with the colon encoded (`bot123%3AAAH…`), and the bot id before it is public anyway."""
+    parts = {part for secret in secrets if secret for part in (secret, _token_secret(secret)) if part}
+    kept = "|".join(re.escape(part) for part in sorted(parts, key=len, reverse=True))
     return re.compile(kept, re.IGNORECASE) if kept else None
+
+
+def _token_secret(secret: str) -> str:
+    bot_id, colon, rest = secret.partition(":")
+    return rest if colon and bot_id.isdigit() and len(rest) >= 16 else ""
 
 
 class Redacting(logging.Formatter):

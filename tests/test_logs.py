@@ -12,7 +12,7 @@ import sys
 
 from monitor.childlogs import ToParent, records_from_children
 from monitor.cli import build_parser
-from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting, configure
+from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting, configure, redact
 from tests.conftest import SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub
 
@@ -55,6 +55,14 @@ def test_a_secret_in_any_log_message_is_redacted():
     assert (
         "bot<redacted>/sendMessage" in stream.getvalue() and "Telegram said: <redacted>" in stream.getvalue()
     )
+
+
+def test_a_token_quoted_with_its_colon_encoded_is_redacted_too():
+    """A proxy's 502 page quotes the request line: /bot123%3AAAH.../getMe."""
+    bot_id, secret = TOKEN.split(":", 1)
+    encoded = f'<html><a href="/bot{bot_id}%3A{secret}/getMe">retry</a> or /bot{bot_id}%3a{secret.lower()}'
+    assert secret.lower() not in redact(encoded, [TOKEN]).lower()
+    assert redact(encoded, [TOKEN]).startswith(f'<html><a href="/bot{bot_id}%3A<redacted>/getMe">')
 
 
 def test_a_library_s_traceback_is_left_out_of_the_log_unless_debugging(monkeypatch):
