@@ -339,6 +339,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = Store.open(args.db, create=False)
     logged = store.change(args.change_id)
     if args.raw:
+        if not args.out and sys.stdout.isatty():  # a server's bytes may carry escape sequences
+            raise UsageError(
+                "--raw writes the exact bytes the server sent, which can drive a terminal: "
+                f"give --out FILE, or pipe it (policy-monitor show {args.change_id} --raw | less)"
+            )
         digest = logged.raw_sha256 if args.raw == "after" else logged.old_raw_sha256
         review.write_raw(logged, args.raw, digest and store.body(digest), args.out)
         return EXIT_OK

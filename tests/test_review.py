@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
 import random
 import re
 import sqlite3
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -159,6 +163,23 @@ def test_show_raw_writes_the_exact_bytes_of_both_versions(reviewed, capsys, tmp_
     assert before.read_bytes() == (ROUND2.parent / "round1" / register).read_bytes()
     result = run_cli("--config", str(reviewed.config), "--db", str(reviewed.db), "show", str(page), "--raw")
     assert result.returncode == 0 and "Pearl Delta Bank Stablecoin" in result.stdout
+
+
+def test_show_raw_to_a_terminal_is_refused_naming_the_ways_that_are_safe(reviewed):
+    """The raw bytes are the server's: an escape sequence in them would drive the terminal."""
+    terminal, side = pty.openpty()
+    command = [sys.executable, "-m", "monitor", "--config", str(reviewed.config), "--db", str(reviewed.db)]
+    page = change_ids(reviewed)["page"]
+    result = subprocess.run(
+        [*command, "show", str(page), "--raw"], stdout=side, stderr=subprocess.PIPE, text=True
+    )
+    os.close(side)
+    os.close(terminal)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --raw writes the exact bytes the server sent, which can drive a terminal: "
+        f"give --out FILE, or pipe it (policy-monitor show {page} --raw | less)\n"
+    )
 
 
 @pytest.mark.parametrize(
