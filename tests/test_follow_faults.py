@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from tests.pdfs import make_pdf
+from monitor.extract import document
+from monitor.extract.document import read_document
+from monitor.models import Page, Source
+from tests.pdfs import make_pages_pdf, make_pdf, text_page
 from tests.test_follow import HKMA_CIRCULARS, OLD_HKMA, PDF, Feeds, watch_circulars
 
 
@@ -33,6 +36,36 @@ def test_an_odd_pdf_does_not_wedge_the_source(monitor, capsys):
     assert "NEW: Stablecoin issuers: odd circular" in out
     assert "body not fetched (PDF cannot be read" in out
     assert monitor.round(capsys)[:2] == (0, "")  # nothing is reported twice
+
+
+def read_pdf(body: bytes) -> str:
+    source = Source("hkma-circulars-en", "HKMA", "rss", "https://www.hkma.gov.hk/", (), 900.0)
+    url = "https://www.hkma.gov.hk/media/annex.pdf"
+    headers = {"content-type": "application/pdf"}
+    page = Page(source.id, url, url, 200, headers, body, "", "", "2026-12-06T03:00:00+00:00", 40, "")
+    return read_document(source, page).text
+
+
+def test_a_pdf_page_of_millions_of_instructions_is_left_out_not_read_for_minutes(caplog):
+    """~26 KB of PDF, one page of 1.2 MB of text operators: pypdf would read it for seconds, and a
+    few times more of them for minutes (a page that big is no regulator's text, it is an attack)."""
+    huge = b"BT /F1 1 Tf " + b"(stablecoin ) Tj 0 -1 Td " * 48_000 + b"ET"
+    body = make_pages_pdf(
+        [text_page("Guideline for licensed stablecoin issuers"), huge, text_page("Annex B")]
+    )
+    assert len(body) < 30_000
+    assert read_pdf(body) == "Guideline for licensed stablecoin issuers\nAnnex B"
+    assert (
+        "PDF https://www.hkma.gov.hk/media/annex.pdf: pages [2] not read: over 1000000 bytes" in caplog.text
+    )
+
+
+def test_a_pdf_is_read_for_ten_seconds_of_cpu_at_most(monkeypatch, caplog):
+    clock = iter(range(0, 1000, 6))  # each look at the clock: 6 s of CPU later
+    monkeypatch.setattr(document, "cpu_seconds", lambda: next(clock))
+    body = make_pages_pdf([text_page(f"Page {n} of the annex") for n in range(1, 6)])
+    assert read_pdf(body) == "Page 1 of the annex"  # page 2 would start past 10 s
+    assert "PDF https://www.hkma.gov.hk/media/annex.pdf: read to page 1 only (10 s of CPU)" in caplog.text
 
 
 def test_a_pdf_that_keeps_failing_its_recheck_does_not_starve_the_others(monitor, capsys):

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import time
 from urllib.parse import urljoin
 
 from monitor.errors import ExtractError
@@ -24,6 +25,13 @@ MAIN_CONTENT = ("#pressrelease", "main", "article", "#content", ".content", "#ma
 CHROME = "header, footer, nav, form, aside, .breadcrumb, .share-tools, #skip, .skip-link"
 PDF_LINK = re.compile(r"\.pdf(?:$|[?#])", re.I)
 MAX_PDF_PAGES = 200  # a 2,000-page annex is not read to its end: the first pages carry the subject
+MAX_PDF_CHARS = 200_000  # of text; more than the monitor classifies of one item (follow.MAX_BODY_CHARS)
+# pypdf's text extraction slows faster than a page's instructions grow: 40,000 text operators (~1 MB)
+# take ~1.6 s of CPU, 200,000 take ~50 s, and a 13 KB PDF can hold that many. A dense page of text
+# is ~50 KB of instructions; a page over this is not read, and no PDF costs more CPU than PDF_SECONDS.
+MAX_PAGE_INSTRUCTIONS = 1_000_000
+PDF_SECONDS = 10.0
+cpu_seconds = time.thread_time  # the reading thread's CPU (a PDF is read in a thread of its own)
 
 # Government press releases (info.gov.hk) end with a footer that is not part of the release:
 # "Ends/Thursday, January 22, 2026" / "Issued at HKT 15:00" / "NNNN", and in Chinese "完" /
@@ -37,7 +45,7 @@ GOV_FOOTER = re.compile(
 def read_document(source: Source, page: Page) -> Document:
     """The text of a fetched detail page, content API answer or PDF."""
     if page.body[:5] == b"%PDF-" or "pdf" in page.headers.get("content-type", ""):
-        return _document(source, page, "pdf", _pdf_text(page.body))
+        return _document(source, page, "pdf", _pdf_text(page.body, page.url))
     if source.detail_field:
         return _from_json(source, page)
     root = parse_html(page.text)
@@ -88,14 +96,36 @@ def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple
     return "\n".join(strip_footer(text_lines(found))), tuple(links)
 
 
-def _pdf_text(body: bytes) -> str:
+def _pdf_text(body: bytes, url: str = "") -> str:
+    """The text of the PDF's first pages: up to MAX_PDF_PAGES, MAX_PDF_CHARS and PDF_SECONDS of
+    CPU; a page with more than MAX_PAGE_INSTRUCTIONS is left out (a hostile or broken file)."""
     from pypdf import PdfReader  # imported here: only rounds that meet a PDF pay for it
 
+    started, pages, chars, skipped = cpu_seconds(), [], 0, []
     try:
         reader = PdfReader(io.BytesIO(body))
-        pages = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
+        for number, page in enumerate(reader.pages[:MAX_PDF_PAGES], 1):
+            if chars >= MAX_PDF_CHARS:
+                break
+            if cpu_seconds() - started > PDF_SECONDS:
+                log.warning("PDF %s: read to page %d only (%.0f s of CPU)", url, number - 1, PDF_SECONDS)
+                break
+            contents = page.get_contents()
+            if contents is not None and len(contents.get_data()) > MAX_PAGE_INSTRUCTIONS:
+                skipped.append(number)
+                continue
+            text = page.extract_text() or ""
+            pages.append(text)
+            chars += len(text)
     except Exception as exc:  # pypdf raises many types (even AssertionError) on odd files
         raise ExtractError(f"PDF cannot be read ({type(exc).__name__}: {exc})"[:300]) from None
+    if skipped:
+        log.warning(
+            "PDF %s: pages %s not read: over %d bytes of drawing instructions",
+            url,
+            skipped[:10],
+            MAX_PAGE_INSTRUCTIONS,
+        )
     lines = (line.strip() for text in pages for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
