@@ -27,6 +27,7 @@ MAX_MESSAGE = 4096  # UTF-16 code units of visible text
 MAX_LINE = 300  # characters of one scraped line (title, diff line) before it is clipped
 MAX_DIFF_LINES = 20  # added and removed lines shown each; `policy-monitor show` has them all
 MIN_LIMIT = 32  # room for a "(12/34) " prefix and some text
+MAX_DIGEST_ENTRIES = 50  # ~3 messages
 MINUS = "\u2212"  # "−", which does not read as a list bullet the way "-" does
 
 # A tag, allowing '>' inside a quoted attribute value (Telegram's parser allows it).
@@ -72,15 +73,20 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
 
 
 def digest_html(changes: list[LoggedChange]) -> str:
-    """Several alerts for one chat as one message: a count, then a short linked entry for each."""
+    """Several alerts for one chat as one message: a count, then a short linked entry for each, up
+    to MAX_DIGEST_ENTRIES: a flood (a listing that suddenly carries thousands of items) must not
+    become a hundred messages holding the chat's real alerts back for an hour."""
     count = len(changes)
-    lines = [f"<b>{count} new alert{'' if count == 1 else 's'}</b>"]
-    for logged in changes:
+    lines = [f"<b>{count:,} new alert{'' if count == 1 else 's'}</b>"]
+    for logged in changes[:MAX_DIGEST_ENTRIES]:
         change = logged.change
         entry = f"{_kind(change)}: {_title(change)}"
         if change.date:
             entry += f" · {_text(hk_time(change.date))}"
         lines += ["", _header(logged), entry]
+    if count > MAX_DIGEST_ENTRIES:
+        more = count - MAX_DIGEST_ENTRIES
+        lines += ["", f"<i>… and {more:,} more, in the change log (policy-monitor log)</i>"]
     return "\n".join(lines)
 
 

@@ -488,3 +488,11 @@ def test_a_removed_item_says_what_removed_means() -> None:
         "Note:    no longer listed by the source: withdrawn, or moved (the link may still work)"
         in render_text(withdrawn).splitlines()
     )
+
+
+def test_a_digest_of_a_flood_shows_fifty_entries_and_counts_the_rest() -> None:
+    flood = [*hkma_cryptoasset_batch()] * 120  # 3,000 alerts at once: a listing gone wrong, or hostile
+    parts = parts_plain(split_message(digest_html(flood)))
+    assert len(parts) <= 4 and parts[0].startswith("3,000 new alerts\n\nHKMA · virtual-assets\nNEW: ")
+    assert sum(text.count("\nNEW: ") for text in parts) == 50
+    assert parts[-1].endswith("… and 2,950 more, in the change log (policy-monitor log)")
