@@ -240,7 +240,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
 
     shrink_taken = _refuse_sudden_shrink(source, old, snapshot, held_back)
     old = _unless_replaced(source, old, snapshot, held_back)
-    found = diff(source, old, snapshot, previous.known_keys)
+    found = _without_history(source, old, diff(source, old, snapshot, previous.known_keys))
     # a shrink held back for rounds and hours is confirmed already: its removals go out now
     found, missing_once = _confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
     stored = _with_missing(snapshot, old, missing_once)
@@ -308,6 +308,29 @@ def _with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]
             items.insert(min(index, len(items)), item)
     kept = replace(snapshot, items=tuple(items))
     return replace(kept, hash=snapshot_hash(kept))
+
+
+def _without_history(source: Source, old: Snapshot | None, found: list[Change]) -> list[Change]:
+    """A listing that suddenly carries more items never seen than it held (its page grew from 20
+    items to 100, or a hostile copy): those dated before anything it listed before are its history
+    coming into view, not news. They enter the snapshot, known from now on, with no change logged.
+    (A listing of the same size cannot show more new items than it held: the turnover guard.)"""
+    if not old or old.kind != "items" or not old.items:
+        return found
+    dates = [item.date[:10] for item in old.items]
+    new = [c for c in found if c.kind == "new"]
+    if len(new) <= len(old.items) or not all(dates):
+        return found
+    oldest = min(dates)
+    history = {c.item_key for c in new if c.date and c.date[:10] < oldest}
+    if history:
+        log.warning(
+            "%s: %d items dated before anything listed before appeared at once (the listing grew?): "
+            "not alerted",
+            source.id,
+            len(history),
+        )
+    return [c for c in found if c.kind != "new" or c.item_key not in history]
 
 
 def _unless_replaced(

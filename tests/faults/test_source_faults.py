@@ -46,9 +46,10 @@ MB = 1024 * 1024
 FIFTY_MB = b"<html>" + b"x" * (50 * MB) + b"</html>"
 # 100 MB of spaces compress to ~100 KB: a bomb ten times the 10 MB cap.
 BOMB = gzip.compress(b"<rss>" + b" " * (100 * MB) + b"</rss>", compresslevel=6)
+# zstd is refused before a byte is inflated: 20 MB shows it as well as 2 GB would.
+ZSTD_BOMB = zstandard.ZstdCompressor(level=3).compress(b" " * (20 * MB))
 # Gzip of gzip: httpx would inflate the inner layer in one call. 3.5 KB of this is 2 GB; the
 # 100 MB version here is enough, since the answer is refused before a byte is inflated.
-ZSTD_BOMB = zstandard.ZstdCompressor(level=3).compress(b" " * (20 * MB))
 NESTED_BOMB = gzip.compress(gzip.compress(b" " * (100 * MB), compresslevel=9), compresslevel=9)
 
 Route = Callable[[object], Response | None]
@@ -505,3 +506,49 @@ def test_a_removal_is_still_confirmed_after_a_failed_round_between(monitor, caps
     answers["now"] = withdrawn
     code, out, _ = monitor.round(capsys)
     assert code == 0 and out.count("REMOVED: Circular 6 on stablecoin issuers") == 1
+
+
+def dated_feed(items: list[tuple[int, str]]) -> Response:
+    """An HKMA-like feed of (day of July 2026, title) items, newest first."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://www.hkma.gov.hk/n/{title.replace(' ', '-')}</link>"
+        f"<pubDate>{calendar.day_abbr[calendar.weekday(2026, 7, day)]}, {day:02d} Jul 2026 10:00:00 +0800</pubDate></item>"
+        for day, title in items
+    )
+    return rss(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>HKMA</title>{entries}</channel></rss>'.encode()
+    )
+
+
+def test_a_listing_that_grows_its_page_alerts_the_new_release_not_its_history(monitor, capsys):
+    """The feed carried 10 items (20-30 July); now it carries 40: one release of 31 July, and 29
+    of 1-19 July that it had not shown (its page grew). Only the release of 31 July is news."""
+    listed = [(day, f"Stablecoin issuers: notice of {day} July") for day in range(30, 20, -1)]
+    history = [(1 + n % 19, f"Stablecoin reserve notice {n}") for n in range(29)]
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(listed)
+    write_config(monitor, FEED)
+    monitor.round(capsys)
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(
+        [(31, "Stablecoin issuers: new licence"), *listed, *history]
+    )
+    code, out, err = monitor.round(capsys)
+    assert code == 0 and out.count("NEW: ") == 1 and "NEW: Stablecoin issuers: new licence" in out
+    assert "faulty: 29 items dated before anything listed before appeared at once (the listing grew?)" in err
+    assert rows(monitor.db, "SELECT title FROM changes") == [("Stablecoin issuers: new licence",)]
+    assert monitor.round(capsys)[:2] == (0, "")  # the history is known now: never alerted later
+
+
+def test_a_backdated_release_among_a_few_new_ones_is_alerted(monitor, capsys):
+    """Only a listing that grew holds its history back: a release dated before the others is news."""
+    listed = [(day, f"Stablecoin issuers: notice of {day} July") for day in range(30, 20, -1)]
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(listed)
+    write_config(monitor, FEED)
+    monitor.round(capsys)
+    backdated = [
+        (31, "Stablecoin issuers: new licence"),
+        *listed[:-1],
+        (2, "Stablecoin circular dated 2 July"),
+    ]
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(backdated)
+    _, out, _ = monitor.round(capsys)
+    assert "NEW: Stablecoin issuers: new licence" in out and "NEW: Stablecoin circular dated 2 July" in out
