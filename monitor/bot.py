@@ -105,6 +105,9 @@ class CommandBot:
         user = query.from_user
         if not self.trusted(chat, user):  # reviews are the team's: its configured chats and admins
             return "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts."
+        if chat.type == Chat.CHANNEL and user.id not in self._config.telegram.admins:
+            # a channel's every reader can press the buttons under its posts
+            return "In a channel, only [telegram] admins can review alerts."
         by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
         try:
             self._store.add_review(int(change_id), state, by)

@@ -102,6 +102,27 @@ def test_a_person_whose_username_is_a_configured_channel_s_name_is_not_the_team(
     assert sent_to(telegram, "5005")[0].startswith("Sorry, this bot only takes that command")
 
 
+def test_in_a_channel_only_admins_review_since_every_reader_can_press_its_buttons(
+    monitor, telegram, capsys, monkeypatch
+):
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", "@hk_policy_alerts")
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    admins(monitor, 77)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    (alert,) = [c for c in telegram.calls_for("sendMessage") if c.params["chat_id"] == "@hk_policy_alerts"]
+    button = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.push_callback_query("@hk_policy_alerts", button, user_id=5005)  # a reader
+    telegram.push_callback_query("@hk_policy_alerts", button, user_id=77)
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    assert answers == [
+        "In a channel, only [telegram] admins can review alerts.",
+        f"Change {button.split(':')[1]} marked reviewed.",
+    ]
+    assert rows(monitor.db, "SELECT by FROM reviews") == [("telegram:@user77",)]
+
+
 def test_a_forged_button_is_refused_and_the_bot_goes_on(monitor, telegram, capsys):
     """Button data comes from the client: a team member's own client can send anything."""
     write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
