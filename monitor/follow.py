@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from monitor.errors import SourceError
-from monitor.extract.document import read_document
+from monitor.extract.document import is_pdf, read_document
 from monitor.fetch import Fetcher
 from monitor.models import Change, Document, Followed, Page, Source
 
@@ -108,7 +108,7 @@ async def _body(follower: Follower, url: str) -> tuple[str, tuple[str, ...], str
 
 
 async def _read(source: Source, page: Page) -> Document:
-    if page.body.startswith(b"%PDF-"):  # pypdf is slow on big files: keep the other fetches moving
+    if is_pdf(page):  # pypdf is slow on big files: keep the other fetches moving
         return await asyncio.to_thread(read_document, source, page)
     return read_document(source, page)
 

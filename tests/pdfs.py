@@ -36,21 +36,27 @@ def make_pdf(lines: list[str], created: str = "20260122150000+08'00'") -> bytes:
     return out
 
 
-def make_pages_pdf(contents: list[bytes]) -> bytes:
+def make_pages_pdf(contents: list[bytes], form: bytes = b"") -> bytes:
     """A PDF with one page per content stream (Helvetica as /F1), each stream Flate-compressed as
-    regulators' PDFs have them: a hostile one can be megabytes of instructions in a few KB."""
+    regulators' PDFs have them: a hostile one can be megabytes of instructions in a few KB. `form`:
+    a Form XObject every page can draw as /Fm0 (`/Fm0 Do`)."""
     pages = len(contents)
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(pages))
+    kids = " ".join(f"{5 + 2 * i} 0 R" for i in range(pages))
+    form_stream = zlib.compress(form, 9)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        + f"/Length {len(form_stream)} /Filter /FlateDecode >>\nstream\n".encode()
+        + form_stream
+        + b"\nendstream",
     ]
     for i, content in enumerate(contents):
         stream = zlib.compress(content, 9)
         objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * i} 0 R "
-            "/Resources << /Font << /F1 3 0 R >> >> >>".encode()
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {6 + 2 * i} 0 R "
+            "/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> >> >>".encode()
         )
         objects.append(
             f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode() + stream + b"\nendstream"

@@ -60,12 +60,43 @@ def test_a_pdf_page_of_millions_of_instructions_is_left_out_not_read_for_minutes
     )
 
 
+def cpu_clock(monkeypatch, seconds_per_look: float) -> None:
+    """Each look at the reading thread's CPU clock (one per drawing instruction) finds it later."""
+    looks = iter(range(100_000))
+    monkeypatch.setattr(document, "cpu_seconds", lambda: next(looks) * seconds_per_look)
+
+
 def test_a_pdf_is_read_for_ten_seconds_of_cpu_at_most(monkeypatch, caplog):
-    clock = iter(range(0, 1000, 6))  # each look at the clock: 6 s of CPU later
-    monkeypatch.setattr(document, "cpu_seconds", lambda: next(clock))
+    cpu_clock(monkeypatch, 1.0)  # a page of text_page() is 6 instructions: page 2 runs past 10 s
     body = make_pages_pdf([text_page(f"Page {n} of the annex") for n in range(1, 6)])
-    assert read_pdf(body) == "Page 1 of the annex"  # page 2 would start past 10 s
+    assert read_pdf(body) == "Page 1 of the annex"
     assert "PDF https://www.hkma.gov.hk/media/annex.pdf: read to page 1 only (10 s of CPU)" in caplog.text
+
+
+def test_a_page_drawing_one_form_a_thousand_times_is_cut_at_the_cpu_budget(monkeypatch, caplog):
+    """A page of 8 KB of `/Fm0 Do` draws a small form again and again: the budget is looked at
+    in every drawing of it, not only between pages."""
+    cpu_clock(monkeypatch, 0.01)
+    form = text_page("Stablecoin reserve notice")
+    body = make_pages_pdf([text_page("Guideline for licensed stablecoin issuers"), b"/Fm0 Do " * 1000], form)
+    assert read_pdf(body) == "Guideline for licensed stablecoin issuers"
+    assert "read to page 1 only (10 s of CPU)" in caplog.text
+
+
+def test_a_pdf_page_drawing_a_form_of_millions_of_instructions_is_left_out(caplog):
+    huge = b"BT /F1 1 Tf " + b"(stablecoin ) Tj 0 -1 Td " * 48_000 + b"ET"
+    body = make_pages_pdf([text_page("Guideline for licensed stablecoin issuers"), b"/Fm0 Do"], huge)
+    assert read_pdf(body) == "Guideline for licensed stablecoin issuers"
+    assert "pages [2] not read: over 1000000 bytes of drawing instructions" in caplog.text
+
+
+def test_a_pdf_is_read_for_200_000_characters_at_most():
+    lines = [
+        f"Line {n:04d} of a long annex on stablecoin reserves, redemption and disclosure" for n in range(50)
+    ]
+    body = make_pages_pdf([text_page(*lines)] * 100)  # ~4,000 characters a page
+    text = read_pdf(body)
+    assert 199_000 < len(text) <= 200_000 and text.startswith("Line 0000 of a long annex")
 
 
 def test_a_pdf_that_keeps_failing_its_recheck_does_not_starve_the_others(monitor, capsys):

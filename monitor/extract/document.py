@@ -31,6 +31,7 @@ MAX_PDF_CHARS = 200_000  # of text; more than the monitor classifies of one item
 # is ~50 KB of instructions; a page over this is not read, and no PDF costs more CPU than PDF_SECONDS.
 MAX_PAGE_INSTRUCTIONS = 1_000_000
 PDF_SECONDS = 10.0
+DRAWS = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do\b")  # an instruction drawing a form (or an image)
 cpu_seconds = time.thread_time  # the reading thread's CPU (a PDF is read in a thread of its own)
 
 # Government press releases (info.gov.hk) end with a footer that is not part of the release:
@@ -44,13 +45,17 @@ GOV_FOOTER = re.compile(
 
 def read_document(source: Source, page: Page) -> Document:
     """The text of a fetched detail page, content API answer or PDF."""
-    if page.body[:5] == b"%PDF-" or "pdf" in page.headers.get("content-type", ""):
+    if is_pdf(page):
         return _document(source, page, "pdf", _pdf_text(page.body, page.url))
     if source.detail_field:
         return _from_json(source, page)
     root = parse_html(page.text)
     text, links = _html_text(root, source.detail_select, page.final_url, source.detail_pdfs)
     return _document(source, page, "html", text, links)
+
+
+def is_pdf(page: Page) -> bool:
+    return page.body[:5] == b"%PDF-" or "pdf" in page.headers.get("content-type", "")
 
 
 def strip_footer(lines: list[str]) -> list[str]:
@@ -96,27 +101,37 @@ def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple
     return "\n".join(strip_footer(text_lines(found))), tuple(links)
 
 
+class _OutOfTime(Exception):
+    """The PDF's CPU budget ran out in the middle of a page."""
+
+
 def _pdf_text(body: bytes, url: str = "") -> str:
     """The text of the PDF's first pages: up to MAX_PDF_PAGES, MAX_PDF_CHARS and PDF_SECONDS of
-    CPU; a page with more than MAX_PAGE_INSTRUCTIONS is left out (a hostile or broken file)."""
+    CPU (looked at before every drawing instruction: one page can repeat a form a thousand times);
+    a page with more than MAX_PAGE_INSTRUCTIONS, its forms included, is left out."""
     from pypdf import PdfReader  # imported here: only rounds that meet a PDF pay for it
 
     started, pages, chars, skipped = cpu_seconds(), [], 0, []
+
+    def in_time(*_: object) -> None:
+        if cpu_seconds() - started > PDF_SECONDS:
+            raise _OutOfTime
+
     try:
         reader = PdfReader(io.BytesIO(body))
         for number, page in enumerate(reader.pages[:MAX_PDF_PAGES], 1):
             if chars >= MAX_PDF_CHARS:
                 break
-            if cpu_seconds() - started > PDF_SECONDS:
-                log.warning("PDF %s: read to page %d only (%.0f s of CPU)", url, number - 1, PDF_SECONDS)
-                break
-            contents = page.get_contents()
-            if contents is not None and len(contents.get_data()) > MAX_PAGE_INSTRUCTIONS:
+            if _instructions(page) > MAX_PAGE_INSTRUCTIONS:
                 skipped.append(number)
                 continue
-            text = page.extract_text() or ""
+            text = page.extract_text(visitor_operand_before=in_time) or ""
             pages.append(text)
             chars += len(text)
+    except _OutOfTime:
+        log.warning(
+            "PDF %s: read to page %d only (%.0f s of CPU)", url, len(pages) + len(skipped), PDF_SECONDS
+        )
     except Exception as exc:  # pypdf raises many types (even AssertionError) on odd files
         raise ExtractError(f"PDF cannot be read ({type(exc).__name__}: {exc})"[:300]) from None
     if skipped:
@@ -127,7 +142,43 @@ def _pdf_text(body: bytes, url: str = "") -> str:
             MAX_PAGE_INSTRUCTIONS,
         )
     lines = (line.strip() for text in pages for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
+    return "\n".join(line for line in lines if line)[:MAX_PDF_CHARS]
+
+
+def _instructions(page) -> int:
+    """Bytes of drawing instructions a page's text is read from: its content and each form it
+    draws (`/Name Do`), once each, forms within forms too. pypdf parses a stream before its first
+    instruction runs, so only a stream's size bounds that."""
+    contents = page.get_contents()
+    data = contents.get_data() if contents is not None else b""
+    size, pending, seen = len(data), [(data, page.get("/Resources"))], set()
+    while pending and size <= MAX_PAGE_INSTRUCTIONS:
+        data, resources = pending.pop()
+        forms = _forms(resources)
+        for name in set(DRAWS.findall(data)):
+            form = forms.get("/" + name.decode("latin-1"))
+            if form is None or id(form) in seen:
+                continue
+            seen.add(id(form))
+            drawn = form.get_data()
+            size += len(drawn)
+            pending.append((drawn, form.get("/Resources")))
+    return size
+
+
+def _forms(resources) -> dict:
+    """The Form XObjects of a resource dictionary, by name."""
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if hasattr(resources, "get") else None
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not hasattr(xobjects, "items"):
+        return {}
+    found = {name: ref.get_object() for name, ref in xobjects.items()}
+    return {
+        name: obj
+        for name, obj in found.items()
+        if hasattr(obj, "get_data") and obj.get("/Subtype") == "/Form"
+    }
 
 
 def _document(source: Source, page: Page, kind: str, text: str, links: tuple[str, ...] = ()) -> Document:
