@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
 
 from monitor.models import Change, Item, Snapshot, Source
 from monitor.normalize import fingerprint, normalize_link
+
+MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")
 
 
 def diff(
@@ -24,6 +28,24 @@ def diff(
     if current.kind == "text":
         return _page_changes(source, previous, current)
     return _item_changes(source, previous.items, current.items, known_keys)
+
+
+def without_history(previous: Snapshot | None, changes: list[Change]) -> tuple[list[Change], int]:
+    """(`changes` without the listing's history, how many items that was). A listing that suddenly
+    carries more items never seen than it held, and more than MIN_GROWTH (its page grew from 20
+    items to 100, or a hostile copy): those dated before anything it listed before are its history
+    coming into view, not news; they enter the snapshot with no change. Only where every date is a
+    day (2026-07-30), compared as such. A listing of the same size cannot show more new items than
+    it held: the turnover guard refuses one that shares nothing with the last."""
+    if previous is None or previous.kind != "items" or not previous.items:
+        return changes, 0
+    new = [c for c in changes if c.kind == "new"]
+    dates = [item.date[:10] for item in previous.items]
+    if len(new) <= max(len(previous.items), MIN_GROWTH) or not all(map(ISO_DAY.match, dates)):
+        return changes, 0
+    oldest = min(dates)
+    history = {c.item_key for c in new if ISO_DAY.match(c.date[:10]) and c.date[:10] < oldest}
+    return [c for c in changes if c.kind != "new" or c.item_key not in history], len(history)
 
 
 def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:

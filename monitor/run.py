@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
-from monitor.diff import diff, matched_by_title, shares_nothing
+from monitor.diff import diff, matched_by_title, shares_nothing, without_history
 from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
 from monitor.extract import extract_unless_same, snapshot_hash
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
@@ -311,26 +311,16 @@ def _with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]
 
 
 def _without_history(source: Source, old: Snapshot | None, found: list[Change]) -> list[Change]:
-    """A listing that suddenly carries more items never seen than it held (its page grew from 20
-    items to 100, or a hostile copy): those dated before anything it listed before are its history
-    coming into view, not news. They enter the snapshot, known from now on, with no change logged.
-    (A listing of the same size cannot show more new items than it held: the turnover guard.)"""
-    if not old or old.kind != "items" or not old.items:
-        return found
-    dates = [item.date[:10] for item in old.items]
-    new = [c for c in found if c.kind == "new"]
-    if len(new) <= len(old.items) or not all(dates):
-        return found
-    oldest = min(dates)
-    history = {c.item_key for c in new if c.date and c.date[:10] < oldest}
+    kept, history = without_history(old, found)
     if history:
         log.warning(
-            "%s: %d items dated before anything listed before appeared at once (the listing grew?): "
+            "%s: %d item%s dated before anything listed before appeared at once (the listing grew?): "
             "not alerted",
             source.id,
-            len(history),
+            history,
+            "" if history == 1 else "s",
         )
-    return [c for c in found if c.kind != "new" or c.item_key not in history]
+    return kept
 
 
 def _unless_replaced(

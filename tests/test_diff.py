@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.diff import diff, matched_by_title
+from monitor.diff import diff, matched_by_title, without_history
 from monitor.extract import snapshot_hash
 from monitor.models import Item, Snapshot, Source
 
@@ -149,3 +149,35 @@ def test_a_listing_of_mostly_new_titles_is_not_matched_by_title():
         ("n3", "Third", "2026-04-03"), ("n9", "Ninth", "2026-04-09"), ("n8", "Eighth", "2026-04-08")
     )
     assert matched_by_title(OLD, relinked) is None  # 1 of 3 listed before: a different listing
+
+
+def grown(old: Snapshot, *added: tuple[str, str, str]):
+    """The changes of `old` with `added` listed on top of it, and what is left of them as news."""
+    changes = diff(FEED, old, items(*added, *((i.key[3:], i.title, i.date) for i in old.items)))
+    return kinds(changes), without_history(old, changes)
+
+
+def test_a_listing_that_grew_its_page_shows_its_history_which_is_not_news():
+    old = items(*((f"o{d}", f"Notice of {d} July", f"2026-07-{d:02d}") for d in range(30, 20, -1)))
+    added = [
+        ("n31", "Licence", "2026-07-31"),
+        *((f"h{n}", f"Older {n}", f"2026-07-{1 + n % 19:02d}") for n in range(29)),
+    ]
+    _, (news, history) = grown(old, *added)
+    assert kinds(news) == [("new", "id:n31")] and history == 29
+
+
+def test_a_few_new_items_are_all_news_however_they_are_dated():
+    old = items(("o20", "Notice of 20 July", "2026-07-20"))
+    found, (news, history) = grown(
+        old, ("n21", "Licence", "2026-07-21"), ("n19", "Circular of 19 July", "2026-07-19")
+    )
+    assert kinds(news) == found == [("new", "id:n21"), ("new", "id:n19")] and history == 0
+
+
+def test_history_is_told_by_day_dates_only():
+    """ "Aug 2026" sorts before "Jul 2026" as text: such dates tell nothing about which is older."""
+    old = items(("o1", "June report", "Jun 2026"), ("o2", "July report", "Jul 2026"))
+    added = [(f"n{n}", f"Report {n}", "Aug 2026") for n in range(12)]
+    found, (news, history) = grown(old, *added)
+    assert kinds(news) == found and len(found) == 12 and history == 0
