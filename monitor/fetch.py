@@ -48,6 +48,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 # Not httpx's default, which adds zstd (installed for the store): httpx inflates a whole network read
 # at once before the size cap can see it, and 16 KB of zstd become gigabytes in one read.
 ACCEPTED_CODINGS = "gzip, deflate"
+# Compressions a server may send anyway: httpx inflates zstd in one piece, and leaves the others as
+# they are, read as text they are garbage. (A made-up value, "none" or "UTF-8", is ignored as ever.)
+UNASKED_CODINGS = ("zstd", "br", "compress", "x-compress", "x-gzip")
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
@@ -299,8 +302,8 @@ class Fetcher:
         codings = [c for c in codings if c and c.lower() != "identity"]
         if len(codings) > 1:  # httpx would inflate each layer whole: 3 KB can become gigabytes
             raise FetchError(f"refused a body compressed {len(codings)} times over ({', '.join(codings)})")
-        if codings and codings[0].lower() not in ("gzip", "x-gzip", "deflate"):
-            raise FetchError(f"refused a body compressed with {codings[0][:40]}, which was not asked for")
+        if codings and codings[0].lower() in UNASKED_CODINGS:
+            raise FetchError(f"refused a body compressed with {codings[0]}, which was not asked for")
         content_type = response.headers.get("content-type", "").lower()
         if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
             raise FetchError(f"unexpected content type {content_type.split(';')[0]}")

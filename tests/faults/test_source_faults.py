@@ -552,3 +552,13 @@ def test_a_backdated_release_among_a_few_new_ones_is_alerted(monitor, capsys):
     monitor.site.routes["/faulty"] = lambda h: dated_feed(backdated)
     _, out, _ = monitor.round(capsys)
     assert "NEW: Stablecoin issuers: new licence" in out and "NEW: Stablecoin circular dated 2 July" in out
+
+
+def test_a_made_up_content_encoding_is_ignored_as_httpx_ignores_it(monitor, capsys):
+    """Some servers label a plain body "Content-Encoding: none" or "UTF-8": it is read as it is."""
+    monitor.site.routes["/faulty"] = lambda h: Response(
+        200, feed_of(5), {"Content-Type": "application/rss+xml", "Content-Encoding": "UTF-8"}
+    )
+    write_config(monitor, FEED)
+    code, _, err = monitor.round(capsys)
+    assert code == 0 and "faulty: baseline, 5 items/lines" in err
