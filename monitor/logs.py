@@ -45,19 +45,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-class LibraryTracebacks(logging.Filter):
-    """Without --debug, a library's record keeps its line but not its traceback: python-telegram-bot
-    logs one for every answer that is not JSON (a proxy's "502 Bad Gateway" page), a failure the
-    monitor handles and reports in its own words."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and not record.name.startswith("monitor"):
-            error = record.exc_info[1]
-            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__}: {error})", ()
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 def redact(text: str, secrets: Iterable[str], mask: str = "<redacted>") -> str:
     """`text` with each secret replaced by `mask`, in any case: python-telegram-bot capitalizes
     the error descriptions it passes on. The one place the token is taken out of what is shown."""
@@ -85,15 +72,35 @@ def _token_secret(secret: str) -> str:
 
 class Redacting(logging.Formatter):
     """Wraps a formatter; whatever a library puts in a message, a secret comes out as <redacted>.
-    (A Bot API URL carries the token, and httpx logs URLs.)"""
+    (A Bot API URL carries the token, and httpx logs URLs.) Unless `library_tracebacks` (--debug),
+    a library's record keeps its line but not its traceback: python-telegram-bot logs one for
+    every answer that is not JSON (a proxy's "502 Bad Gateway" page), a failure the monitor handles
+    and reports in its own words."""
 
-    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]):
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str], library_tracebacks: bool = True):
         super().__init__()
         self._inner = inner
         self._secrets = _secrets_pattern(tuple(secrets))  # made once: every log line goes through it
+        self._library_tracebacks = library_tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
+        library = not record.name.startswith("monitor")
+        if library and not self._library_tracebacks and (record.exc_info or record.exc_text):
+            record = _without_traceback(record)
         return _masked(self._secrets, self._inner.format(record), "<redacted>")
+
+
+def _without_traceback(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy (other handlers see the record as it was) with the error in one line instead. A child
+    process's record (monitor.childlogs) carries its traceback as text only: its last line."""
+    if record.exc_info and record.exc_info[1] is not None:
+        error = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+    else:
+        error = next((line for line in reversed((record.exc_text or "").splitlines()) if line.strip()), "")
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.msg, copy.args = f"{record.getMessage()} ({error.strip()})", ()
+    copy.exc_info, copy.exc_text = None, None
+    return copy
 
 
 def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str] = ()) -> None:
@@ -101,9 +108,7 @@ def configure(level: int, log_format: str, stream: TextIO, secrets: Iterable[str
     place (a test's log capture) alone."""
     inner = JsonFormatter() if log_format == "json" else OneLineFormatter(TEXT_FORMAT, "%Y-%m-%d %H:%M:%S")
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(Redacting(inner, secrets))
-    if level > logging.DEBUG:
-        handler.addFilter(LibraryTracebacks())
+    handler.setFormatter(Redacting(inner, secrets, library_tracebacks=level <= logging.DEBUG))
     logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("httpx", "httpcore", "telegram", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

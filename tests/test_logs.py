@@ -86,6 +86,20 @@ def test_a_library_s_traceback_is_left_out_of_the_log_unless_debugging(monkeypat
     assert "Traceback (most recent call last)" in lines[logging.DEBUG]
 
 
+def test_a_library_s_traceback_from_a_child_process_is_left_out_too():
+    """A split round's child sends its records with the traceback as text (monitor.childlogs)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(Redacting(OneLineFormatter(TEXT_FORMAT), [], library_tracebacks=False))
+    record = logging.makeLogRecord(
+        {"name": "pypdf._reader", "levelno": logging.ERROR, "levelname": "ERROR", "msg": "odd xref",
+         "exc_text": 'Traceback (most recent call last):\n  File "x.py", line 1\nPdfReadError: bad xref\n'}
+    )  # fmt: skip
+    handler.handle(record)
+    assert stream.getvalue().endswith(" ERROR odd xref (PdfReadError: bad xref)\n")
+    assert record.exc_text.startswith("Traceback")  # another handler still sees it whole
+
+
 def test_a_child_s_records_reach_the_parent_whole_though_another_child_was_killed(caplog):
     """Records come in frames the pipe writes whole; a child killed between two frames of a record
     loses that record only. A traceback of a child is shown as the parent shows its own."""
