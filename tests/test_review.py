@@ -116,6 +116,13 @@ def test_a_filter_naming_no_source_regulator_or_topic_is_an_error_not_an_empty_l
     assert err.endswith("(known: derivatives, e-hkd, stablecoin, virtual-assets)\n")
     # names are matched as the filters match them: case aside
     assert reviewed("log", "--regulator", "hkma", "--topic", "STABLECOIN", capsys=capsys)[0] == 0
+    # a regulator renamed in the config still names the changes logged under it
+    reviewed.config.write_text(
+        reviewed.config.read_text().replace('regulator = "SFC"', 'regulator = "SFCHK"')
+    )
+    reviewed.round(capsys, ROUND2)
+    code, out, _ = reviewed("log", "--regulator", "SFC", "--format", "json", capsys=capsys)
+    assert code == 0 and [c["regulator"] for c in json.loads(out)] == ["SFC"]
 
 
 class Terminal(io.StringIO):

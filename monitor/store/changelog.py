@@ -54,13 +54,14 @@ class ChangeLogStore:
         """What `--source`, `--regulator` and `--topic` can name: every source ever in the config,
         its regulator, and every topic a source or a logged change names."""
         sources = list(self.db.execute("SELECT id, regulator, topics FROM sources"))
+        logged = list(self.db.execute("SELECT DISTINCT source_id, regulator FROM changes"))
         topics = {t for _, _, named in sources for t in json.loads(named or "[]")}
         topics |= {
             r[0] for r in self.db.execute("SELECT DISTINCT j.value FROM changes c, json_each(c.topics) j")
         }
-        return {
-            "--source": {s for s, _, _ in sources},
-            "--regulator": {r for _, r, _ in sources},
+        return {  # a change keeps the regulator it was logged under, renamed in the config since
+            "--source": {s for s, _, _ in sources} | {s for s, _ in logged},
+            "--regulator": {r for _, r, _ in sources} | {r for _, r in logged},
             "--topic": topics,
         }
 
