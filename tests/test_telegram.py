@@ -192,6 +192,33 @@ def test_a_long_digest_cut_off_by_a_failing_part_goes_on_from_that_part(monitor,
     assert rows_of(monitor.db, "SELECT count(*) FROM outbox_progress") == [(0,)]
 
 
+def test_a_chat_that_stops_in_the_middle_of_a_long_digest_is_not_sent_the_rest(monitor, telegram, capsys):
+    _many_releases(monitor, capsys, 51)
+    second_part = lambda params: params.get("text", "").startswith("(2/")  # noqa: E731
+    telegram.fail_next("sendMessage", "bad_gateway", chat_id=PRIVATE, times=6, when=second_part)
+    monitor.round(capsys)
+    assert rows_of(monitor.db, "SELECT count(*) FROM outbox_progress") == [(1,)]
+    telegram.push_command(int(PRIVATE), "/stop")
+    monitor("bot", "--once", capsys=capsys)  # part 2 fails again; then /stop is read
+    monitor.round(capsys)
+    sent = sent_to(telegram, PRIVATE)
+    assert len(sent) == 2 and sent[0].startswith("(1/") and "stopped" in sent[1]
+    assert rows_of(monitor.db, "SELECT count(*) FROM outbox_progress") == [(0,)]
+
+
+def test_a_long_digest_cut_off_by_a_group_s_migration_goes_whole_to_the_new_group(monitor, telegram, capsys):
+    _many_releases(monitor, capsys, 51)
+    second_part = lambda params: params.get("text", "").startswith("(2/")  # noqa: E731
+    telegram.fail_next(
+        "sendMessage", "migrated", chat_id=int(GROUP), migrate_to_chat_id=-1009999, when=second_part
+    )
+    monitor.round(capsys)
+    parts = sent_to(telegram, PRIVATE)
+    assert len(parts) >= 2 and [p[:3] for p in sent_to(telegram, GROUP)] == ["(1/"]
+    assert sent_to(telegram, "-1009999") == parts  # the new supergroup has the whole digest
+    assert pending(monitor) == 0 and rows_of(monitor.db, "SELECT count(*) FROM outbox_progress") == [(0,)]
+
+
 def test_subscribe_narrows_what_a_chat_receives(monitor, telegram, capsys):
     monitor.write(*SOURCES)
     monitor.round(capsys)

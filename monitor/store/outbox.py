@@ -85,11 +85,7 @@ class OutboxStore:
         )  # fmt: skip
 
     def partly_sent(self, alerts: Iterable[Alert]) -> list[PartlySent]:
-        """The long messages these pending alerts are in, begun and not finished. (A message whose
-        first row is no longer pending, stopped by /stop, is forgotten.)"""
-        self.db.execute(
-            "DELETE FROM outbox_progress WHERE outbox_id NOT IN (SELECT id FROM outbox WHERE status = 'pending')"
-        )
+        """The long messages these pending alerts are in, begun and not finished."""
         pending = {alert.outbox_id for alert in alerts}
         return [
             PartlySent(tuple(json.loads(ids)), text, parts, message_id)
@@ -167,6 +163,7 @@ class OutboxStore:
         with immediate(self.db):
             self.db.execute("UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [reason, chat])
             if drop_pending:
+                self._forget_parts_sent(chat)
                 self.db.execute(
                     "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
                     [reason, chat],
@@ -183,6 +180,8 @@ class OutboxStore:
             self.db.execute(
                 "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"{MIGRATED_TO}{new}", old]
             )
+            # A long message begun in the old group goes whole to the new one: its members see that.
+            self._forget_parts_sent(old)
             # An alert the new id already has (it was subscribed too) is not moved, so not sent twice.
             self.db.execute(
                 """UPDATE outbox SET status = 'migrated' WHERE chat = ? AND status = 'pending'
@@ -190,6 +189,13 @@ class OutboxStore:
                 [old, new],
             )
             self.db.execute("UPDATE outbox SET chat = ? WHERE chat = ? AND status = 'pending'", [new, old])
+
+    def _forget_parts_sent(self, chat: str) -> None:
+        self.db.execute(
+            """DELETE FROM outbox_progress
+               WHERE outbox_id IN (SELECT id FROM outbox WHERE chat = ? AND status = 'pending')""",
+            [chat],
+        )
 
     def bot_value(self, key: str, default: str = "") -> str:
         row = next(iter(self.db.execute("SELECT value FROM bot_state WHERE key = ?", [key])), None)
