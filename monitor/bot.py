@@ -65,6 +65,8 @@ class CommandBot:
             self._store.set_bot_value(OFFSET_KEY, str(update.update_id + 1))
             try:
                 await self._handle(update)
+            except (BadRequest, Forbidden) as exc:  # this answer refused (a stale button, a blocked bot)
+                log.info("telegram: update %d: the answer was refused: %s", update.update_id, exc)
             except TelegramError:  # Telegram unreachable: the caller waits and asks again
                 raise
             except Exception as exc:  # what anyone can send must never stop the run that alerts
@@ -116,15 +118,12 @@ class CommandBot:
         return f"Change {change_id} marked {state}."
 
     def trusted(self, chat: Chat | None, user: User | None) -> bool:
-        """A chat of TELEGRAM_CHAT_IDS (by id, or a group's or channel's @name), or a user of
-        [telegram] admins. A person's own chat is never trusted by @name: a channel's freed name can
-        be taken by anyone, as a username."""
+        """A chat of TELEGRAM_CHAT_IDS by its numeric id, or a user of [telegram] admins. An @name
+        in the list is where alerts go (a channel, which sends no commands), never who is the team:
+        a freed name can be taken by anyone, for a private chat or a group."""
         if user is not None and user.id in self._config.telegram.admins:
             return True
-        if chat is None:
-            return False
-        names = {str(chat.id), f"@{chat.username}" if chat.username and chat.type != Chat.PRIVATE else ""}
-        return bool(names & self._store.env_chats())
+        return chat is not None and str(chat.id) in self._store.env_chats()
 
     def answer(self, chat: str, text: str, trusted: bool = False, user_id: int | None = None) -> str:
         """The HTML reply to one command from one chat; `trusted`: see `trusted`."""

@@ -105,15 +105,16 @@ def test_a_person_whose_username_is_a_configured_channel_s_name_is_not_the_team(
 def test_in_a_channel_only_admins_review_since_every_reader_can_press_its_buttons(
     monitor, telegram, capsys, monkeypatch
 ):
-    monkeypatch.setenv("TELEGRAM_CHAT_IDS", "@hk_policy_alerts")
+    channel = "-1001000000001"  # the id the stub gives the first channel it sees by name
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", channel)
     write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
     admins(monitor, 77)
     monitor.round(capsys)
     monitor.round(capsys, ROUND2)
-    (alert,) = [c for c in telegram.calls_for("sendMessage") if c.params["chat_id"] == "@hk_policy_alerts"]
+    (alert,) = [c for c in telegram.calls_for("sendMessage") if str(c.params["chat_id"]) == channel]
     button = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    telegram.push_callback_query("@hk_policy_alerts", button, user_id=5005)  # a reader
-    telegram.push_callback_query("@hk_policy_alerts", button, user_id=77)
+    for user in (5005, 77):  # a reader, an admin; under a post of the channel (the stub's own message)
+        telegram.push_callback_query("@hk_policy_alerts", button, message_id=999, user_id=user)
     monitor("bot", "--once", capsys=capsys)
     answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
     assert answers == [
@@ -121,6 +122,19 @@ def test_in_a_channel_only_admins_review_since_every_reader_can_press_its_button
         f"Change {button.split(':')[1]} marked reviewed.",
     ]
     assert rows(monitor.db, "SELECT by FROM reviews") == [("telegram:@user77",)]
+
+
+def test_a_reply_telegram_refuses_does_not_hold_back_the_next_command(monitor, telegram, capsys):
+    """A stranger who blocked the bot right after writing to it: that reply is refused (403); the
+    team's command after it is answered in the same poll, not after a pause as for an outage."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "blocked", chat_id=5005)
+    telegram.push_command(5005, "/help")
+    telegram.push_command(int(GROUP), "/help")
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0 and "reading commands failed" not in err
+    assert "/subscribe" in sent_to(telegram, GROUP)[-1]
 
 
 def test_a_forged_button_is_refused_and_the_bot_goes_on(monitor, telegram, capsys):
