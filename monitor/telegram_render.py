@@ -78,7 +78,7 @@ def digest_html(changes: list[LoggedChange]) -> str:
     become a hundred messages holding the chat's real alerts back for an hour."""
     count = len(changes)
     lines = [f"<b>{count:,} new alert{'' if count == 1 else 's'}</b>"]
-    for logged in changes[:MAX_DIGEST_ENTRIES]:
+    for logged in _in_turn_by_source(changes, MAX_DIGEST_ENTRIES):
         change = logged.change
         entry = f"{_kind(change)}: {_title(change)}"
         if change.date:
@@ -88,6 +88,18 @@ def digest_html(changes: list[LoggedChange]) -> str:
         more = count - MAX_DIGEST_ENTRIES
         lines += ["", f"<i>… and {more:,} more, in the change log (policy-monitor log)</i>"]
     return "\n".join(lines)
+
+
+def _in_turn_by_source(changes: list[LoggedChange], most: int) -> list[LoggedChange]:
+    """At most `most` of `changes`, in their order, taken in turn from each source: one listing's
+    flood does not hide another source's alert among the ones only counted."""
+    if len(changes) <= most:
+        return changes
+    by_source: dict[str, list[int]] = {}
+    for index, logged in enumerate(changes):
+        by_source.setdefault(logged.change.source_id, []).append(index)
+    in_turn = sorted((turn, index) for indexes in by_source.values() for turn, index in enumerate(indexes))
+    return [changes[index] for index in sorted(index for _, index in in_turn[:most])]
 
 
 def _header(logged: LoggedChange) -> str:

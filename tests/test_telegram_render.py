@@ -496,3 +496,12 @@ def test_a_digest_of_a_flood_shows_fifty_entries_and_counts_the_rest() -> None:
     assert len(parts) <= 4 and parts[0].startswith("3,000 new alerts\n\nHKMA · virtual-assets\nNEW: ")
     assert sum(text.count("\nNEW: ") for text in parts) == 50
     assert parts[-1].endswith("… and 2,950 more, in the change log (policy-monitor log)")
+
+
+def test_a_flood_from_one_listing_does_not_hide_another_source_s_alert() -> None:
+    flood = [*hkma_cryptoasset_batch()] * 120
+    parts = parts_plain(split_message(digest_html([*flood, sfc_circular()])))
+    shown = [line for text in parts for line in text.splitlines() if line.startswith("NEW: ")]
+    assert len(shown) == 50 and shown[-1].startswith(
+        "NEW: Joint circular on distribution of licensed stablecoins"
+    )
