@@ -505,3 +505,6 @@ def test_a_flood_from_one_listing_does_not_hide_another_source_s_alert() -> None
     assert len(shown) == 50 and shown[-1].startswith(
         "NEW: Joint circular on distribution of licensed stablecoins"
     )
+    three_sources = digest_html([*flood, hkma_reserve_assets(), sfc_circular()])
+    everything = "\n".join(parts_plain(split_message(three_sources)))
+    assert "Stablecoin issuers: reserve assets <1 year" in everything and "Joint circular on" in everything
