@@ -137,6 +137,17 @@ def test_a_reply_telegram_refuses_does_not_hold_back_the_next_command(monitor, t
     assert "/subscribe" in sent_to(telegram, GROUP)[-1]
 
 
+def test_a_command_menu_telegram_refuses_is_given_up_and_commands_are_answered(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.fail_next("setMyCommands", "parse_entities", times=None)  # a 400, every time
+    telegram.push_command(int(GROUP), "/help")
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0 and "the command menu was refused" in err
+    assert "/subscribe" in sent_to(telegram, GROUP)[-1]
+    assert len(telegram.calls_for("setMyCommands")) == 2  # at start, then once more: not every poll
+
+
 def test_a_forged_button_is_refused_and_the_bot_goes_on(monitor, telegram, capsys):
     """Button data comes from the client: a team member's own client can send anything."""
     write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
