@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from monitor import guards
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
-from monitor.diff import diff, matched_by_title, shares_nothing, without_history
-from monitor.errors import LayoutChanged, SourceError, StoreError, SuspiciousContent
-from monitor.extract import extract_unless_same, snapshot_hash
+from monitor.diff import diff
+from monitor.errors import SourceError, StoreError
+from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow, recheck
 from monitor.models import (
@@ -24,7 +25,6 @@ from monitor.models import (
     Page,
     Previous,
     Settings,
-    Snapshot,
     Source,
 )
 from monitor.normalize import one_line
@@ -55,22 +55,6 @@ class RoundResult:
     @property
     def failed(self) -> tuple[SourceOutcome, ...]:
         return tuple(o for o in self.outcomes if o.status == "error")
-
-
-MIN_ITEMS_FOR_TURNOVER = 3
-ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
-MIN_ITEMS_FOR_SHRINK = 10  # feeds of the SFC hold 5-10 items: below this, shrinking is normal
-MIN_LINES_FOR_SHRINK = 5  # a register's region holds ~10 lines
-SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once looks like a partial answer
-# How the two guards' errors start. Only their refusals count towards taking an answer as the new
-# normal (an outage before does not), and either's: a feed that shrank and changed its link format
-# at once is refused by one, then the other.
-SHRINK_REASON = "suspicious: "
-TURNOVER_REASON = "none of the "
-GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON)
-# A failing source is retried every few minutes, so three refusals can be a quarter of an hour: a
-# shrunk listing or page (a maintenance notice in the site's template) must also last this long.
-SHRINK_HOLD = timedelta(hours=12)
 
 
 async def run_round(
@@ -236,14 +220,14 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         return SourceOutcome(source.id, "unchanged", count)
 
     def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
-        return store.held_back(source.id, GUARD_REASONS)
+        return store.held_back(source.id, guards.GUARD_REASONS)
 
-    shrink_taken = _refuse_sudden_shrink(source, old, snapshot, held_back)
-    old = _unless_replaced(source, old, snapshot, held_back)
-    found = _without_history(source, old, diff(source, old, snapshot, previous.known_keys))
+    shrink_taken = guards.refuse_sudden_shrink(source, old, snapshot, held_back)
+    old = guards.unless_replaced(source, old, snapshot, held_back)
+    found = guards.without_history(source, old, diff(source, old, snapshot, previous.known_keys))
     # a shrink held back for rounds and hours is confirmed already: its removals go out now
-    found, missing_once = _confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
-    stored = _with_missing(snapshot, old, missing_once)
+    found, missing_once = guards.confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
+    stored = guards.with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     duplicates = 0
@@ -283,110 +267,6 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     changes = (*outcome.changes, *(c for c, _, _ in changed))
     status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
     return replace(outcome, status=status, changes=changes, duplicates=outcome.duplicates + repeats)
-
-
-def _confirmed_removals(
-    found: list[Change], missing_before: frozenset[str], at_once: bool = False
-) -> tuple[list[Change], frozenset[str]]:
-    """(the changes to log, the keys missing for the first time). An item is removed only when it
-    is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
-    otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
-    one poll later."""
-    missing = {c.item_key for c in found if c.kind == "removed"}
-    first_time = frozenset() if at_once else frozenset(missing - missing_before)
-    return [c for c in found if not (c.kind == "removed" and c.item_key in first_time)], first_time
-
-
-def _with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
-    """`snapshot` with the items of `old` missing for the first time put back where they were: the
-    next round's diff against it finds them missing again (or back), and reads their place right."""
-    if not keys or old is None:
-        return snapshot
-    items = list(snapshot.items)
-    for index, item in enumerate(old.items):
-        if item.key in keys:
-            items.insert(min(index, len(items)), item)
-    kept = replace(snapshot, items=tuple(items))
-    return replace(kept, hash=snapshot_hash(kept))
-
-
-def _without_history(source: Source, old: Snapshot | None, found: list[Change]) -> list[Change]:
-    kept, history = without_history(old, found)
-    if history:
-        log.warning(
-            "%s: %d item%s dated before anything listed before appeared at once (the listing grew?): "
-            "not alerted",
-            source.id,
-            history,
-            "" if history == 1 else "s",
-        )
-    return kept
-
-
-def _unless_replaced(
-    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
-) -> Snapshot | None:
-    """The snapshot to diff against; refuses a listing that shares no item with the last one.
-
-    Every item "new" at once is what a changed link or markup format looks like, not news. Seen
-    ACCEPT_TURNOVER_AFTER rounds running, it is real: the items listed before are found again by
-    their titles, so that only the titles not listed before are new (the release published with the
-    format change is alerted); a listing whose titles are mostly new becomes a silent new baseline.
-    """
-    if (
-        not old
-        or old.kind != "items"
-        or len(old.items) < MIN_ITEMS_FOR_TURNOVER
-        or not shares_nothing(old, new)
-    ):
-        return old
-    rounds, _ = held_back()
-    if rounds < ACCEPT_TURNOVER_AFTER:
-        raise LayoutChanged(
-            f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
-            "(layout or link format changed?); the old snapshot is kept"
-        )
-    by_title = matched_by_title(old, new)
-    if by_title is not None:
-        log.warning(
-            "%s: every link changed %d rounds running; %d items found again by title",
-            source.id,
-            rounds,
-            len(by_title.items),
-        )
-        return by_title
-    log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, rounds)
-    return None
-
-
-def _refuse_sudden_shrink(
-    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
-) -> bool:
-    """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news;
-    so is a page that keeps 1 of its 20 lines (a maintenance or login page in the same template).
-
-    Diffed, every item newer than the one left would be reported "removed", and the snapshot
-    stored would hide the real state. Refused ACCEPT_TURNOVER_AFTER rounds running and for
-    SHRINK_HOLD, it is the new normal and is diffed as usual (older items roll off silently): True
-    then. Title-filtered sources (a firehose kept to a few items) vary too much for this rule.
-    """
-    if not old or source.include_titles or source.exclude_titles:
-        return False
-    if old.kind == "items":
-        held, now = len(old.items), len(new.items)
-        enough, what = MIN_ITEMS_FOR_SHRINK, f"the listing holds {now} of the {held} items it held before"
-        guess = "a partial answer?"
-    else:
-        lines = set(old.text.splitlines())
-        held, now = len(lines), len(lines.intersection(new.text.splitlines()))
-        enough, what = MIN_LINES_FOR_SHRINK, f"the page keeps {now} of its {held} lines"
-        guess = "a maintenance, login or partial page?"
-    if held < enough or now * SHRINK_FACTOR >= held:
-        return False
-    rounds, since = held_back()
-    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
-        return True  # taken as the new normal after its hold
-    raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:

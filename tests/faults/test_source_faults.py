@@ -23,7 +23,7 @@ from datetime import timedelta
 import pytest
 import zstandard
 
-from monitor import run
+from monitor import guards
 from monitor.localsite import LocalSite, Response
 from tests.conftest import ROUND2, SFC_PRESS
 from tests.faults.conftest import FAULT_SETTINGS, rows, write_config
@@ -388,7 +388,7 @@ def test_a_feed_that_shrank_and_changed_its_links_at_once_is_taken_after_the_hol
     for _ in range(3):
         code, _, err = monitor.round(capsys)
         assert code == 1 and "suspicious: the listing holds 5 of the 50 items it held before" in err
-    monkeypatch.setattr(run, "SHRINK_HOLD", timedelta(0))  # as if the shrink had lasted 12 hours
+    monkeypatch.setattr(guards, "SHRINK_HOLD", timedelta(0))  # as if the shrink had lasted 12 hours
     code, out, err = monitor.round(capsys)
     assert code == 0, err
     assert "NEW:" not in out and "REMOVED:" not in out  # the 5 are found again by title
@@ -483,7 +483,7 @@ def test_a_shrink_taken_after_its_hold_is_diffed_at_once_and_not_held_again(moni
     answers["now"] = rss(feed_of(2))  # only the two oldest notices from now on
     for _ in range(3):
         assert monitor.round(capsys)[0] == 1
-    monkeypatch.setattr(run, "SHRINK_HOLD", timedelta(0))  # as if 12 hours had passed
+    monkeypatch.setattr(guards, "SHRINK_HOLD", timedelta(0))  # as if 12 hours had passed
     assert monitor.round(capsys)[0] == 0
     removed = rows(monitor.db, "SELECT count(*) FROM changes WHERE kind = 'removed'")
     assert removed == [(48,)]  # confirmed by the hold: not kept back for another round

@@ -1,0 +1,137 @@
+"""What a round checks before it trusts a changed listing or page, and before it calls an item
+removed: a partial answer (a shrink), a changed link format (a turnover), a stale copy served now
+and then (an item missing once), and a listing's history coming into view (a page that grew).
+Pure but for the log: the store's count of a source's refusals is passed in (`held_back`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from monitor import diff
+from monitor.errors import LayoutChanged, SuspiciousContent
+from monitor.extract import snapshot_hash
+from monitor.models import Change, Snapshot, Source
+
+log = logging.getLogger("monitor.guards")
+
+MIN_ITEMS_FOR_TURNOVER = 3
+ACCEPT_TURNOVER_AFTER = 3  # a complete turnover seen this many rounds running is real: re-baseline
+MIN_ITEMS_FOR_SHRINK = 10  # feeds of the SFC hold 5-10 items: below this, shrinking is normal
+MIN_LINES_FOR_SHRINK = 5  # a register's region holds ~10 lines
+SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once looks like a partial answer
+# How the two guards' errors start. Only their refusals count towards taking an answer as the new
+# normal (an outage before does not), and either's: a feed that shrank and changed its link format
+# at once is refused by one, then the other.
+SHRINK_REASON = "suspicious: "
+TURNOVER_REASON = "none of the "
+GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON)
+# A failing source is retried every few minutes, so three refusals can be a quarter of an hour: a
+# shrunk listing or page (a maintenance notice in the site's template) must also last this long.
+SHRINK_HOLD = timedelta(hours=12)
+
+
+def confirmed_removals(
+    found: list[Change], missing_before: frozenset[str], at_once: bool = False
+) -> tuple[list[Change], frozenset[str]]:
+    """(the changes to log, the keys missing for the first time). An item is removed only when it
+    is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
+    otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
+    one poll later."""
+    missing = {c.item_key for c in found if c.kind == "removed"}
+    first_time = frozenset() if at_once else frozenset(missing - missing_before)
+    return [c for c in found if not (c.kind == "removed" and c.item_key in first_time)], first_time
+
+
+def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
+    """`snapshot` with the items of `old` missing for the first time put back where they were: the
+    next round's diff against it finds them missing again (or back), and reads their place right."""
+    if not keys or old is None:
+        return snapshot
+    items = list(snapshot.items)
+    for index, item in enumerate(old.items):
+        if item.key in keys:
+            items.insert(min(index, len(items)), item)
+    kept = replace(snapshot, items=tuple(items))
+    return replace(kept, hash=snapshot_hash(kept))
+
+
+def without_history(source: Source, old: Snapshot | None, found: list[Change]) -> list[Change]:
+    kept, history = diff.without_history(old, found)
+    if history:
+        log.warning(
+            "%s: %d item%s dated before anything listed before appeared at once (the listing grew?): "
+            "not alerted",
+            source.id,
+            history,
+            "" if history == 1 else "s",
+        )
+    return kept
+
+
+def unless_replaced(
+    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
+) -> Snapshot | None:
+    """The snapshot to diff against; refuses a listing that shares no item with the last one.
+
+    Every item "new" at once is what a changed link or markup format looks like, not news. Seen
+    ACCEPT_TURNOVER_AFTER rounds running, it is real: the items listed before are found again by
+    their titles, so that only the titles not listed before are new (the release published with the
+    format change is alerted); a listing whose titles are mostly new becomes a silent new baseline.
+    """
+    if (
+        not old
+        or old.kind != "items"
+        or len(old.items) < MIN_ITEMS_FOR_TURNOVER
+        or not diff.shares_nothing(old, new)
+    ):
+        return old
+    rounds, _ = held_back()
+    if rounds < ACCEPT_TURNOVER_AFTER:
+        raise LayoutChanged(
+            f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
+            "(layout or link format changed?); the old snapshot is kept"
+        )
+    by_title = diff.matched_by_title(old, new)
+    if by_title is not None:
+        log.warning(
+            "%s: every link changed %d rounds running; %d items found again by title",
+            source.id,
+            rounds,
+            len(by_title.items),
+        )
+        return by_title
+    log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, rounds)
+    return None
+
+
+def refuse_sudden_shrink(
+    source: Source, old: Snapshot | None, new: Snapshot, held_back: Callable[[], tuple[int, str]]
+) -> bool:
+    """A feed that suddenly holds 1 of its usual 50 items is a partial or broken answer, not news;
+    so is a page that keeps 1 of its 20 lines (a maintenance or login page in the same template).
+
+    Diffed, every item newer than the one left would be reported "removed", and the snapshot
+    stored would hide the real state. Refused ACCEPT_TURNOVER_AFTER rounds running and for
+    SHRINK_HOLD, it is the new normal and is diffed as usual (older items roll off silently): True
+    then. Title-filtered sources (a firehose kept to a few items) vary too much for this rule.
+    """
+    if not old or source.include_titles or source.exclude_titles:
+        return False
+    if old.kind == "items":
+        held, now = len(old.items), len(new.items)
+        enough, what = MIN_ITEMS_FOR_SHRINK, f"the listing holds {now} of the {held} items it held before"
+        guess = "a partial answer?"
+    else:
+        lines = set(old.text.splitlines())
+        held, now = len(lines), len(lines.intersection(new.text.splitlines()))
+        enough, what = MIN_LINES_FOR_SHRINK, f"the page keeps {now} of its {held} lines"
+        guess = "a maintenance, login or partial page?"
+    if held < enough or now * SHRINK_FACTOR >= held:
+        return False
+    rounds, since = held_back()
+    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
+        return True  # taken as the new normal after its hold
+    raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")
