@@ -606,7 +606,7 @@ def rows_of(db, sql: str) -> list[tuple]:
 def test_a_groups_slow_pace_does_not_slow_a_private_chat():
     """~20/min to a group, ~1/s to a private chat, ~30/s overall: each chat at its own pace."""
     from monitor.models import TelegramSettings
-    from monitor.telegram import RateLimiter
+    from monitor.telegram_pace import RateLimiter
 
     async def sends() -> dict[str, list[float]]:
         limiter = RateLimiter(
