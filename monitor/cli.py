@@ -17,7 +17,7 @@ from monitor import __version__, logs
 from monitor.config import load_config
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
-from monitor.models import ChangeFilter, Config
+from monitor.models import ChangeFilter, Config, LoggedChange
 from monitor.normalize import one_line
 from monitor.shard import parse_shard, select_shard
 from monitor.store import Store
@@ -285,20 +285,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return commands.check(load_config(args.config), args.source_id, sys.stdout)
 
 
-def _known(store: Store, args: argparse.Namespace) -> dict[str, set[str]]:
-    """What the log's filters can name: the database's sources and topics, and the config's
-    topics if it is at hand (a topic may have no change yet)."""
-    known = store.filter_values()
-    with suppress(MonitorError):  # a reviewer may have the database alone
-        known["--topic"] |= set(load_config(args.config).topics)
-    return known
+def _filtered_changes(store: Store, args: argparse.Namespace) -> list[LoggedChange]:
+    """The changes `log`, `export` and `report` show. A name they filter by is checked against what
+    the database's sources and changes name, and the config's topics if it is at hand (a topic
+    may have no change yet); read only when a name is given."""
+    from monitor import review
+
+    known: dict[str, set[str]] = {}
+    if args.source or args.regulator or args.topic:
+        known = store.filter_values()
+        with suppress(MonitorError):  # a reviewer may have the database alone
+            known["--topic"] |= set(load_config(args.config).topics)
+    return store.changes(review.change_filter(args, known))
 
 
 def cmd_log(args: argparse.Namespace) -> int:
     from monitor import review
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args, _known(store, args)))
+    changes = _filtered_changes(store, args)
     recorded = bool(changes) or bool(store.changes(ChangeFilter(limit=1)))
     review.print_log(changes, args.format, sys.stdout, recorded=recorded)
     return EXIT_OK
@@ -307,22 +312,21 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from monitor import review
 
-    store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args, _known(store, args)))
     if args.excel and args.format != "csv":
         raise UsageError("--excel is for --format csv")
+    store = Store.open(args.db, create=False)
+    changes = _filtered_changes(store, args)
     reviews = {c.id: store.reviews(c.id) for c in changes}
     review.export(changes, args.format, sys.stdout, reviews, excel=args.excel)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from monitor import review
     from monitor.report import write_report
     from monitor.store import utc_now
 
     store = Store.open(args.db, create=False)
-    changes = store.changes(review.change_filter(args, _known(store, args)))
+    changes = _filtered_changes(store, args)
     index = write_report(changes, {c.id: store.reviews(c.id) for c in changes}, Path(args.out), utc_now())
     print(f"{len(changes)} changes written to {index}")
     return EXIT_OK

@@ -70,10 +70,12 @@ class OutboxStore:
 
     def mark_all_sent(self, outbox_ids: Iterable[int], message_id: str = "") -> None:
         """A digest's rows, all at once: a crash cannot leave part of a sent digest pending."""
+        ids = list(outbox_ids)
         with immediate(self.db):
-            for outbox_id in outbox_ids:
+            for outbox_id in ids:
                 self.mark_sent(outbox_id, message_id)
-                self.db.execute("DELETE FROM outbox_progress WHERE outbox_id = ?", [outbox_id])
+            marks = ", ".join("?" * len(ids))  # a long message's progress, kept under its first row
+            self.db.execute(f"DELETE FROM outbox_progress WHERE outbox_id IN ({marks})", ids)
 
     def record_parts_sent(self, message: PartlySent) -> None:
         """How far a long message got, saved after each part, under its first row."""
