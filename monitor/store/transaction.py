@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
+from monitor.errors import StoreError
 from monitor.lean_imports import without
 
 with without("numpy"):  # see lean_imports
     import sqlite_utils
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -39,3 +46,21 @@ def immediate(db: sqlite_utils.Database) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def writes(method: Callable[P, R]) -> Callable[P, R]:
+    """A write the round depends on: a full disk or a read-only file is the store's failure (the
+    round stops with StoreError), never mistaken for a failure of the source being stored."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            path = getattr(args[0], "path", "")
+            raise StoreError(
+                f"cannot write the state database {path}: {exc} "
+                "(the write was rolled back; free space or make it writable, then run again)"
+            ) from None
+
+    return wrapper

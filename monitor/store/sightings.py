@@ -1,0 +1,77 @@
+"""Queueing a change's alert, and knowing a release seen before through another source (the
+SFC's feed and its API, a release in English and in Chinese): logged as a duplicate, alerted once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from monitor.models import Change
+from monitor.store.events import link_key, title_key
+from monitor.store.outbox import Recipients
+
+
+class SightingStore:
+    db: object  # sqlite_utils.Database, set by Store
+
+    def _queue_alerts(
+        self,
+        source_id: str,
+        change_ids: Sequence[int],
+        changes: Sequence[Change],
+        recipients: Recipients,
+        now: str,
+        window: float = 3 * 86400,
+    ) -> int:
+        """Queue each change's alert; returns how many on a topic repeat a release already logged
+        through another source (their alert is the first sighting's, bar chats it did not reach)."""
+        repeats = 0
+        for change_id, change in zip(change_ids, changes, strict=True):
+            first = self._first_sighting(change_id, source_id, change, now, window)
+            if not change.topics:
+                continue
+            if first is None:
+                self.queue(change_id, change.topics, recipients, now)
+                continue
+            repeats += 1
+            # A chat the first sighting did not reach (its topic filter wanted what only this
+            # copy's text revealed) still gets this copy; the others already have the release.
+            reached = {r[0] for r in self.db.execute("SELECT chat FROM outbox WHERE change_id = ?", [first])}
+            others = {chat: only for chat, only in recipients.items() if chat not in reached}
+            self.queue(change_id, change.topics, others, now)
+        return repeats
+
+    def _first_sighting(
+        self, change_id: int, source_id: str, change: Change, now: str, window: float
+    ) -> int | None:
+        """The change that first alerted for this release, if another source saw it within
+        `window`: this one is then logged as its duplicate, and that one's alert lists it.
+
+        Same release = same identity (the SFC's feed and its API; English and Chinese under one
+        reference number; the HKMA's feed and its API, by link), the same link but for its language
+        (the HKMA's /eng/ and /chi/ pages) or the same title from another source (an HKMA release
+        re-issued on info.gov.hk "on behalf of the HKMA")."""
+        if change.kind != "new":
+            return None
+        by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
+        by_title, by_link = title_key(change.title), link_key(change.link)
+        if not (by_key or by_title or by_link):
+            return None
+        since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
+        first = next(
+            iter(
+                self.db.execute(
+                    """SELECT id FROM changes
+                       WHERE (item_key = ? OR title_key = ? OR link_key = ?) AND source_id != ?
+                       AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
+                       AND duplicate_of IS NULL
+                       ORDER BY id LIMIT 1""",
+                    [by_key or "\x00", by_title or "\x00", by_link or "\x00", source_id, since, change_id],
+                )
+            ),
+            None,
+        )
+        if not first:
+            return None
+        self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
+        return int(first[0])
