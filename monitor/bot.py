@@ -2,7 +2,7 @@
 
 Commands arrive by long polling (getUpdates); the update offset is kept in SQLite, saved before
 each command is answered, so a restart never repeats a command (a crash mid-reply loses that one
-reply). Replies are immediate; alerts go through the outbox.
+reply). Replies are immediate, at most REPLY_LIMIT a minute per chat; alerts go through the outbox.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import logging
 
 from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, Update, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from monitor.errors import MonitorError
 from monitor.models import Config
 from monitor.render import hk_time
 from monitor.store import Store
+from monitor.telegram_pace import ReplyBudget, retry_after_seconds
 from monitor.telegram_render import digest_html, split_message
 
 log = logging.getLogger("monitor.bot")
@@ -37,12 +38,15 @@ COMMANDS = (
 # admins. Anyone may ask /help, /topics and /recent (the regulators' public releases).
 TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
+REPLY_LIMIT, REPLY_WINDOW = 10, 60.0  # commands a chat gets answered in a minute; then one notice
+TOO_MANY = "Too many commands from this chat: the next ones get no answer for a minute."
 
 
 class CommandBot:
     def __init__(self, bot: Bot, store: Store, config: Config):
         self._bot, self._store, self._config = bot, store, config
         self._registered = False
+        self._replies = ReplyBudget(REPLY_LIMIT + 1, REPLY_WINDOW)  # + 1: the notice
 
     async def register(self) -> None:
         await self._bot.delete_webhook()  # long polling and a webhook exclude each other
@@ -83,16 +87,32 @@ class CommandBot:
         message = update.effective_message
         if message is None or not message.text or not message.text.startswith("/"):
             return
-        trusted = self.trusted(message.chat, message.from_user)
-        user_id = message.from_user.id if message.from_user else None
-        reply = self.answer(str(message.chat_id), message.text, trusted, user_id)
-        for part in split_message(reply):
-            await self._bot.send_message(
-                chat_id=message.chat_id,
-                text=part,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
+        chat = str(message.chat_id)
+        left = self._replies.left(chat)
+        if left <= 0:  # neither answered nor acted on
+            return
+        if left == 1:
+            log.info(
+                "telegram: chat %s sent over %d commands in a minute: not answered for now", chat, REPLY_LIMIT
             )
+            reply = TOO_MANY
+        else:
+            trusted = self.trusted(message.chat, message.from_user)
+            user_id = message.from_user.id if message.from_user else None
+            reply = self.answer(chat, message.text, trusted, user_id)
+        self._replies.spend(chat)
+        try:
+            for part in split_message(reply):
+                await self._bot.send_message(
+                    chat_id=message.chat_id,
+                    text=part,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        except RetryAfter as exc:  # this chat's flood limit: the other chats' commands go on
+            seconds = retry_after_seconds(exc)
+            self._replies.hold(chat, seconds)
+            log.info("telegram: replies to chat %s paused for %.0f s at Telegram's request", chat, seconds)
 
     async def _on_button(self, query: CallbackQuery) -> None:
         """A review button under an alert: the same review as `policy-monitor review`, by this user."""

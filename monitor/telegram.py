@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from monitor.logs import redact
 from monitor.models import Alert, PartlySent, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
-from monitor.telegram_pace import RateLimiter
+from monitor.telegram_pace import RateLimiter, retry_after_seconds
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
 log = logging.getLogger("monitor.telegram")
@@ -111,13 +110,6 @@ CHAT_REFUSALS = (
     "rights", "chat_write_forbidden", "chat_restricted", "admin", "topic_closed", "peer_id_invalid",
     "deactivated", "channel_private",
 )  # fmt: skip
-
-
-def _retry_after_seconds(error: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 announces a switch from int to timedelta; both are handled
-        warnings.simplefilter("ignore")
-        wait = error.retry_after
-    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def _is_network_error(error: BaseException) -> bool:
@@ -281,7 +273,7 @@ class TelegramSender:
                 message = await self._send_with_retries(chat, text, parse_mode, buttons)
                 return str(message.message_id), chat
             except RetryAfter as exc:
-                seconds = _retry_after_seconds(exc)
+                seconds = retry_after_seconds(exc)
                 self._limiter.hold(chat, seconds)  # remembered: this chat's next delivery waits too
                 # do not hold up rounds and commands for long, nor a stop past its deadline; and a
                 # chat that answers 429 again and again waits for the next delivery

@@ -171,3 +171,39 @@ def test_admins_must_be_user_ids(monitor, capsys, value):
     code, _, err = monitor("validate", capsys=capsys)
     assert code == 2
     assert "[telegram]: admins: must be a list of Telegram user ids (numbers such as 123456789)" in err
+
+
+def test_a_chat_flooding_the_bot_gets_ten_answers_a_minute_and_one_notice(monitor, telegram, capsys):
+    """Replies go out at once: hundreds of /help would draw Telegram's flood limits on the bot
+    that sends the team's alerts."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    stranger = 5005
+    for _ in range(14):
+        telegram.push_command(stranger, "/help")
+    telegram.push_command(stranger, "/topics")
+    telegram.push_command(int(GROUP), "/topics")
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0
+    replies = sent_to(telegram, str(stranger))
+    assert len(replies) == 11
+    assert all("/subscribe" in reply for reply in replies[:10])
+    assert replies[10] == "Too many commands from this chat: the next ones get no answer for a minute."
+    assert "Topics" in sent_to(telegram, GROUP)[-1]  # another chat's command is answered
+    assert "telegram: chat 5005 sent over 10 commands in a minute: not answered for now" in err
+
+
+def test_telegram_asking_for_quiet_to_one_chat_holds_only_its_replies(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    stranger = 5005
+    telegram.fail_next("sendMessage", "retry_after", chat_id=stranger, retry_after=30)
+    for command in ("/help", "/topics", "/recent"):
+        telegram.push_command(stranger, command)
+    telegram.push_command(int(GROUP), "/topics")
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0
+    assert sent_to(telegram, str(stranger)) == []  # the 429'd reply, then nothing while it lasts
+    assert len([c for c in telegram.calls_for("sendMessage") if str(c.params["chat_id"]) == "5005"]) == 1
+    assert "Topics" in sent_to(telegram, GROUP)[-1]
+    assert "telegram: replies to chat 5005 paused for 30 s at Telegram's request" in err
