@@ -29,6 +29,7 @@ from monitor.models import (
 )
 from monitor.normalize import one_line
 from monitor.store import Recipients, Store, utc_now
+from monitor.store.events import release_keys
 
 log = logging.getLogger("monitor.run")
 
@@ -300,13 +301,25 @@ def _log_outcome(outcome: SourceOutcome) -> None:
     )
 
 
-def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
-    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored)."""
+def dry_run_alerts(result: RoundResult, config: Config, store: Store) -> list[LoggedChange]:
+    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored): as a
+    round queues them, without a release alerted through another source, before or in this round."""
     now = utc_now()
     regulators = {s.id: s.regulator for s in config.sources}
-    return [
-        LoggedChange(0, regulators[o.source_id], now, now, change)
-        for o in result.outcomes
-        for change in o.changes
-        if change.topics
-    ]
+    first_source: dict[tuple[int, str], str] = {}  # (which key, its value) -> the source seen first
+    alerts = []
+    for outcome in result.outcomes:
+        for change in outcome.changes:
+            if not change.topics:
+                continue
+            keys = [(n, key) for n, key in enumerate(release_keys(change)) if key]
+            if any(first_source.get(key, outcome.source_id) != outcome.source_id for key in keys):
+                continue
+            if (
+                store.first_sighting(outcome.source_id, change, now, config.settings.duplicate_window)
+                is not None
+            ):
+                continue
+            first_source.update((key, outcome.source_id) for key in keys if key not in first_source)
+            alerts.append(LoggedChange(0, regulators[outcome.source_id], now, now, change))
+    return alerts

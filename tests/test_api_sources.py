@@ -119,10 +119,26 @@ def test_shipped_api_sources_are_declared():
 
 def test_one_release_through_the_feed_and_the_api_alerts_once(monitor, capsys):
     """The SFC's RSS feed and its e-Distribution API share the reference number (26PR127)."""
-    from tests.conftest import ROUND2, SFC_PRESS
+    from tests.conftest import ROUND2
+
+    _feed_and_english_api(monitor)
+    monitor.round(capsys)
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0
+    assert out.count(JOINT_CIRCULAR) == 1
+    with sqlite3.connect(monitor.db) as conn:
+        logged = conn.execute("SELECT source_id, duplicate_of FROM changes ORDER BY id").fetchall()
+    assert len(logged) == 2 and [d for _, d in logged].count(None) == 1  # both logged, one marked duplicate
+
+
+def _feed_and_english_api(monitor, lagging: dict | None = None) -> None:
+    """The SFC's RSS feed and an English e-Distribution API answering with the feed's items (or
+    with `lagging["feed"]`, a feed it has not caught up with yet)."""
 
     def english_api(handler):
-        feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_text(encoding="utf-8")
+        feed = (lagging or {}).get("feed") or (monitor.site.root / "sfc/en/rss/press-releases.xml").read_text(
+            encoding="utf-8"
+        )
         pairs = re.findall(r"<title>([^<]+)</title>\s*<link>[^<]*refNo=(\w+)", feed)
         records = [
             {"newsRefNo": ref, "title": title, "issueDate": "2026-08-03T17:05:00+08:00"}
@@ -134,16 +150,43 @@ def test_one_release_through_the_feed_and_the_api_alerts_once(monitor, capsys):
             {"Content-Type": "application/json"},
         )
 
+    from tests.conftest import SFC_PRESS
+
     monitor.site.routes["/edistributionWeb/api/news/search"] = english_api
     api = SFC_NEWS_TC.replace("sfc-news-api-tc", "sfc-news-api-en").replace('lang = "TC"', 'lang = "EN"')
     monitor.write(SFC_PRESS, api)
+
+
+JOINT_CIRCULAR = "SFC and HKMA issue joint circular on distribution of licensed stablecoins"
+
+
+def test_a_dry_run_shows_a_release_seen_through_the_feed_and_the_api_once(monitor, capsys):
+    from tests.conftest import ROUND2
+
+    _feed_and_english_api(monitor)
     monitor.round(capsys)
-    code, out, _ = monitor.round(capsys, ROUND2)
+    monitor.site.root = ROUND2
+    code, out, err = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
     assert code == 0
-    assert out.count("SFC and HKMA issue joint circular on distribution of licensed stablecoins") == 1
-    with sqlite3.connect(monitor.db) as conn:
-        logged = conn.execute("SELECT source_id, duplicate_of FROM changes ORDER BY id").fetchall()
-    assert len(logged) == 2 and [d for _, d in logged].count(None) == 1  # both logged, one marked duplicate
+    assert out.count(JOINT_CIRCULAR) == 1
+    assert "round: 2 of 2 sources polled, 0 failed, 2 changes, 1 alerts" in err
+
+
+def test_a_dry_run_leaves_out_a_release_already_alerted_through_another_source(monitor, capsys):
+    from tests.conftest import ROUND2
+
+    lagging: dict = {}
+    _feed_and_english_api(monitor, lagging)
+    monitor.round(capsys)
+    lagging["feed"] = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_text(encoding="utf-8")
+    code, out, _ = monitor.round(capsys, ROUND2)  # the feed has it; the API not yet
+    assert out.count(JOINT_CIRCULAR) == 1
+    lagging.clear()  # the API catches up
+    code, out, err = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
+    assert code == 0 and JOINT_CIRCULAR not in out
+    assert "1 changes, 0 alerts" in err
+    code, out, err = monitor("run", "--once", "--all", capsys=capsys)  # and the round agrees
+    assert JOINT_CIRCULAR not in out and "1 changes, 0 alerts" in err
 
 
 def test_a_lone_surrogate_in_an_api_record_costs_that_character_not_the_source(monitor, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from monitor.models import Change
+
 PDF_SIZE_SUFFIX = re.compile(r"\s*[(（]\s*(?:PDF File|PDF\s*檔案|PDF\s*文件)[^)）]*[)）]\s*$", re.I)
 MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
 # The language segments of the regulators' URLs: /eng/ and /chi/ (HKMA), /en/ and /tc/ (SFC),
@@ -26,3 +28,15 @@ def link_key(link: str) -> str:
         return ""
     bare = re.sub(r"^https?://", "", link.strip()).rstrip("/")
     return LANGUAGE_SEGMENT.sub("", bare).lower()
+
+
+def release_keys(change: Change) -> tuple[str, str, str]:
+    """What makes two new items from different sources one release: the same identity (the SFC's
+    feed and its API; English and Chinese under one reference number; the HKMA's feed and its API,
+    by link), the same link but for its language (the HKMA's /eng/ and /chi/ pages) or the same
+    title (an HKMA release re-issued on info.gov.hk "on behalf of the HKMA"). As (item key, title
+    key, link key), each '' when it says nothing; all '' for a change that is not a new item."""
+    if change.kind != "new":
+        return "", "", ""
+    by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
+    return by_key, title_key(change.title), link_key(change.link)

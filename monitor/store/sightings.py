@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from monitor.models import Change
-from monitor.store.events import link_key, title_key
+from monitor.store.events import release_keys
 from monitor.store.outbox import Recipients
 
 
@@ -44,18 +44,20 @@ class SightingStore:
     def _first_sighting(
         self, change_id: int, source_id: str, change: Change, now: str, window: float
     ) -> int | None:
-        """The change that first alerted for this release, if another source saw it within
-        `window`: this one is then logged as its duplicate, and that one's alert lists it.
+        """The change that first alerted for this release (see `first_sighting`): this one is
+        then logged as its duplicate, and that one's alert lists it."""
+        first = self.first_sighting(source_id, change, now, window, change_id)
+        if first is not None:
+            self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first, change_id])
+        return first
 
-        Same release = same identity (the SFC's feed and its API; English and Chinese under one
-        reference number; the HKMA's feed and its API, by link), the same link but for its language
-        (the HKMA's /eng/ and /chi/ pages) or the same title from another source (an HKMA release
-        re-issued on info.gov.hk "on behalf of the HKMA")."""
-        if change.kind != "new":
-            return None
-        by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
-        by_title, by_link = title_key(change.title), link_key(change.link)
-        if not (by_key or by_title or by_link):
+    def first_sighting(
+        self, source_id: str, change: Change, now: str, window: float, change_id: int = 0
+    ) -> int | None:
+        """The logged change of another source that alerted for the same release within `window`
+        before `now` (see events.release_keys), if any."""
+        keys = release_keys(change)
+        if not any(keys):
             return None
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         first = next(
@@ -66,12 +68,9 @@ class SightingStore:
                        AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
                        AND duplicate_of IS NULL
                        ORDER BY id LIMIT 1""",
-                    [by_key or "\x00", by_title or "\x00", by_link or "\x00", source_id, since, change_id],
+                    [*(key or "\x00" for key in keys), source_id, since, change_id],
                 )
             ),
             None,
         )
-        if not first:
-            return None
-        self.db.execute("UPDATE changes SET duplicate_of = ? WHERE id = ?", [first[0], change_id])
-        return int(first[0])
+        return int(first[0]) if first else None
