@@ -10,8 +10,8 @@ import multiprocessing
 import os
 import sys
 
+from monitor.arguments import build_parser
 from monitor.childlogs import ToParent, records_from_children
-from monitor.cli import build_parser
 from monitor.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter, Redacting, configure, redact
 from tests.conftest import SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub
