@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
-import re
 import ssl
 import time
 from collections import Counter
@@ -20,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from monitor.answers import RetryableFetchError, check_status, cut_short, refuse_soft_404, unsized
 from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
@@ -35,26 +34,10 @@ with without("httpx._main"):  # see lean_imports
 # connection pool of earlier versions allowed: file descriptors stay far below the usual 1,024.
 MAX_CONNECTIONS = 64
 KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "date", "cache-control")
-TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-SOFT_404 = re.compile(r"\b404\b|page not found|not found|找不到|未能找到|頁面不存在", re.I)
-# A 200 whose <title> names a maintenance, sign-in or bot-check page: the content is not there.
-NOT_THE_PAGE = re.compile(
-    r"(?:system|site|scheduled|under|website) maintenance|maintenance (?:in progress|notice|mode)"
-    r"|service (?:temporarily )?unavailable|temporarily unavailable|just a moment|attention required"
-    r"|access denied|\blog ?in\b|\bsign ?in\b|系統維護|系統維修|網站維護|暫停服務|登入|請稍候",
-    re.I,
-)
 GZIP_MAGIC = b"\x1f\x8b"
 # Not httpx's default, which adds zstd (installed for the store): httpx inflates a whole network read
 # at once before the size cap can see it, and 16 KB of zstd become gigabytes in one read.
 ACCEPTED_CODINGS = "gzip, deflate"
-# Compressions a server may send anyway: httpx inflates zstd in one piece, and leaves the others as
-# they are, read as text they are garbage. (A made-up value, "none" or "UTF-8", is ignored as ever.)
-UNASKED_CODINGS = ("zstd", "br", "compress", "x-compress", "x-gzip")
-# Where an HTML page ends: an answer without a length that stops before it was cut short.
-HTML_END = re.compile(rb"</html\s*>", re.I)
-WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
-HTML_TYPES = ("text/html", "application/xhtml")
 # httpx errors that carry no message of their own (a reset connection is a bare ReadError).
 SILENT_ERRORS = {
     "ReadError": "the connection broke while the answer was being read",
@@ -66,14 +49,6 @@ SILENT_ERRORS = {
 # fetch of the task is about to wait before another attempt. The wait holds no host slot, and the
 # worker's host should not wait with it: the call starts another worker for the host meanwhile.
 retry_waits: ContextVar[Callable[[], None] | None] = ContextVar("retry_waits", default=None)
-
-
-class RetryableFetchError(FetchError):
-    """A failure worth another attempt: network trouble, 429 or a 5xx."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @lru_cache(maxsize=8192)  # every source's URL, every round
@@ -224,7 +199,7 @@ class Fetcher:
                         params=dict(source.params) or None,
                         content=payload,
                     ) as response:
-                        self._check_status(response, document)
+                        check_status(response, self._settings.max_retry_after, document)
                         cap = self._settings.document_max_bytes if document else self._settings.max_bytes
                         setting = "document_max_bytes" if document else "max_bytes"
                         body = (
@@ -260,8 +235,8 @@ class Fetcher:
         if body.startswith(GZIP_MAGIC) and not same:  # read as text, it would be "layout changed?"
             raise FetchError("the body is gzip data the server did not label (no Content-Encoding: gzip)")
         if text and (markup or document):
-            _refuse_soft_404(text, watched=markup)
-            if markup and _unsized(response) and _cut_short(body):
+            refuse_soft_404(text, watched=markup)
+            if markup and unsized(response) and cut_short(body):
                 raise RetryableFetchError("the answer ended before </html> and gave no length (cut short?)")
         return Page(
             source_id=source.id,
@@ -279,34 +254,6 @@ class Fetcher:
             noise=stable.noise,
             not_modified=response.status_code == 304,
         )
-
-    def _check_status(self, response: httpx.Response, document: bool = False) -> None:
-        status = response.status_code
-        if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("retry-after", ""))
-            reason = f"HTTP {status} {response.reason_phrase}".strip()
-            if retry_after is not None and retry_after > self._settings.max_retry_after:
-                reason += f" (Retry-After {retry_after:.0f}s: longer than max_retry_after, not retried now)"
-            raise RetryableFetchError(reason, retry_after)
-        if status >= 400:
-            raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
-        if status == 304:
-            asked = response.request.headers
-            if "if-none-match" not in asked and "if-modified-since" not in asked:
-                # nothing to be "not modified" from: taken as a success, the source would never baseline
-                raise FetchError("HTTP 304 Not Modified, though the request named no version it has")
-            return
-        if status == 206:  # no range was asked for: a part of the answer is not the answer
-            raise FetchError("HTTP 206 Partial Content, though the whole page was asked for")
-        codings = [c.strip() for c in response.headers.get("content-encoding", "").split(",")]
-        codings = [c for c in codings if c and c.lower() != "identity"]
-        if len(codings) > 1:  # httpx would inflate each layer whole: 3 KB can become gigabytes
-            raise FetchError(f"refused a body compressed {len(codings)} times over ({', '.join(codings)})")
-        if codings and codings[0].lower() in UNASKED_CODINGS:
-            raise FetchError(f"refused a body compressed with {codings[0]}, which was not asked for")
-        content_type = response.headers.get("content-type", "").lower()
-        if content_type.startswith(WRONG_TYPES) and not (document and "pdf" in content_type):
-            raise FetchError(f"unexpected content type {content_type.split(';')[0]}")
 
     async def _read(self, response: httpx.Response, cap: int, setting: str) -> bytes:
         declared = response.headers.get("content-length", "")
@@ -329,44 +276,3 @@ def _waiting_to_retry(state: RetryCallState) -> None:
 def _too_big(cap: int, setting: str) -> str:
     size = f"{cap / 1_048_576:g} MB" if cap >= 1_048_576 else f"{cap:,} bytes"
     return f"body larger than {size} (raise [settings] {setting} if this is expected)"
-
-
-def _refuse_soft_404(text: str, watched: bool) -> None:
-    """A 200 whose <title> says 'not found' is an error page, not content that was removed. On a
-    watched listing or page (not a release's own page: "…internet banking login screen…" is an
-    HKMA fraud alert), a title naming a maintenance, sign-in or bot-check page is not it either."""
-    match = TITLE.search(text[:8192])
-    if not match:
-        return
-    title = " ".join(match[1].split())[:80]
-    if SOFT_404.search(title):
-        raise FetchError(f'soft 404: HTTP 200 but the page title is "{title}"')
-    if watched and NOT_THE_PAGE.search(title):
-        raise FetchError(
-            f'not the page: HTTP 200 but its title is "{title}" (maintenance, sign-in or bot check?)'
-        )
-
-
-def _cut_short(body: bytes) -> bool:
-    """An HTML body that stops before `</html>` and not after a tag: cut mid-text or mid-tag. (HTML
-    may leave `</html>` out; a page that does still ends with the '>' of its last tag.)"""
-    return not HTML_END.search(body, max(0, len(body) - 4096)) and not body.rstrip().endswith(b">")
-
-
-def _unsized(response: httpx.Response) -> bool:
-    """The body ran until the server closed the connection: no length, not chunked."""
-    headers = response.headers
-    return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "").lower()
-
-
-def _retry_after(value: str) -> float | None:
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC with an unknown origin zone
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

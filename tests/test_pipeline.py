@@ -15,7 +15,7 @@ from email.utils import format_datetime
 import pytest
 
 from monitor import commands as monitor_commands
-from monitor.fetch import _retry_after
+from monitor.answers import retry_after_seconds
 from monitor.localsite import Response
 from monitor.normalize import HKT
 from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
@@ -365,8 +365,10 @@ def test_a_source_waiting_to_retry_does_not_hold_up_its_host(monitor, capsys):
 
 
 def test_retry_after_as_an_http_date():
-    assert _retry_after("Wed, 25 Nov 2026 01:00:00 -0000") == 0.0  # in the past, a zone-less date
-    assert 0 < _retry_after(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)) <= 30
+    assert retry_after_seconds("Wed, 25 Nov 2026 01:00:00 -0000") == 0.0  # in the past, a zone-less date
+    assert (
+        0 < retry_after_seconds(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)) <= 30
+    )
 
 
 def test_a_listing_whose_every_link_changes_is_a_layout_error_not_a_flood(monitor, capsys):
