@@ -258,12 +258,11 @@ def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False)
     try:
         sources = _to_poll(config, store, everything)
         result = asyncio.run(run_round(config, store, sources, {CONSOLE: None}, dry_run=True))
-        alerts = dry_run_alerts(result, config, store)
     finally:
         store.close()
-    for logged in alerts:
+    for logged in dry_run_alerts(result, config):
         print_alert(logged, out)
-    return _summarise(result, len(config.sources), len(alerts))
+    return _summarise(result, len(config.sources))
 
 
 def check(config: Config, source_id: str, out: TextIO) -> int:
@@ -296,11 +295,10 @@ def _to_poll(config: Config, store: Store, everything: bool) -> list[Source]:
     return list(config.sources) if everything else due_sources(config.sources, store.health(), now_utc())
 
 
-def _summarise(result: RoundResult, configured: int, alerts: int | None = None) -> int:
-    """The round's summary line; `alerts`: a dry run's, which stored nothing to count repeats by."""
+def _summarise(result: RoundResult, configured: int) -> int:
     failed = result.failed
     polled = len(result.outcomes)
-    alerts = sum(o.alerts for o in result.outcomes) if alerts is None else alerts
+    alerts = sum(o.alerts for o in result.outcomes)
     changes = sum(len(o.changes) for o in result.outcomes)
     log.info(
         "round: %d of %d sources polled, %d failed, %d changes, %d alerts",

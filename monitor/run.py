@@ -43,6 +43,7 @@ class SourceOutcome:
     error: str = ""
     duration_ms: int = 0
     duplicates: int = 0  # changes on a topic that repeat a release alerted through another source
+    repeated: tuple[int, ...] = ()  # in a dry run, which changes those are (indices into changes)
 
     @property
     def alerts(self) -> int:
@@ -112,7 +113,8 @@ async def poll_sources(
     working: Counter[str] = Counter()  # a host's workers still running
     stopping = False
     async with open_fetcher(config.settings) as fetcher:
-        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings)
+        sightings = DryRunSightings(store, config.settings.duplicate_window) if dry_run else None
+        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings, sightings)
 
         def start_worker(host: str, queue: deque[Source]) -> None:
             if queue and not stopping:
@@ -171,6 +173,33 @@ class RoundContext:
     health: Mapping[str, Health]
     dry_run: bool
     settings: Settings = field(default_factory=Settings)
+    sightings: DryRunSightings | None = None  # a dry run's
+
+
+class DryRunSightings:
+    """A dry run stores no change for the next source's to be found a repeat of (see
+    store.first_sighting): the releases its sources alerted so far are kept here instead."""
+
+    def __init__(self, store: Store, window: float):
+        self._store, self._window = store, window
+        self._first_source: dict[tuple[int, str], str] = {}  # (which key, its value) -> source
+
+    def repeated(self, source_id: str, changes: Sequence[Change]) -> tuple[int, ...]:
+        """Which of `changes` on a topic repeat a release alerted through another source, earlier
+        in this round or logged before, as a round's store would find."""
+        now, repeats = utc_now(), []
+        for index, change in enumerate(changes):
+            if not change.topics:
+                continue
+            keys = [(n, key) for n, key in enumerate(release_keys(change)) if key]
+            if any(self._first_source.get(key, source_id) != source_id for key in keys) or (
+                self._store.first_sighting(source_id, change, now, self._window) is not None
+            ):
+                repeats.append(index)
+                continue
+            for key in keys:
+                self._first_source.setdefault(key, source_id)
+        return tuple(repeats)
 
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
@@ -231,8 +260,11 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     stored = guards.with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
-    duplicates = 0
-    if not ctx.dry_run:
+    duplicates, repeated = 0, ()
+    if ctx.sightings:
+        repeated = ctx.sightings.repeated(source.id, changes)
+        duplicates = len(repeated)
+    elif not ctx.dry_run:
         duplicates = store.record_snapshot(
             source,
             page,
@@ -246,7 +278,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
             missing_once,
         )
     status = "baseline" if not old else "changed" if changes else "updated"
-    return SourceOutcome(source.id, status, count, changes, duplicates=duplicates)
+    return SourceOutcome(source.id, status, count, changes, duplicates=duplicates, repeated=repeated)
 
 
 async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
@@ -301,25 +333,14 @@ def _log_outcome(outcome: SourceOutcome) -> None:
     )
 
 
-def dry_run_alerts(result: RoundResult, config: Config, store: Store) -> list[LoggedChange]:
-    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored): as a
-    round queues them, without a release alerted through another source, before or in this round."""
+def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
+    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored),
+    without the repeats of a release alerted through another source."""
     now = utc_now()
     regulators = {s.id: s.regulator for s in config.sources}
-    first_source: dict[tuple[int, str], str] = {}  # (which key, its value) -> the source seen first
-    alerts = []
-    for outcome in result.outcomes:
-        for change in outcome.changes:
-            if not change.topics:
-                continue
-            keys = [(n, key) for n, key in enumerate(release_keys(change)) if key]
-            if any(first_source.get(key, outcome.source_id) != outcome.source_id for key in keys):
-                continue
-            if (
-                store.first_sighting(outcome.source_id, change, now, config.settings.duplicate_window)
-                is not None
-            ):
-                continue
-            first_source.update((key, outcome.source_id) for key in keys if key not in first_source)
-            alerts.append(LoggedChange(0, regulators[outcome.source_id], now, now, change))
-    return alerts
+    return [
+        LoggedChange(0, regulators[o.source_id], now, now, change)
+        for o in result.outcomes
+        for index, change in enumerate(o.changes)
+        if change.topics and index not in o.repeated
+    ]

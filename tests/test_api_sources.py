@@ -170,6 +170,8 @@ def test_a_dry_run_shows_a_release_seen_through_the_feed_and_the_api_once(monito
     assert code == 0
     assert out.count(JOINT_CIRCULAR) == 1
     assert "round: 2 of 2 sources polled, 0 failed, 2 changes, 1 alerts" in err
+    per_source = [line for line in err.splitlines() if line.startswith(("sfc-press-en:", "sfc-news-api-en:"))]
+    assert sorted(line.split(", ")[-1].split(" (")[0] for line in per_source) == ["0 alerts", "1 alerts"]
 
 
 def test_a_dry_run_leaves_out_a_release_already_alerted_through_another_source(monitor, capsys):
