@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from monitor.dry_run import dry_run_alerts
 from monitor.errors import SourceError, UnknownSource, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
@@ -22,7 +23,7 @@ from monitor.models import Config, Snapshot, Source
 from monitor.normalize import one_line, printable
 from monitor.notify import CONSOLE, deliver_console, print_alert
 from monitor.render import hk_time
-from monitor.run import RoundResult, dry_run_alerts, run_round
+from monitor.run import RoundResult, run_round
 from monitor.schedule import due_sources
 from monitor.store import Recipients, Store, utc_now
 
