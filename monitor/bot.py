@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import html
 import logging
+import time
+from collections.abc import Callable
 
-from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, Update, User
+from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
@@ -43,10 +45,10 @@ TOO_MANY = "Too many commands from this chat: the next ones get no answer for a 
 
 
 class CommandBot:
-    def __init__(self, bot: Bot, store: Store, config: Config):
+    def __init__(self, bot: Bot, store: Store, config: Config, clock: Callable[[], float] = time.monotonic):
         self._bot, self._store, self._config = bot, store, config
         self._registered = False
-        self._replies = ReplyBudget(REPLY_LIMIT + 1, REPLY_WINDOW)  # + 1: the notice
+        self._replies = ReplyBudget(REPLY_LIMIT + 1, REPLY_WINDOW, clock)  # + 1: the notice
 
     async def register(self) -> None:
         await self._bot.delete_webhook()  # long polling and a webhook exclude each other
@@ -81,42 +83,46 @@ class CommandBot:
         return len(updates)
 
     async def _handle(self, update: Update) -> None:
-        if update.callback_query:
-            await self._on_button(update.callback_query)
+        query = update.callback_query
+        message = query.message if query else update.effective_message
+        if not query and (message is None or not message.text or not message.text.startswith("/")):
             return
-        message = update.effective_message
-        if message is None or not message.text or not message.text.startswith("/"):
-            return
-        chat = str(message.chat_id)
+        # A button's answer is budgeted with its chat's commands: in a channel anyone can press them.
+        chat = str(message.chat.id) if message else f"user {query.from_user.id}"
         left = self._replies.left(chat)
         if left <= 0:  # neither answered nor acted on
             return
+        self._replies.spend(chat)
         if left == 1:
             log.info(
                 "telegram: chat %s sent over %d commands in a minute: not answered for now", chat, REPLY_LIMIT
             )
-            reply = TOO_MANY
-        else:
-            trusted = self.trusted(message.chat, message.from_user)
-            user_id = message.from_user.id if message.from_user else None
-            reply = self.answer(chat, message.text, trusted, user_id)
-        self._replies.spend(chat)
+            self._replies.hold(chat, REPLY_WINDOW)  # the notice is the last reply for a minute
         try:
-            for part in split_message(reply):
-                await self._bot.send_message(
-                    chat_id=message.chat_id,
-                    text=part,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+            if query:
+                await self._bot.answer_callback_query(
+                    query.id, text=TOO_MANY if left == 1 else self.review_from_button(query)
                 )
+            else:
+                await self._reply(message, TOO_MANY if left == 1 else self._answer_message(message))
         except RetryAfter as exc:  # this chat's flood limit: the other chats' commands go on
             seconds = retry_after_seconds(exc)
             self._replies.hold(chat, seconds)
             log.info("telegram: replies to chat %s paused for %.0f s at Telegram's request", chat, seconds)
 
-    async def _on_button(self, query: CallbackQuery) -> None:
-        """A review button under an alert: the same review as `policy-monitor review`, by this user."""
-        await self._bot.answer_callback_query(query.id, text=self.review_from_button(query))
+    def _answer_message(self, message: Message) -> str:
+        trusted = self.trusted(message.chat, message.from_user)
+        user_id = message.from_user.id if message.from_user else None
+        return self.answer(str(message.chat_id), message.text, trusted, user_id)
+
+    async def _reply(self, message: Message, reply: str) -> None:
+        for part in split_message(reply):
+            await self._bot.send_message(
+                chat_id=message.chat_id,
+                text=part,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
 
     def review_from_button(self, query: CallbackQuery) -> str:
         kind, _, rest = (query.data or "").partition(":")

@@ -3,10 +3,12 @@ Anyone else gets a polite refusal and nothing changes; anyone may ask /help, /to
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.conftest import ROUND2, SFC_PRESS, TEST_SETTINGS
-from tests.faults.conftest import GROUP, rows, sent_to, write_config
+from tests.faults.conftest import GROUP, PRIVATE, rows, sent_to, write_config
 
 
 def admins(monitor, *ids: int) -> None:
@@ -207,3 +209,62 @@ def test_telegram_asking_for_quiet_to_one_chat_holds_only_its_replies(monitor, t
     assert len([c for c in telegram.calls_for("sendMessage") if str(c.params["chat_id"]) == "5005"]) == 1
     assert "Topics" in sent_to(telegram, GROUP)[-1]
     assert "telegram: replies to chat 5005 paused for 30 s at Telegram's request" in err
+
+
+def test_a_steady_flood_gets_ten_answers_and_one_notice_a_minute(monitor, telegram, capsys):
+    """One /help a second for five minutes, on a clock the test moves: the notice says "no answer
+    for a minute", and it is so; then the chat has its ten answers again."""
+    import asyncio
+
+    from monitor.bot import CommandBot
+    from monitor.config import load_config
+    from monitor.store import Store
+    from monitor.telegram import TelegramEnv, make_bot
+
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    now = [0.0]
+    stranger = 5005
+
+    async def flood() -> list[str]:
+        bot = make_bot(TelegramEnv.from_environ(os.environ))
+        store = Store.open(monitor.db)
+        commands = CommandBot(bot, store, load_config(monitor.config), clock=lambda: now[0])
+        async with bot:
+            for second in range(300):
+                now[0] = float(second)
+                telegram.push_command(stranger, "/help")
+                await commands.poll(timeout=0)
+        store.close()
+        return [m["text"] for m in telegram.sent if str(m["chat_id"]) == str(stranger)]
+
+    replies = asyncio.run(flood())
+    minutes = [replies[n : n + 11] for n in range(0, len(replies), 11)]
+    notice = "Too many commands from this chat: the next ones get no answer for a minute."
+    assert len(minutes) == 5  # 11 replies in each of the 5 minutes
+    for minute in minutes:
+        assert len(minute) == 11 and minute[-1] == notice and notice not in minute[:10]
+
+
+def test_review_buttons_pressed_in_a_flood_are_budgeted_and_a_429_on_one_holds_no_one_else(
+    monitor, telegram, capsys
+):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    alert = [c for c in telegram.calls_for("sendMessage") if str(c.params["chat_id"]) == GROUP][-1]
+    button = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    for _ in range(15):
+        telegram.push_callback_query(int(GROUP), button, user_id=5005)
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    assert len(answers) == 11 and answers[-1].startswith("Too many commands from this chat")
+
+    telegram.fail_next("answerCallbackQuery", "retry_after", retry_after=30)
+    telegram.push_callback_query(int(PRIVATE), button, user_id=5005)
+    telegram.push_command(int(PRIVATE), "/topics")  # held with the button's chat
+    telegram.push_command(5005, "/topics")  # another chat: answered
+    code, _, err = monitor("bot", "--once", capsys=capsys)
+    assert code == 0
+    assert "Topics" in sent_to(telegram, "5005")[-1]
+    assert f"telegram: replies to chat {PRIVATE} paused for 30 s at Telegram's request" in err
