@@ -41,7 +41,7 @@ STAGES = [
     # a module's own top-level code is its import (the program's __main__ aside)
     # (nor a spawned child's bootstrap, `python -c "...spawn_main..."`: its frame is <string>'s)
     ("start-up: imports", r"^/<frozen importlib|(?<!__main__\.py)(?<!<string>):<module>$"),
-    ("start-up: sources.toml", r"/monitor/config\.py:|/tomllib/"),
+    ("start-up: sources.toml", r"/monitor/config/|/tomllib/"),
     ("parse (lxml)", r"/monitor/extract/dom\.py:_parse$|/lxml/"),
     ("extract: items, text, region digest", r"/monitor/extract/|/monitor/normalize\.py:"),
     ("noise check and noise-free digest", r"/monitor/noise\.py:"),
@@ -49,7 +49,7 @@ STAGES = [
     ("classify and diff", r"/monitor/(classify|diff)\.py:"),
     ("log lines", r"/logging/|/monitor/(logs|childlogs)\.py:"),
     ("request: httpx, httpcore, h11, streams", REQUEST),
-    ("fetch.py: headers, raw sha256, decode", r"/monitor/(fetch|charset)\.py:"),
+    ("fetch.py: headers, raw sha256, decode", r"/monitor/(fetch|charset|answers)\.py:"),
     ("round bookkeeping and the event loop", r"/monitor/|/asyncio/"),
 ]
 COMPILED = [(stage, re.compile(pattern)) for stage, pattern in STAGES]
