@@ -20,6 +20,7 @@ from monitor.errors import MonitorError
 from monitor.models import Config
 from monitor.render import hk_time
 from monitor.store import Store
+from monitor.store.outbox import STOPPED_IN_CHAT
 from monitor.telegram_pace import ReplyBudget, retry_after_seconds
 from monitor.telegram_render import digest_html, split_message
 
@@ -176,7 +177,7 @@ class CommandBot:
         )
 
     def _stop(self, chat: str, args: list[str]) -> str:
-        self._store.deactivate_chat(chat, "stopped with /stop", drop_pending=True)
+        self._store.deactivate_chat(chat, STOPPED_IN_CHAT, drop_pending=True)
         return "Alerts to this chat are stopped. /start subscribes again."
 
     def _topics(self, chat: str, args: list[str]) -> str:

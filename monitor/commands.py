@@ -236,7 +236,11 @@ async def open_channel(
             "TELEGRAM_BOT_TOKEN is set but no chat can receive alerts: set TELEGRAM_CHAT_IDS "
             "(comma-separated chat ids or @channel names), or [telegram] admins to subscribe chats with /start"
         )
-    store.sync_env_chats(env.chats)
+    for chat in store.sync_env_chats(env.chats):
+        log.warning(
+            "telegram: chat %s of TELEGRAM_CHAT_IDS asked to stop with /stop: no alerts to it until /start there",
+            chat,
+        )
     bot = make_bot(env)
     stack.push_async_callback(bot.shutdown)
     commands = CommandBot(bot, store, config) if with_commands else None

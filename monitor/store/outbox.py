@@ -12,6 +12,7 @@ from monitor.store.transaction import immediate
 
 Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
 MIGRATED_TO = "migrated to "  # the note of a group's old id, followed by its new one
+STOPPED_IN_CHAT = "stopped with /stop"  # the note of a chat that asked for no more alerts
 
 
 class OutboxStore:
@@ -98,9 +99,11 @@ class OutboxStore:
         ]
 
     def env_chats(self) -> set[str]:
-        return {
-            r[0] for r in self.db.execute("SELECT chat_id FROM chats WHERE origin = 'env' AND active = 1")
-        }
+        """The chats of TELEGRAM_CHAT_IDS, one that asked to stop included (it may /start again)."""
+        rows = self.db.execute(
+            "SELECT chat_id FROM chats WHERE origin = 'env' AND (active = 1 OR note = ?)", [STOPPED_IN_CHAT]
+        )
+        return {r[0] for r in rows}
 
     def mark_attempt(self, outbox_id: int, error: str) -> None:
         """A failed attempt: the row stays pending and is sent by the next delivery."""
@@ -110,10 +113,11 @@ class OutboxStore:
 
     # --- chats ----------------------------------------------------------------------------------
 
-    def sync_env_chats(self, chats: Iterable[str]) -> None:
+    def sync_env_chats(self, chats: Iterable[str]) -> list[str]:
         """Chats named in TELEGRAM_CHAT_IDS are always subscribed (to every topic, unless narrowed),
         and re-enabled at each start: an operator who fixed the bot's rights expects it to work.
-        A chat taken out of TELEGRAM_CHAT_IDS stops receiving alerts."""
+        Not one that asked to stop with /stop: it said so, and /start there resumes. A chat taken
+        out of TELEGRAM_CHAT_IDS stops receiving alerts. Returns the listed chats kept stopped."""
         now, listed = utc_now(), [self._followed(chat) for chat in chats]
         marks = ", ".join("?" * len(listed))
         with immediate(self.db):
@@ -126,9 +130,16 @@ class OutboxStore:
             )
             self.db.conn.executemany(
                 """INSERT INTO chats (chat_id, active, origin, added_at) VALUES (?, 1, 'env', ?)
-                   ON CONFLICT (chat_id) DO UPDATE SET origin = 'env', active = 1, note = ''""",
-                [(chat, now) for chat in listed],
+                   ON CONFLICT (chat_id) DO UPDATE SET origin = 'env',
+                     active = CASE WHEN note = ? THEN active ELSE 1 END,
+                     note = CASE WHEN note = ? THEN note ELSE '' END""",
+                [(chat, now, STOPPED_IN_CHAT, STOPPED_IN_CHAT) for chat in listed],
             )
+            stopped = self.db.execute(
+                f"SELECT chat_id FROM chats WHERE active = 0 AND note = ? AND chat_id IN ({marks})",
+                [STOPPED_IN_CHAT, *listed],
+            )
+            return [row[0] for row in stopped]
 
     def _followed(self, chat: str) -> str:
         """The id a chat of TELEGRAM_CHAT_IDS has now: a group that became a supergroup has a new

@@ -268,3 +268,24 @@ def test_review_buttons_pressed_in_a_flood_are_budgeted_and_a_429_on_one_holds_n
     assert code == 0
     assert "Topics" in sent_to(telegram, "5005")[-1]
     assert f"telegram: replies to chat {PRIVATE} paused for 30 s at Telegram's request" in err
+
+
+def test_a_team_chat_that_sent_stop_stays_stopped_across_restarts_until_start(monitor, telegram, capsys):
+    """TELEGRAM_CHAT_IDS are re-enabled at each start (the operator may have fixed the bot's
+    rights), but not one that asked to stop: the bot told it "stopped", and under cron every
+    round is a start."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.push_command(int(GROUP), "/stop")
+    monitor("bot", "--once", capsys=capsys)
+    assert sent_to(telegram, GROUP)[-1] == "Alerts to this chat are stopped. /start subscribes again."
+    code, _, err = monitor.round(capsys, ROUND2)  # a start: the new alert goes to PRIVATE only
+    assert code == 0
+    assert not any("joint circular" in text for text in sent_to(telegram, GROUP))
+    assert any("joint circular" in text for text in sent_to(telegram, PRIVATE))
+    stopped = f"telegram: chat {GROUP} of TELEGRAM_CHAT_IDS asked to stop with /stop: no alerts to it until /start there"
+    assert stopped in err
+    telegram.push_command(int(GROUP), "/start")
+    monitor("bot", "--once", capsys=capsys)
+    assert "Subscribed." in sent_to(telegram, GROUP)[-1]
+    assert (GROUP, 1, None) in chats(monitor)  # subscribed again, to every topic
