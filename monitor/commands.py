@@ -259,7 +259,14 @@ async def open_channel(
 
 def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False) -> int:
     """Read the stored state if there is any, write nothing, print what would be alerted."""
-    store = Store.open(db_path) if Path(db_path).exists() else Store.open(":memory:")
+    known = Path(db_path).exists()
+    if not known:  # a mistyped --db, or the wrong folder, would otherwise read as "nothing to alert"
+        log.warning(
+            "dry run: no state database at %s: every source is new to it, and a first round only "
+            "records a baseline, so it shows no alert",
+            db_path,
+        )
+    store = Store.open(db_path) if known else Store.open(":memory:")
     try:
         sources = _to_poll(config, store, everything)
         result = asyncio.run(run_round(config, store, sources, {CONSOLE: None}, dry_run=True))
@@ -267,7 +274,7 @@ def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False)
         store.close()
     for logged in dry_run_alerts(result, config):
         print_alert(logged, out)
-    return _summarise(result, len(config.sources))
+    return _summarise(result, len(config.sources), "dry run (nothing stored or sent)")
 
 
 def check(config: Config, source_id: str, out: TextIO) -> int:
@@ -300,14 +307,14 @@ def _to_poll(config: Config, store: Store, everything: bool) -> list[Source]:
     return list(config.sources) if everything else due_sources(config.sources, store.health(), now_utc())
 
 
-def _summarise(result: RoundResult, configured: int) -> int:
+def _summarise(result: RoundResult, configured: int, what: str = "round") -> int:
     failed = result.failed
     polled = len(result.outcomes)
     alerts = sum(o.alerts for o in result.outcomes)
     changes = sum(len(o.changes) for o in result.outcomes)
     log.info(
-        "round: %d of %d sources polled, %d failed, %d changes, %d alerts",
-        polled, configured, len(failed), changes, alerts,
+        "%s: %d of %d sources polled, %d failed, %d changes, %d alerts",
+        what, polled, configured, len(failed), changes, alerts,
     )  # fmt: skip
     return EXIT_SOURCES_FAILED if failed else EXIT_OK
 

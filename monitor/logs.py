@@ -14,7 +14,7 @@ from monitor.normalize import one_line
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # The structured fields a log line may carry (`extra=`); JSON lines keep them as they are.
-FIELDS = ("source", "status", "items", "changes", "alerts", "duration_ms", "error")
+FIELDS = ("source", "status", "items", "changes", "alerts", "duration_ms", "error", "dry_run")
 
 
 class OneLineFormatter(logging.Formatter):

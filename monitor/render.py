@@ -86,7 +86,8 @@ def render_text(logged: LoggedChange) -> str:
         lines.append(f"Note:    {_clip(note)}")
     lines += _diff_lines("+", change.added) + _diff_lines("-", change.removed)
     lines.append(
-        f"Source:  {change.source_id} · change #{logged.id} · detected {hk_time(logged.detected_at)}"
+        f"Source:  {change.source_id} · {f'change #{logged.id}' if logged.id else 'dry run, not stored'}"
+        f" · detected {hk_time(logged.detected_at)}"
     )
     return "\n".join(lines)
 

@@ -197,7 +197,7 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
         ctx.store.record_failure(source, outcome.error, page)
     duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
     outcome = SourceOutcome(**{**outcome.__dict__, "duration_ms": duration})
-    _log_outcome(outcome)
+    _log_outcome(outcome, ctx.dry_run)
     return outcome
 
 
@@ -275,8 +275,9 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     return replace(outcome, status=status, changes=changes, duplicates=outcome.duplicates + repeats)
 
 
-def _log_outcome(outcome: SourceOutcome) -> None:
-    """One line per source per round; the fields also go to `--log-format json` as they are."""
+def _log_outcome(outcome: SourceOutcome, dry_run: bool = False) -> None:
+    """One line per source per round; the fields also go to `--log-format json` as they are (a
+    dry run's with "dry_run": true, for a log collector not to count its alerts as sent)."""
     fields = {
         "source": outcome.source_id,
         "status": outcome.status,
@@ -284,6 +285,7 @@ def _log_outcome(outcome: SourceOutcome) -> None:
         "changes": len(outcome.changes),
         "alerts": outcome.alerts,
         "duration_ms": outcome.duration_ms,
+        **({"dry_run": True} if dry_run else {}),
     }
     if outcome.status == "error":
         log.warning(

@@ -42,6 +42,20 @@ def test_json_log_lines_one_per_source_and_no_secret(monitor):
     assert build_parser().parse_args(["run", "--log-format", "json"]).log_format == "json"  # after it too
 
 
+def test_a_dry_run_s_json_lines_say_so(monitor):
+    """A log collector counting alerts must not count a dry run's."""
+    monitor.write(SFC_PRESS)
+    args = ("--config", str(monitor.config), "--db", str(monitor.db), "--log-format", "json", "run", "--once")
+    run_cli(*args)
+    result = run_cli(*args, "--dry-run", "--all")
+    entries = [
+        json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.startswith("{")
+    ]
+    (source,) = [e for e in entries if e.get("source") == "sfc-press-en"]
+    assert source["dry_run"] is True
+    assert any(e["message"].startswith("dry run (nothing stored or sent): 1 of 1 sources") for e in entries)
+
+
 def test_a_secret_in_any_log_message_is_redacted():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

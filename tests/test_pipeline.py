@@ -234,8 +234,10 @@ def test_dry_run_prints_alerts_and_stores_nothing(monitor, capsys):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
     monitor.site.root = ROUND2
-    code, out, _ = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
+    code, out, err = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
     assert code == 0 and "NEW: SFC and HKMA issue joint circular" in out
+    assert "Source:  sfc-press-en · dry run, not stored · detected" in out  # no change #0 to `show`
+    assert "dry run (nothing stored or sent): 1 of 1 sources polled, 0 failed, 1 changes, 1 alerts" in err
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
     assert rows(monitor.db, "SELECT count(*) FROM fetches") == [(1,)]
     code, out, _ = monitor.round(capsys)  # the real run still alerts
@@ -244,9 +246,13 @@ def test_dry_run_prints_alerts_and_stores_nothing(monitor, capsys):
 
 def test_dry_run_on_a_fresh_database_creates_no_file(monitor, capsys):
     monitor.write(SFC_PRESS)
-    code, out, _ = monitor("run", "--once", "--dry-run", capsys=capsys)
+    code, out, err = monitor("run", "--once", "--dry-run", capsys=capsys)
     assert (code, out) == (0, "")
     assert not monitor.db.exists()
+    assert (  # a mistyped --db must not read as "nothing would alert"
+        f"dry run: no state database at {monitor.db}: every source is new to it, and a first round "
+        "only records a baseline, so it shows no alert"
+    ) in err
 
 
 def test_alerts_survive_a_crash_between_commit_and_printing(monitor, capsys, monkeypatch):
