@@ -88,6 +88,8 @@ class CommandBot:
         message = query.message if query else update.effective_message
         if not query and (message is None or not message.text or not message.text.startswith("/")):
             return
+        if not query and self._for_another_bot(message.text.split()[0]):
+            return
         # A button's answer is budgeted with its chat's commands: in a channel anyone can press them.
         chat = str(message.chat.id) if message else f"user {query.from_user.id}"
         left = self._replies.left(chat)
@@ -110,6 +112,17 @@ class CommandBot:
             seconds = retry_after_seconds(exc)
             self._replies.hold(chat, seconds)
             log.info("telegram: replies to chat %s paused for %.0f s at Telegram's request", chat, seconds)
+
+    def _for_another_bot(self, command: str) -> bool:
+        """`/recent@otherbot`: in a group with several bots, that one's to answer."""
+        _, _, name = command.partition("@")
+        if not name:
+            return False
+        try:
+            mine = self._bot.username
+        except RuntimeError:  # not initialized (Telegram was unreachable at start): cannot tell
+            return False
+        return name.lower() != mine.lower()
 
     def _answer_message(self, message: Message) -> str:
         trusted = self.trusted(message.chat, message.from_user)
@@ -186,19 +199,19 @@ class CommandBot:
         return "<b>Topics</b> (✅ = this chat receives it)\n" + "\n".join(lines)
 
     def _subscribe(self, chat: str, args: list[str]) -> str:
-        topic = self._topic(args)
-        if not topic:
+        topics = self._topics_named(args)
+        if not topics:
             return self._topic_help("subscribe")
         current = self._store.chat_topics(chat)
-        chosen = {topic} if current is None else set(current) | {topic}
+        chosen = set(topics) if current is None else set(current) | set(topics)
         self._store.subscribe(chat, frozenset(chosen))
         return f"This chat now receives: {', '.join(sorted(chosen))}. /start receives every topic again."
 
     def _unsubscribe(self, chat: str, args: list[str]) -> str:
-        topic = self._topic(args)
-        if not topic:
+        topics = self._topics_named(args)
+        if not topics:
             return self._topic_help("unsubscribe")
-        chosen = self._receiving(chat) - {topic}
+        chosen = self._receiving(chat) - set(topics)
         self._store.subscribe(chat, frozenset(chosen))
         left = ", ".join(sorted(chosen)) or "no topic (use /subscribe or /start)"
         return f"This chat now receives: {left}."
@@ -232,12 +245,13 @@ class CommandBot:
         current = self._store.chat_topics(chat)
         return set(self._config.topics) if current is None else set(current)
 
-    def _topic(self, args: list[str]) -> str:
-        name = args[0].lower() if args else ""
-        return name if name in self._config.topics else ""
+    def _topics_named(self, args: list[str]) -> list[str]:
+        """The topics named (`/subscribe e-hkd stablecoin`, commas too); none unless every name is one."""
+        names = [name.lower() for arg in args for name in arg.split(",") if name]
+        return names if names and all(name in self._config.topics for name in names) else []
 
     def _topic_help(self, command: str) -> str:
-        return f"Name a topic: /{command} " + " | ".join(self._config.topics)
+        return f"Name one or more topics: /{command} " + " | ".join(self._config.topics)
 
 
 def _refusal(user_id: int | None) -> str:

@@ -289,3 +289,20 @@ def test_a_team_chat_that_sent_stop_stays_stopped_across_restarts_until_start(mo
     monitor("bot", "--once", capsys=capsys)
     assert "Subscribed." in sent_to(telegram, GROUP)[-1]
     assert (GROUP, 1, None) in chats(monitor)  # subscribed again, to every topic
+
+
+def test_subscribe_takes_several_topics_and_commands_for_another_bot_are_left_to_it(
+    monitor, telegram, capsys
+):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.push_command(int(GROUP), "/subscribe e-hkd stablecoin")
+    telegram.push_command(int(GROUP), "/unsubscribe e-hkd, bogus")  # one unknown name: nothing changes
+    telegram.push_command(int(GROUP), "/recent@some_other_bot")  # a group with several bots
+    telegram.push_command(int(GROUP), "/topics@hk_policy_monitor_bot")
+    monitor("bot", "--once", capsys=capsys)
+    replies = sent_to(telegram, GROUP)
+    assert replies[0] == "This chat now receives: e-hkd, stablecoin. /start receives every topic again."
+    assert replies[1].startswith("Name one or more topics: /unsubscribe ")
+    assert len(replies) == 3 and "✅ e-hkd" in replies[2] and "✅ stablecoin" in replies[2]
+    assert (GROUP, 1, '["e-hkd", "stablecoin"]') in chats(monitor)
