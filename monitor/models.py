@@ -244,6 +244,7 @@ class LoggedChange:
     state: str = "new"  # review state: new | reviewed | dismissed | escalated
     language: str = ""
     seen_in: tuple[Sighting, ...] = ()  # the same release through other sources (duplicates)
+    duplicate_of: int = 0  # the change that alerted for this release, when this copy did not
 
 
 # new -> reviewed | dismissed | escalated; an escalation is closed by reviewed or dismissed.

@@ -47,6 +47,18 @@ def seen_in(logged: LoggedChange) -> list[tuple[str, str]]:
     return [(_source_label(s.source_id, s.language), s.link) for s in logged.seen_in]
 
 
+def repeat_note(logged: LoggedChange) -> str:
+    """For a reviewer: a copy of a release that alerted through another source sent no alert."""
+    if not logged.duplicate_of:
+        return ""
+    return f"of change #{logged.duplicate_of}, which alerted for this release; this copy sent no alert"
+
+
+def repeat_mark(logged: LoggedChange) -> str:
+    """Before a title in a list of changes: "[repeat of #12] " for a copy that sent no alert."""
+    return f"[repeat of #{logged.duplicate_of}] " if logged.duplicate_of else ""
+
+
 REMOVED_NOTE = "no longer listed by the source: withdrawn, or moved (the link may still work)"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from monitor.errors import OutputError
 from monitor.models import LoggedChange, Review
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, hk_time, matched_terms, was_text
+from monitor.render import KIND_LABEL, hk_time, matched_terms, repeat_mark, seen_in, was_text
 
 STATES = ("new", "escalated", "reviewed", "dismissed")
 CHANGE_PAGE = re.compile(r"\d+\.html")  # what write_report names a change's page
@@ -109,7 +109,9 @@ def _index_row(logged: LoggedChange) -> str:
     cells.append(", ".join(change.topics) or "-")
     tds = "".join(f"<td>{escape(clean_text(cell))}</td>" for cell in cells)
     title = _title(change.title)
-    link = f'<a href="changes/{logged.id}.html"{_lang(title)}>{escape(title)}</a>'
+    link = (
+        f'{escape(repeat_mark(logged))}<a href="changes/{logged.id}.html"{_lang(title)}>{escape(title)}</a>'
+    )
     data = {"regulator": logged.regulator, "topic": "|".join(change.topics), "state": logged.state}
     attrs = "".join(f' data-{k}="{escape(v)}"' for k, v in data.items())
     return f'<tr{attrs}>{tds}<td class="state">{escape(logged.state)}</td><td>{link}</td></tr>'
@@ -128,6 +130,8 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
         ("Original", _link(change.link)),
         ("Topics", highlight(matched_terms(logged) or ", ".join(change.topics), terms) or "none"),
         ("Was", highlight(was_text(change.before), terms)),
+        ("Repeat", _repeat(logged)),
+        ("Also in", escape(", ".join(label for label, _ in seen_in(logged)))),
         ("Detected", escape(hk_time(logged.detected_at))),
     ]
     text = f"<p{_lang(change.text)}>{highlight(change.text, terms)}</p>" if change.text.strip() else ""
@@ -138,6 +142,13 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
         f"{_history(reviews)}{_evidence(logged)}"
     )
     return _page(f"#{logged.id} {title}", body, "'none'")
+
+
+def _repeat(logged: LoggedChange) -> str:
+    first = logged.duplicate_of
+    if not first:
+        return ""
+    return f'of <a href="{first}.html">change #{first}</a>, which alerted for this release; this copy sent no alert'
 
 
 def _history(reviews: list[Review]) -> str:

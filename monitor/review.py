@@ -14,7 +14,7 @@ from typing import TextIO
 from monitor.errors import OutputError, UsageError
 from monitor.models import ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
-from monitor.render import hk_time, matched_terms, was_text
+from monitor.render import hk_time, matched_terms, repeat_mark, repeat_note, seen_in, was_text
 
 # Stable column names for scripts (documented in the README); add at the end, never rename.
 COLUMNS = ("id", "detected_at", "regulator", "source_id", "kind", "topics", "state", "title", "link", "date")
@@ -26,6 +26,7 @@ EXPORT_COLUMNS = (
     "raw_sha256",
     "reviewed_by",
     "review_note",
+    "duplicate_of",
 )
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what Excel reads a cell as a formula by
@@ -129,6 +130,7 @@ def export(
             "raw_sha256": c.raw_sha256,
             "reviewed_by": "",
             "review_note": "",
+            "duplicate_of": c.duplicate_of or "",
         }
         for c in changes
     ]
@@ -165,7 +167,7 @@ def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
         topics = ",".join(change.topics) or "-"
         out.write(
             f"{logged.id:>5}  {hk_time(logged.detected_at):<20} {logged.regulator:<5} "
-            f"{change.kind:<8} {logged.state:<10} {topics:<24} {clean_text(change.title)[:90]}\n"
+            f"{change.kind:<8} {logged.state:<10} {topics:<24} {_listed_title(logged)[:90]}\n"
         )
 
 
@@ -185,9 +187,14 @@ def _print_rich(changes: list[LoggedChange], out: TextIO) -> None:
             change.kind,
             logged.state,
             ", ".join(change.topics) or "-",
-            clean_text(change.title),
+            _listed_title(logged),
         )
     Console(file=out).print(table, markup=False, emoji=False)  # scraped titles: never rich markup or :codes:
+
+
+def _listed_title(logged: LoggedChange) -> str:
+    """A title in the log's table; a repeat of a release names the change that alerted for it."""
+    return repeat_mark(logged) + clean_text(logged.change.title)
 
 
 def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> None:
@@ -203,6 +210,8 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
         ("Link", change.link),
         ("Date", hk_time(change.date)),
         ("Topics", matched_terms(logged) or "none (logged, not alerted)"),
+        ("Repeat", repeat_note(logged)),
+        ("Also in", ", ".join(label for label, _ in seen_in(logged))),
         ("Detected", hk_time(logged.detected_at)),
         ("Fetched", f"{hk_time(logged.fetched_at)} ({logged.fetched_at} UTC) from {logged.final_url}"),
         ("HTTP", f"{logged.http_status} {clean_text(headers)}".strip()),

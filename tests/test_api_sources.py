@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import sqlite3
 
 from monitor.config import load_config
 from monitor.localsite import Response
+from monitor.store import Store
 from tests.conftest import ROOT
 
 SFC_TC = json.loads((ROOT / "tests/fixtures/real/sfc_tc_news.json").read_text(encoding="utf-8"))["items"]
@@ -127,8 +130,41 @@ def test_one_release_through_the_feed_and_the_api_alerts_once(monitor, capsys):
     assert code == 0
     assert out.count(JOINT_CIRCULAR) == 1
     with sqlite3.connect(monitor.db) as conn:
-        logged = conn.execute("SELECT source_id, duplicate_of FROM changes ORDER BY id").fetchall()
-    assert len(logged) == 2 and [d for _, d in logged].count(None) == 1  # both logged, one marked duplicate
+        logged = conn.execute("SELECT id, source_id, duplicate_of FROM changes ORDER BY id").fetchall()
+    assert (
+        len(logged) == 2 and [d for _, _, d in logged].count(None) == 1
+    )  # both logged, one marked duplicate
+
+
+def test_a_reviewer_sees_which_copy_of_a_release_alerted(monitor, capsys, tmp_path):
+    """Both copies are in the change log; the one that sent no alert says so, everywhere."""
+    from tests.conftest import ROUND2
+
+    _feed_and_english_api(monitor)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    with sqlite3.connect(monitor.db) as conn:
+        ((first, repeat),) = conn.execute(
+            "SELECT duplicate_of, id FROM changes WHERE duplicate_of IS NOT NULL"
+        )
+        (other,) = conn.execute("SELECT source_id FROM changes WHERE id = ?", [repeat]).fetchone()
+    _, out, _ = monitor("show", str(repeat), capsys=capsys)
+    assert f"Repeat:    of change #{first}, which alerted for this release; this copy sent no alert" in out
+    _, out, _ = monitor("show", str(first), capsys=capsys)
+    assert f"Also in:   {other}" in out
+    _, out, _ = monitor("log", capsys=capsys)
+    assert f"[repeat of #{first}] {JOINT_CIRCULAR}" in out
+    _, out, _ = monitor("export", capsys=capsys)
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert rows[str(repeat)]["duplicate_of"] == str(first) and rows[str(first)]["duplicate_of"] == ""
+    monitor("report", "--out", str(tmp_path / "site"), capsys=capsys)
+    page = (tmp_path / "site" / "changes" / f"{repeat}.html").read_text(encoding="utf-8")
+    assert f'of <a href="{first}.html">change #{first}</a>, which alerted for this release' in page
+    store = Store.open(monitor.db)
+    try:  # what /recent lists: the release once
+        assert [logged.id for logged in store.recent(None, 5)] == [first]
+    finally:
+        store.close()
 
 
 def _feed_and_english_api(monitor, lagging: dict | None = None) -> None:

@@ -72,8 +72,10 @@ class ChangeLogStore:
         return logged_from_row(row)
 
     def recent(self, topics: frozenset[str] | None, limit: int) -> list[LoggedChange]:
-        """The last alerted changes a chat with this topic filter would have received."""
-        alerted = [c for c in self.changes(ChangeFilter(limit=limit * 20 + 50)) if c.change.topics]
+        """The last alerted changes a chat with this topic filter would have received (a release
+        seen through two sources once: its repeat was not alerted)."""
+        logged = self.changes(ChangeFilter(limit=limit * 20 + 50))
+        alerted = [c for c in logged if c.change.topics and not c.duplicate_of]
         if topics is not None:
             alerted = [c for c in alerted if topics & set(c.change.topics)]
         return alerted[:limit]
@@ -138,4 +140,5 @@ def logged_from_row(row: dict) -> LoggedChange:
         state=row.get("state") or "new",
         language=row.get("language") or "",
         seen_in=tuple(Sighting(*seen) for seen in json.loads(row.get("seen_in") or "[]")),
+        duplicate_of=row.get("duplicate_of") or 0,
     )
