@@ -16,6 +16,7 @@ from pathlib import Path
 from monitor import logs
 from monitor.arguments import build_parser
 from monitor.config import load_config
+from monitor.config.advice import warnings as config_warnings
 from monitor.errors import MonitorError, SourceError, UsageError
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED, EXIT_UNHEALTHY, EXIT_USAGE
 from monitor.models import ChangeFilter, Config, LoggedChange
@@ -23,6 +24,8 @@ from monitor.normalize import one_line
 from monitor.shard import select_shard
 from monitor.store import Store
 from monitor.store.lock import hold_lock
+
+log = logging.getLogger("monitor.cli")
 
 
 def redact(text: str) -> str:
@@ -68,6 +71,8 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{config.path}: {len(config.sources)} sources, {len(config.topics)} topics: OK")
     return EXIT_OK
 
@@ -76,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor import commands
 
     config = load_config(args.config)
+    for warning in config_warnings(config):
+        log.warning("%s", warning)
     if args.shard:  # the sources this process owns, for one round or for good
         config = select_shard(config, *args.shard)
     if args.dry_run:  # never sends, whatever the environment says

@@ -37,6 +37,27 @@ def test_validate_command_accepts_the_shipped_file():
     assert "sources.toml: 25 sources, 4 topics: OK" in result.stdout
 
 
+def test_validate_warns_of_a_source_polled_more_often_than_a_regulator_would_accept(tmp_path):
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        "[settings]\nretries = 0\n"  # the run below fails at once: no network here
+        + TOPICS
+        + '[[sources]]\nid = "sfc-fast"\nregulator = "SFC"\nkind = "rss"\n'
+        + 'url = "https://www.sfc.hk/en/RSS-Feeds/Press-releases"\ninterval = "10s"\n'
+        + '[[sources]]\nid = "test-site"\nregulator = "SFC"\nkind = "rss"\n'
+        + 'url = "http://127.0.0.1:8000/rss.xml"\ninterval = "1s"\n',  # one's own machine: as often as wanted
+        encoding="utf-8",
+    )
+    result = run_cli("--config", str(path), "validate")
+    assert result.returncode == 0 and "2 sources, 4 topics: OK" in result.stdout
+    assert result.stderr == (
+        f"warning: {path}: source 'sfc-fast' polls www.sfc.hk every 10s: a regulator may block a "
+        "client that polls this often (60s or more is polite)\n"
+    )
+    ran = run_cli("--config", str(path), "--db", str(tmp_path / "m.db"), "run", "--once", "--dry-run")
+    assert "source 'sfc-fast' polls www.sfc.hk every 10s" in ran.stdout + ran.stderr
+
+
 def test_demo_topics_are_the_shipped_topics():
     demo = (ROOT / "monitor" / "demo" / "sources.toml").read_text(encoding="utf-8")
     assert TOPICS.strip() in demo
