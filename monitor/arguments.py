@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     review = commands.add_parser("review", help="record a review of a change")
     review.add_argument("change_id", type=int)
-    review.add_argument("--state", required=True, choices=("reviewed", "dismissed", "escalated"))
+    review.add_argument(
+        "--state", required=True, type=str.lower, choices=("reviewed", "dismissed", "escalated")
+    )
     review.add_argument("--note", default="")
     review.add_argument("--by", default=os.environ.get("USER", ""), help="who reviewed (default: $USER)")
 
@@ -113,7 +115,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="")
     parser.add_argument("--regulator", default="")
     parser.add_argument("--topic", default="")
-    parser.add_argument("--state", default="", choices=("new", "reviewed", "dismissed", "escalated"))
+    parser.add_argument(
+        "--state", default="", type=str.lower, choices=("new", "reviewed", "dismissed", "escalated")
+    )
     parser.add_argument("--since", default="", help="YYYY-MM-DD (Hong Kong time), inclusive")
     parser.add_argument("--until", default="", help="YYYY-MM-DD (Hong Kong time), exclusive")
     parser.add_argument("--limit", type=_count, default=0, help="at most this many, newest first (0: all)")

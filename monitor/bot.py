@@ -16,7 +16,7 @@ from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, M
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, UnknownChange
 from monitor.models import Config
 from monitor.render import hk_time
 from monitor.store import Store
@@ -153,9 +153,11 @@ class CommandBot:
         by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
         try:
             self._store.add_review(int(change_id), state, by)
+        except UnknownChange:
+            return f"No change {int(change_id)} in the change log."
         except MonitorError as exc:
             return str(exc)[:190]  # Telegram shows at most 200 characters
-        return f"Change {change_id} marked {state}."
+        return f"Change {int(change_id)} marked {state}."
 
     def trusted(self, chat: Chat | None, user: User | None) -> bool:
         """A chat of TELEGRAM_CHAT_IDS by its numeric id, or a user of [telegram] admins. An @name

@@ -244,6 +244,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
+    if not args.by.strip():  # a review is evidence: who made it is part of it
+        raise UsageError("who reviewed? give --by NAME ($USER is not set here)")
     store = Store.open(args.db, create=False)
     entry = store.add_review(args.change_id, args.state, args.by, args.note)
     print(f"change {entry.change_id}: {entry.state}" + (f" by {entry.by}" if entry.by else ""))

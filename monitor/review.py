@@ -56,13 +56,16 @@ def change_filter(args: argparse.Namespace, known: dict[str, set[str]] | None = 
         names = (known or {}).get(option)
         if value and names is not None and value.lower() not in {n.lower() for n in names}:
             raise UsageError(f"{option} {value!r}: {_none_such(option, sorted(names, key=str.lower))}")
+    since, until = hk_day_start(args.since, "--since"), hk_day_start(args.until, "--until")
+    if since and until and until <= since:  # an empty log would read as "nothing happened"
+        raise UsageError(f"--until {args.until} is not after --since {args.since} (--until is exclusive)")
     return ChangeFilter(
         source_id=args.source,
         regulator=args.regulator,
         topic=args.topic,
         state=args.state,
-        since=hk_day_start(args.since, "--since"),
-        until=hk_day_start(args.until, "--until"),
+        since=since,
+        until=until,
         limit=args.limit,
     )
 

@@ -31,6 +31,7 @@ from monitor.normalize import one_line
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
+NOT_PARSED = ("unchanged", "not_modified")  # statuses of a body that may have skipped extraction
 
 
 @dataclass(frozen=True)
@@ -296,11 +297,13 @@ def _log_outcome(outcome: SourceOutcome, dry_run: bool = False) -> None:
             extra={**fields, "error": outcome.error},
         )
         return
+    # A body the same as the last one is not parsed: its items were not counted, not zero.
+    counted = f", {outcome.items} items/lines" if outcome.items or outcome.status not in NOT_PARSED else ""
     log.info(
-        "%s: %s, %d items/lines, %d changes, %d alerts (%d ms)",
+        "%s: %s%s, %d changes, %d alerts (%d ms)",
         outcome.source_id,
         outcome.status,
-        outcome.items,
+        counted,
         len(outcome.changes),
         outcome.alerts,
         outcome.duration_ms,

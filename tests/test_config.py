@@ -65,6 +65,16 @@ def test_demo_topics_are_the_shipped_topics():
 
 BAD_CONFIGS = [
     pytest.param(
+        '\n[topic.x]\nterms = ["y"]',
+        "topic: unknown table (expected [settings], [topics.NAME], [[sources]], [telegram]) (line 2)",
+        id="unknown-table",
+    ),
+    pytest.param(
+        'interval = "5m"',
+        "interval: unknown key outside any table (a setting goes under [settings]) (line 1)",
+        id="setting-outside-a-table",
+    ),
+    pytest.param(
         GOOD_SOURCE.replace('kind = "rss"', 'kind = "rss"\ntitel = "x"'),
         'sfc-press-en: titel: unknown key for kind = "rss" (line 6)',  # the key's own line
         id="unknown-key",

@@ -42,6 +42,15 @@ def test_json_log_lines_one_per_source_and_no_secret(monitor):
     assert build_parser().parse_args(["run", "--log-format", "json"]).log_format == "json"  # after it too
 
 
+def test_an_unchanged_page_s_line_shows_no_item_count_it_did_not_take(monitor, capsys):
+    """Not parsed again, its items were not counted: "0 items" read as an emptied feed."""
+    monitor.write(SFC_PRESS)
+    _, _, first = monitor.round(capsys)
+    _, _, again = monitor.round(capsys)
+    assert "sfc-press-en: baseline, 6 items/lines, 0 changes, 0 alerts (" in first
+    assert "sfc-press-en: unchanged, 0 changes, 0 alerts (" in again
+
+
 def test_a_dry_run_s_json_lines_say_so(monitor):
     """A log collector counting alerts must not count a dry run's."""
     monitor.write(SFC_PRESS)

@@ -24,8 +24,9 @@ from tests.conftest import REGISTER, ROUND2, SFC_PRESS, run_cli
 
 
 @pytest.fixture
-def reviewed(monitor, capsys):
+def reviewed(monitor, capsys, monkeypatch):
     """Two rounds over the SFC feed and the stablecoin register: two changes in the log."""
+    monkeypatch.setenv("USER", "amy")  # who reviews when --by is not given
     monitor.write(SFC_PRESS, REGISTER)
     monitor.round(capsys)
     monitor.round(capsys, ROUND2)
@@ -73,7 +74,25 @@ def test_a_closed_review_cannot_be_reopened(reviewed, capsys):
     reviewed("review", str(new), "--state", "dismissed", capsys=capsys)
     code, _, err = reviewed("review", str(new), "--state", "escalated", capsys=capsys)
     assert code == 2
-    assert f"error: change {new} is dismissed: it can become nothing (it is closed), not escalated" in err
+    assert f"error: change {new} is already dismissed, which closes it: it stays so" in err
+
+
+def test_a_review_names_who_made_it(reviewed, capsys, monkeypatch):
+    monkeypatch.delenv("USER")  # a container's shell often has no $USER
+    new = str(change_ids(reviewed)["new"])
+    code, _, err = reviewed("review", new, "--state", "reviewed", capsys=capsys)
+    assert (code, err) == (2, "error: who reviewed? give --by NAME ($USER is not set here)\n")
+    code, out, _ = reviewed("review", new, "--state", "Reviewed", "--by", "ben", capsys=capsys)
+    assert (code, out) == (0, f"change {new}: reviewed by ben\n")  # the state in any case
+
+
+def test_an_until_not_after_since_is_an_error_not_an_empty_log(reviewed, capsys):
+    code, _, err = reviewed("log", "--since", "2026-12-07", "--until", "2026-12-01", capsys=capsys)
+    assert (code, err) == (
+        2,
+        "error: --until 2026-12-01 is not after --since 2026-12-07 (--until is exclusive)\n",
+    )
+    assert reviewed("log", "--state", "NEW", capsys=capsys)[0] == 0
 
 
 def test_inbox_and_filters(reviewed, capsys):

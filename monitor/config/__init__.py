@@ -77,7 +77,7 @@ def _build(name: str, data: dict[str, Any], text_lines: list[str]) -> Config:
     lines = [n for n, line in enumerate(text_lines, 1) if SOURCES_HEADER.match(line)]  # each block's
     unknown = set(data) - {"settings", "topics", "sources", "telegram"}
     if unknown:
-        raise ConfigError(name, "", sorted(unknown)[0], "unknown table")
+        raise _unknown_top_level(name, sorted(unknown)[0], data, text_lines)
     settings = _settings(name, _table(name, data, "settings"))
     topics = _topics(name, _table(name, data, "topics"))
     if not topics:
@@ -106,6 +106,18 @@ def _build(name: str, data: dict[str, Any], text_lines: list[str]) -> Config:
         **typed_values(name, "[telegram]", _table(name, data, "telegram"), TELEGRAM_KEYS)
     )
     return Config(name, settings, topics, tuple(sources), telegram)
+
+
+def _unknown_top_level(name: str, key: str, data: dict[str, Any], text_lines: list[str]) -> ConfigError:
+    """`[topic.x]`, `[[source]]` or a setting above every table, with its line."""
+    if isinstance(data[key], dict | list):
+        header = re.compile(rf'^\s*\[\[?\s*"?{re.escape(key)}"?\s*[\].]')
+        problem = "unknown table (expected [settings], [topics.NAME], [[sources]], [telegram])"
+    else:
+        header = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+        problem = "unknown key outside any table (a setting goes under [settings])"
+    line = next((n for n, text in enumerate(text_lines, 1) if header.match(text)), 0)
+    return ConfigError(name, "", key, problem + (f" (line {line})" if line else ""))
 
 
 def _table(name: str, data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -88,10 +88,14 @@ class ChangeLogStore:
         """Append a review; the history is never rewritten (triggers refuse UPDATE and DELETE)."""
         with immediate(self.db):
             current = self.change(change_id).state
-            if state not in REVIEW_TRANSITIONS.get(current, ()):
-                allowed = ", ".join(REVIEW_TRANSITIONS.get(current, ())) or "nothing (it is closed)"
+            allowed = REVIEW_TRANSITIONS.get(current, ())
+            if not allowed:
                 raise InvalidTransition(
-                    f"change {change_id} is {current}: it can become {allowed}, not {state}"
+                    f"change {change_id} is already {current}, which closes it: it stays so"
+                )
+            if state not in allowed:
+                raise InvalidTransition(
+                    f"change {change_id} is {current}: it can become {', '.join(allowed)}, not {state}"
                 )
             review = Review(change_id, state, by, note, utc_now())
             self.db["reviews"].insert(review.__dict__)

@@ -165,6 +165,18 @@ def test_a_forged_button_is_refused_and_the_bot_goes_on(monitor, telegram, capsy
     assert rows(monitor.db, "SELECT count(*) FROM reviews") == [(0,)]
 
 
+def test_a_button_answers_in_the_words_of_telegram_not_of_the_terminal(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    ((change_id,),) = rows(monitor.db, "SELECT id FROM changes")
+    for data in ("review:999:reviewed", f"review:0{change_id}:reviewed"):
+        telegram.push_callback_query(int(GROUP), data)
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    assert answers == ["No change 999 in the change log.", f"Change {change_id} marked reviewed."]
+
+
 @pytest.mark.parametrize("value", ['["@boss"]', "[0]", "123", "[true]", '["12a"]'])
 def test_admins_must_be_user_ids(monitor, capsys, value):
     write_config(

@@ -234,7 +234,10 @@ def test_a_second_writer_waits_instead_of_failing(monitor, capsys):
     monitor.round(capsys)
     monitor.round(capsys, ROUND2)
     ((change_id,),) = rows(monitor.db, "SELECT id FROM changes")
-    for command in (["review", str(change_id), "--state", "reviewed"], ["run", "--once", "--all"]):
+    for command in (
+        ["review", str(change_id), "--state", "reviewed", "--by", "amy"],
+        ["run", "--once", "--all"],
+    ):
         holder = sqlite3.connect(monitor.db, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
         release = threading.Timer(0.5, holder.execute, ["ROLLBACK"])
