@@ -12,15 +12,26 @@ import logging
 import time
 from collections.abc import Callable
 
-from telegram import Bot, BotCommand, CallbackQuery, Chat, LinkPreviewOptions, Message, Update, User
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    LinkPreviewOptions,
+    MaybeInaccessibleMessage,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from monitor.errors import MonitorError, UnknownChange
-from monitor.models import Config
+from monitor.models import Config, Review
 from monitor.render import hk_time
 from monitor.store import Store
 from monitor.store.outbox import STOPPED_IN_CHAT
+from monitor.telegram import reviewed_buttons
 from monitor.telegram_pace import ReplyBudget, retry_after_seconds
 from monitor.telegram_render import digest_html, split_message
 
@@ -103,9 +114,10 @@ class CommandBot:
             self._replies.hold(chat, REPLY_WINDOW)  # the notice is the last reply for a minute
         try:
             if query:
-                await self._bot.answer_callback_query(
-                    query.id, text=TOO_MANY if left == 1 else self.review_from_button(query)
-                )
+                answer, review = (TOO_MANY, None) if left == 1 else self._review_from_button(query)
+                await self._bot.answer_callback_query(query.id, text=answer)
+                if review and query.message:
+                    await self._show_review(query.message, review)
             else:
                 await self._reply(message, TOO_MANY if left == 1 else self._answer_message(message))
         except RetryAfter as exc:  # this chat's flood limit: the other chats' commands go on
@@ -138,26 +150,38 @@ class CommandBot:
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
 
-    def review_from_button(self, query: CallbackQuery) -> str:
+    def _review_from_button(self, query: CallbackQuery) -> tuple[str, Review | None]:
+        """The answer to a button under an alert, and the review it recorded (None if none)."""
         kind, _, rest = (query.data or "").partition(":")
         change_id, _, state = rest.partition(":")
         chat = query.message.chat if query.message else None
         if kind != "review" or not (change_id.isascii() and change_id.isdigit()) or chat is None:
-            return "Unknown button."
+            return "Unknown button.", None
         user = query.from_user
         if not self.trusted(chat, user):  # reviews are the team's: its configured chats and admins
-            return "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts."
+            return "Only the team's chats (TELEGRAM_CHAT_IDS) and [telegram] admins can review alerts.", None
         if chat.type == Chat.CHANNEL and user.id not in self._config.telegram.admins:
             # a channel's every reader can press the buttons under its posts
-            return "In a channel, only [telegram] admins can review alerts."
+            return "In a channel, only [telegram] admins can review alerts.", None
         by = f"telegram:@{user.username}" if user.username else f"telegram:{user.id}"
         try:
-            self._store.add_review(int(change_id), state, by)
+            if state == "show":  # the mark of a review already made
+                return f"Change {int(change_id)} is {self._store.change(int(change_id)).state}.", None
+            review = self._store.add_review(int(change_id), state, by)
         except UnknownChange:
-            return f"No change {int(change_id)} in the change log."
+            return f"No change {int(change_id)} in the change log.", None
         except MonitorError as exc:
-            return str(exc)[:190]  # Telegram shows at most 200 characters
-        return f"Change {int(change_id)} marked {state}."
+            return str(exc)[:190], None  # Telegram shows at most 200 characters
+        return f"Change {int(change_id)} marked {state}.", review
+
+    async def _show_review(self, message: MaybeInaccessibleMessage, review: Review) -> None:
+        """The alert's buttons become who reviewed it, so that the rest of a group need not."""
+        try:
+            await self._bot.edit_message_reply_markup(
+                chat_id=message.chat.id, message_id=message.message_id, reply_markup=reviewed_buttons(review)
+            )
+        except BadRequest as exc:  # too old to edit (48 h), or deleted: the review stands
+            log.info("telegram: the buttons of message %d not updated: %s", message.message_id, exc)
 
     def trusted(self, chat: Chat | None, user: User | None) -> bool:
         """A chat of TELEGRAM_CHAT_IDS by its numeric id, or a user of [telegram] admins. An @name

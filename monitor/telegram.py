@@ -22,7 +22,7 @@ from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from monitor.logs import redact
-from monitor.models import Alert, PartlySent, TelegramSettings
+from monitor.models import REVIEW_TRANSITIONS, Alert, PartlySent, Review, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
 from monitor.telegram_pace import RateLimiter, retry_after_seconds
@@ -63,13 +63,35 @@ def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
 REVIEW_BUTTONS = (("Reviewed", "reviewed"), ("Dismiss", "dismissed"), ("Escalate", "escalated"))
 
 
-def review_buttons(change_id: int) -> InlineKeyboardMarkup:
+REVIEWED_MARK = {"reviewed": "✅ Reviewed", "dismissed": "🗑 Dismissed", "escalated": "⚠️ Escalated"}
+
+
+def review_buttons(
+    change_id: int, states: tuple[str, ...] = ("reviewed", "dismissed", "escalated")
+) -> list[InlineKeyboardButton]:
     """The buttons under an alert; a press is a review recorded against the Telegram user."""
-    row = [
+    return [
         InlineKeyboardButton(label, callback_data=f"review:{change_id}:{state}")
         for label, state in REVIEW_BUTTONS
+        if state in states
     ]
-    return InlineKeyboardMarkup([row])
+
+
+def alert_buttons(change_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([review_buttons(change_id)])
+
+
+def reviewed_buttons(review: Review) -> InlineKeyboardMarkup:
+    """Under an alert once reviewed from Telegram: who did what, for the rest of the group to see,
+    and the reviews still open to it (an escalation is closed later)."""
+    who = review.by.removeprefix("telegram:")
+    mark = InlineKeyboardButton(
+        f"{REVIEWED_MARK[review.state]} by {who}", callback_data=f"review:{review.change_id}:show"
+    )
+    rows = [[mark]]
+    if next_states := REVIEW_TRANSITIONS[review.state]:
+        rows.append(review_buttons(review.change_id, next_states))
+    return InlineKeyboardMarkup(rows)
 
 
 class ChatUnreachable(Exception):
@@ -196,7 +218,7 @@ class TelegramSender:
                 digest += f"\n<i>Delayed: detected from {html.escape(hk_time(min(delayed)))}</i>"
             return [*resumed, Outgoing(changes, digest), *notices]
         singles = [
-            Outgoing([a], alert_html(a.logged, delayed=self._delayed(a)), review_buttons(a.logged.id))
+            Outgoing([a], alert_html(a.logged, delayed=self._delayed(a)), alert_buttons(a.logged.id))
             for a in changes
             if a.logged
         ]
@@ -206,7 +228,7 @@ class TelegramSender:
     def _resumed(partly: PartlySent, pending: list[Alert]) -> Outgoing:
         alerts = [a for a in pending if a.outbox_id in partly.outbox_ids]
         single = alerts[0].logged if len(partly.outbox_ids) == 1 else None  # a digest has no buttons
-        buttons = review_buttons(single.id) if single else None
+        buttons = alert_buttons(single.id) if single else None
         return Outgoing(alerts, partly.text, buttons, partly.parts_sent, partly.message_id)
 
     def _delayed(self, alert: Alert) -> bool:

@@ -318,3 +318,34 @@ def test_subscribe_takes_several_topics_and_commands_for_another_bot_are_left_to
     assert replies[1].startswith("Name one or more topics: /unsubscribe ")
     assert len(replies) == 3 and "✅ e-hkd" in replies[2] and "✅ stablecoin" in replies[2]
     assert (GROUP, 1, '["e-hkd", "stablecoin"]') in chats(monitor)
+
+
+def test_an_alert_reviewed_from_telegram_shows_who_did_it_under_it(monitor, telegram, capsys):
+    """Without it, the rest of a group cannot see that someone already took the alert."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    alert = [m for m in telegram.sent if str(m["chat_id"]) == GROUP][-1]
+    escalate = alert["reply_markup"]["inline_keyboard"][0][2]["callback_data"]
+    change_id = escalate.split(":")[1]
+    telegram.push_callback_query(int(GROUP), escalate, user_id=77)
+    monitor("bot", "--once", capsys=capsys)
+    (edit,) = telegram.calls_for("editMessageReplyMarkup")
+    assert str(edit.params["chat_id"]) == GROUP and edit.params["message_id"] == alert["message_id"]
+    rows_shown = [
+        [(b["text"], b["callback_data"]) for b in row]
+        for row in edit.params["reply_markup"]["inline_keyboard"]
+    ]
+    assert rows_shown == [
+        [("⚠️ Escalated by @user77", f"review:{change_id}:show")],
+        [("Reviewed", f"review:{change_id}:reviewed"), ("Dismiss", f"review:{change_id}:dismissed")],
+    ]
+    telegram.push_callback_query(int(GROUP), f"review:{change_id}:show", user_id=88)
+    telegram.push_callback_query(int(GROUP), f"review:{change_id}:reviewed", user_id=88)
+    monitor("bot", "--once", capsys=capsys)
+    answers = [c.params.get("text") for c in telegram.calls_for("answerCallbackQuery")]
+    assert answers[1:] == [f"Change {change_id} is escalated.", f"Change {change_id} marked reviewed."]
+    last = telegram.calls_for("editMessageReplyMarkup")[-1].params["reply_markup"]["inline_keyboard"]
+    assert [[b["text"] for b in row] for row in last] == [
+        ["✅ Reviewed by @user88"]
+    ]  # closed: no buttons left
