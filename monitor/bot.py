@@ -31,7 +31,7 @@ from monitor.models import Config, Review
 from monitor.render import hk_time
 from monitor.store import Store
 from monitor.store.outbox import STOPPED_IN_CHAT
-from monitor.telegram import reviewed_buttons
+from monitor.telegram_buttons import reviewed_buttons
 from monitor.telegram_pace import ReplyBudget, retry_after_seconds
 from monitor.telegram_render import digest_html, split_message
 

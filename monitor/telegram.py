@@ -15,16 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from monitor.logs import redact
-from monitor.models import REVIEW_TRANSITIONS, Alert, PartlySent, Review, TelegramSettings
+from monitor.models import Alert, PartlySent, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
+from monitor.telegram_buttons import alert_buttons
 from monitor.telegram_pace import RateLimiter, retry_after_seconds
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
@@ -58,40 +59,6 @@ def make_bot(env: TelegramEnv, timeout: float = 20.0) -> Bot:
     request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
     updates = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout + 30)
     return Bot(env.token, base_url=env.api_url, request=request, get_updates_request=updates)
-
-
-REVIEW_BUTTONS = (("Reviewed", "reviewed"), ("Dismiss", "dismissed"), ("Escalate", "escalated"))
-
-
-REVIEWED_MARK = {"reviewed": "✅ Reviewed", "dismissed": "🗑 Dismissed", "escalated": "⚠️ Escalated"}
-
-
-def review_buttons(
-    change_id: int, states: tuple[str, ...] = ("reviewed", "dismissed", "escalated")
-) -> list[InlineKeyboardButton]:
-    """The buttons under an alert; a press is a review recorded against the Telegram user."""
-    return [
-        InlineKeyboardButton(label, callback_data=f"review:{change_id}:{state}")
-        for label, state in REVIEW_BUTTONS
-        if state in states
-    ]
-
-
-def alert_buttons(change_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([review_buttons(change_id)])
-
-
-def reviewed_buttons(review: Review) -> InlineKeyboardMarkup:
-    """Under an alert once reviewed from Telegram: who did what, for the rest of the group to see,
-    and the reviews still open to it (an escalation is closed later)."""
-    who = review.by.removeprefix("telegram:")
-    mark = InlineKeyboardButton(
-        f"{REVIEWED_MARK[review.state]} by {who}", callback_data=f"review:{review.change_id}:show"
-    )
-    rows = [[mark]]
-    if next_states := REVIEW_TRANSITIONS[review.state]:
-        rows.append(review_buttons(review.change_id, next_states))
-    return InlineKeyboardMarkup(rows)
 
 
 class ChatUnreachable(Exception):
