@@ -245,7 +245,7 @@ class CommandBot:
     def _recent(self, chat: str, args: list[str]) -> str:
         count = int(args[0]) if args and args[0].isascii() and args[0].isdigit() else 5  # not "²"
         recent = self._store.recent(self._store.chat_topics(chat), max(1, min(count, 20)))
-        return digest_html(recent) if recent else "No alerts yet for this chat's topics."
+        return digest_html(recent, "latest") if recent else "No alerts yet for this chat's topics."
 
     def _status(self, chat: str, args: list[str]) -> str:
         health = self._store.health()

@@ -162,15 +162,17 @@ def _write_csv(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:
 
 
 def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
+    # as wide as the longest topic list: a title pushed out of its column is hard to scan for
+    wide = max([24, *(len(",".join(c.change.topics)) for c in changes)])
     out.write(
-        f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'STATE':<10} {'TOPICS':<24} TITLE\n"
+        f"{'ID':>5}  {'DETECTED (HKT)':<20} {'REG':<5} {'KIND':<8} {'STATE':<10} {'TOPICS':<{wide}} TITLE\n"
     )
     for logged in changes:
         change = logged.change
         topics = ",".join(change.topics) or "-"
         out.write(
             f"{logged.id:>5}  {hk_time(logged.detected_at):<20} {logged.regulator:<5} "
-            f"{change.kind:<8} {logged.state:<10} {topics:<24} {_listed_title(logged)[:90]}\n"
+            f"{change.kind:<8} {logged.state:<10} {topics:<{wide}} {_listed_title(logged)[:90]}\n"
         )
 
 

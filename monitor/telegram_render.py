@@ -72,12 +72,13 @@ def alert_html(logged: LoggedChange, delayed: bool = False, *, max_lines: int | 
     return "\n".join(lines)
 
 
-def digest_html(changes: list[LoggedChange]) -> str:
+def digest_html(changes: list[LoggedChange], heading: str = "new") -> str:
     """Several alerts for one chat as one message: a count, then a short linked entry for each, up
     to MAX_DIGEST_ENTRIES: a flood (a listing that suddenly carries thousands of items) must not
-    become a hundred messages holding the chat's real alerts back for an hour."""
+    become a hundred messages holding the chat's real alerts back for an hour. `heading`: what the
+    count says they are ("new"; /recent's are "latest")."""
     count = len(changes)
-    lines = [f"<b>{count:,} new alert{'' if count == 1 else 's'}</b>"]
+    lines = [f"<b>{count:,} {heading} alert{'' if count == 1 else 's'}</b>"]
     for logged in _in_turn_by_source(changes, MAX_DIGEST_ENTRIES):
         change = logged.change
         entry = f"{_kind(change)}: {_title(change)}"

@@ -408,3 +408,21 @@ def test_a_negative_count_is_refused_before_the_database_is_touched(tmp_path, ar
     result = run_cli("--db", str(db), *args)
     assert result.returncode == 2 and message in result.stderr
     assert not db.exists()
+
+
+def test_log_titles_stay_in_their_column_whatever_the_topics():
+    def logged(change_id: int, topics: tuple[str, ...], title: str) -> LoggedChange:
+        change = Change(source_id="sfc-press-en", kind="new", title=title, topics=topics)
+        return LoggedChange(
+            change_id, "SFC", "2026-08-03T09:05:00+00:00", "2026-08-03T09:05:00+00:00", change
+        )
+
+    out = io.StringIO()
+    changes = [
+        logged(2, ("stablecoin", "virtual-assets", "derivatives"), "SFC and HKMA issue joint circular"),
+        logged(1, ("e-hkd",), "HKMA announces e-HKD pilot phase 2"),
+    ]
+    print_log(changes, "table", out)  # not a terminal: the plain table
+    header, *lines = out.getvalue().splitlines()
+    column = header.index("TITLE")
+    assert [line[column:] for line in lines] == [c.change.title for c in changes]

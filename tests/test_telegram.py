@@ -241,7 +241,7 @@ def test_status_and_recent_answer(monitor, telegram, capsys):
     monitor("bot", "--once", capsys=capsys)
     status, recent = sent_to(telegram, GROUP)[-2:]
     assert "✅ sfc-press-en: last success" in status and "hkma-stablecoin-register" in status
-    assert recent.count("<a href=") == 2
+    assert recent.startswith("<b>2 latest alerts</b>") and recent.count("<a href=") == 2
 
 
 def test_blocked_chat_is_deactivated_and_others_still_receive(monitor, telegram, capsys):
