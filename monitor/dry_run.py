@@ -4,9 +4,10 @@ another source, which a round's store finds in the change log, are kept track of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from monitor.models import Change, Config, LoggedChange
+from monitor.models import Change, Config, LoggedChange, Sighting
 from monitor.store import Store, utc_now
 from monitor.store.events import release_keys
 
@@ -29,7 +30,7 @@ class DryRunSightings:
         for index, change in enumerate(changes):
             if not change.topics:
                 continue
-            keys = [(n, key) for n, key in enumerate(release_keys(change)) if key]
+            keys = _keys(change)
             if any(self._first_source.get(key, source_id) != source_id for key in keys) or (
                 self._store.first_sighting(source_id, change, now, self._window) is not None
             ):
@@ -41,13 +42,32 @@ class DryRunSightings:
 
 
 def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
-    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored),
-    without the repeats of a release alerted through another source."""
+    """The alerts a dry run would have sent, shaped like logged changes (id 0: never stored):
+    without the repeats of a release alerted through another source, each listed under the alert
+    it repeats (its "Also:" line), as a round's alert lists them."""
     now = utc_now()
-    regulators = {s.id: s.regulator for s in config.sources}
-    return [
-        LoggedChange(0, regulators[o.source_id], now, now, change)
-        for o in result.outcomes
-        for index, change in enumerate(o.changes)
-        if change.topics and index not in o.repeated
-    ]
+    sources = {s.id: s for s in config.sources}
+    alerts: list[LoggedChange] = []
+    first_with: dict[tuple[int, str], int] = {}  # (which key, its value) -> the alert that has it
+    for outcome in result.outcomes:
+        for index, change in enumerate(outcome.changes):
+            if change.topics and index not in outcome.repeated:
+                source = sources[outcome.source_id]
+                for key in _keys(change):
+                    first_with.setdefault(key, len(alerts))
+                alerts.append(LoggedChange(0, source.regulator, now, now, change, language=source.language))
+    seen_in: dict[int, list[Sighting]] = {}
+    for outcome in result.outcomes:
+        for index in outcome.repeated:
+            change = outcome.changes[index]
+            first = next((first_with[key] for key in _keys(change) if key in first_with), None)
+            if first is not None:  # else alerted in an earlier round
+                sighting = Sighting(
+                    outcome.source_id, change.link, sources[outcome.source_id].language, change.title
+                )
+                seen_in.setdefault(first, []).append(sighting)
+    return [replace(alert, seen_in=tuple(seen_in.get(n, ()))) for n, alert in enumerate(alerts)]
+
+
+def _keys(change: Change) -> list[tuple[int, str]]:
+    return [(n, key) for n, key in enumerate(release_keys(change)) if key]

@@ -205,6 +205,9 @@ def test_a_dry_run_shows_a_release_seen_through_the_feed_and_the_api_once(monito
     code, out, err = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
     assert code == 0
     assert out.count(JOINT_CIRCULAR) == 1
+    (also,) = [line for line in out.splitlines() if line.startswith("Also:")]  # the other copy, as alerted
+    (alerted,) = [line for line in out.splitlines() if line.startswith("Source:")]
+    assert ("sfc-news-api-en" in also) != ("sfc-news-api-en" in alerted)
     assert "dry run (nothing stored or sent): 2 of 2 sources polled, 0 failed, 2 changes, 1 alerts" in err
     per_source = [line for line in err.splitlines() if line.startswith(("sfc-press-en:", "sfc-news-api-en:"))]
     assert sorted(line.split(", ")[-1].split(" (")[0] for line in per_source) == ["0 alerts", "1 alerts"]
