@@ -23,9 +23,9 @@ from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
 from monitor.models import Page, Previous, Settings, Source
-from monitor.network import direct_transport
+from monitor.network import PeerRefused, direct_transport, public_peers_only
 from monitor.noise import StableDigest, stable_digest
-from monitor.redirects import link_refusal, redirect_guard
+from monitor.redirects import is_public, link_refusal, redirect_guard
 
 with without("httpx._main"):  # see lean_imports
     import httpx
@@ -122,7 +122,12 @@ class Fetcher:
         if reason:
             raise FetchError(reason)
         request = replace(source, url=url, method="GET", body="", params=())
-        return await self.fetch(request, document=True)
+        private_ok = self._settings.allow_private_redirects or not await is_public(httpx.URL(source.url).host)
+        checked = public_peers_only.set(not private_ok)
+        try:
+            return await self.fetch(request, document=True)
+        finally:
+            public_peers_only.reset(checked)
 
     async def fetch(self, source: Source, last: Previous | None = None, document: bool = False) -> Page:
         """`last`: what the store has of the source's last body, for a conditional GET and a
@@ -216,6 +221,8 @@ class Fetcher:
         except httpx.DecodingError as exc:
             raise FetchError(f"body cannot be decoded ({exc})") from None
         except httpx.TransportError as exc:
+            if isinstance(exc.__cause__, PeerRefused):  # asking again would not move the address
+                raise FetchError(str(exc.__cause__)) from None
             detail = str(exc) or SILENT_ERRORS.get(type(exc).__name__, "")
             raise RetryableFetchError(
                 f"connection failed: {type(exc).__name__}: {detail}".rstrip(": ")

@@ -15,10 +15,12 @@ raised: a reset connection is a ReadError, a slow answer a ReadTimeout.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 import urllib.request
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from monitor.lean_imports import without
@@ -26,8 +28,14 @@ from monitor.lean_imports import without
 with without("httpx._main", "trio"):  # see lean_imports
     import httpcore
     import httpx
-from httpcore._utils import is_socket_readable  # what anyio's backend answers "is_readable" with
+from httpcore._utils import is_socket_readable
 
+from monitor.redirects import ALLOW_HINT, non_public  # what anyio's backend answers "is_readable" with
+
+# True while a link read from a public source's content is fetched (fetch.Fetcher.fetch_document).
+# Its name was checked to be public before the request; a name can resolve elsewhere a moment
+# later (DNS rebinding), so the address actually connected to is checked too.
+public_peers_only: ContextVar[bool] = ContextVar("public_peers_only", default=False)
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's, and anyio's: an IPv6 address that hangs does not stall a host
 READ_BUFFER = 256 * 1024  # asyncio pauses reading past twice this, unread
 # httpcore's names for what a stream tells about itself -> asyncio's transport's names
@@ -37,6 +45,10 @@ EXTRA_INFO = {
     "server_addr": "peername",
     "socket": "socket",
 }
+
+
+class PeerRefused(httpcore.ConnectError):
+    """A connection made to a non-public address where only public ones may be (public_peers_only)."""
 
 
 def direct_transport(ssl_context: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport | None:
@@ -111,6 +123,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return self._writer.get_extra_info(EXTRA_INFO[info]) if info in EXTRA_INFO else None
 
 
+def _non_public_peer(writer: asyncio.StreamWriter) -> str:
+    """The kind of non-public address the connection went to ('' for an internet one)."""
+    peer = writer.get_extra_info("peername") or ("",)
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%")[0])  # fe80::1%eth0: its zone aside
+    except ValueError:
+        return "unknown"
+    return non_public(address)
+
+
 def _close(writer: asyncio.StreamWriter) -> None:
     """Close the connection now. A TLS transport's close() would send close_notify and keep the
     socket until the server answers, up to 30 s: a server that hangs (the one a read timed out
@@ -144,6 +166,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout() from None
         except OSError as exc:  # refused, unreachable, or a name that does not resolve
             raise httpcore.ConnectError(str(exc)) from None
+        if public_peers_only.get():
+            kind = _non_public_peer(writer)
+            if kind:
+                _close(writer)
+                raise PeerRefused(f"refused a link to {host}: a {kind} address when connected to{ALLOW_HINT}")
         sock: socket.socket = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)

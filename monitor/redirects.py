@@ -110,6 +110,12 @@ async def link_refusal(
     return ""
 
 
+async def is_public(host: str, resolve: Resolver = system_resolver) -> bool:
+    """Whether `host` is on the internet (a name that does not resolve counts as such: its
+    request fails on its own)."""
+    return not _first_non_public(await resolve(host))
+
+
 async def _into_private(current: httpx.URL, target: httpx.URL, resolve: Resolver) -> str:
     """The kind of non-public address `target` has, when `current`'s is public: a source configured
     on the operator's own network may go on within it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 
 import httpx
 import pytest
@@ -244,3 +245,40 @@ def test_allow_private_redirects_must_be_a_boolean(monitor, capsys):
     )
     code, _, err = monitor("validate", capsys=capsys)
     assert code == 2 and "[settings]: allow_private_redirects: must be true or false" in err
+
+
+def test_a_link_whose_name_is_private_by_the_time_it_is_connected_to_is_refused(site, monkeypatch):
+    """DNS rebinding: checked, the link's name was public; connected to, it is this machine. The
+    address connected to is checked too, and nothing is requested from it."""
+    import functools
+
+    from monitor import fetch
+    from monitor.errors import FetchError
+    from monitor.models import Settings, Source
+    from monitor.redirects import is_public
+
+    # what the checks before the request see: the link's name is public
+    names = resolver({"www.sfc.hk": "93.184.216.34", "localhost": "93.184.216.36", "127.0.0.1": "127.0.0.1"})
+    monkeypatch.setattr(fetch, "link_refusal", functools.partial(link_refusal, resolve=names))
+    monkeypatch.setattr(fetch, "is_public", functools.partial(is_public, resolve=names))
+    site.routes["/admin/export.pdf"] = lambda h: Response(
+        200, b"%PDF-1.4 secret", {"Content-Type": "application/pdf"}
+    )
+    link = site.base_url.replace("127.0.0.1", "localhost") + "/admin/export.pdf"  # resolves to 127.0.0.1
+    settings = Settings(retries=2, retry_backoff=30, timeout=5)  # a retry would wait: it must not
+
+    async def fetch_link(source_url: str):
+        source = Source(
+            id="sfc-press-en", regulator="SFC", kind="rss", url=source_url, topics=(), interval=1800
+        )
+        async with fetch.open_fetcher(settings) as fetcher:
+            return await fetcher.fetch_document(source, link)
+
+    refused = (
+        "refused a link to localhost: a loopback address when connected to (set [settings] allow_private"
+    )
+    with pytest.raises(FetchError, match=re.escape(refused)):
+        asyncio.run(fetch_link("https://www.sfc.hk/en/RSS-Feeds/Press-releases"))
+    assert "/admin/export.pdf" not in [path for path, _ in site.requests]
+    page = asyncio.run(fetch_link(site.base_url + "/feed.xml"))  # a source on this machine reads on it
+    assert page.body == b"%PDF-1.4 secret"
