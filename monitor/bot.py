@@ -53,6 +53,7 @@ COMMANDS = (
 TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 REPLY_LIMIT, REPLY_WINDOW = 10, 60.0  # commands a chat gets answered in a minute; then one notice
+STOPPED_HERE = "Alerts to this chat are stopped (/stop). /start subscribes it again, to every topic."
 TOO_MANY = "Too many commands from this chat: the next ones get no answer for a minute."
 
 
@@ -97,6 +98,10 @@ class CommandBot:
     async def _handle(self, update: Update) -> None:
         query = update.callback_query
         message = query.message if query else update.effective_message
+        if not query and message is not None and message.migrate_to_chat_id:  # from Telegram itself
+            # a stopped group is never sent to, so no failed send would tell of its new id
+            self._store.migrate_chat(str(message.chat.id), str(message.migrate_to_chat_id))
+            return
         if not query and (message is None or not message.text or not message.text.startswith("/")):
             return
         if not query and self._for_another_bot(message.text.split()[0]):
@@ -220,11 +225,15 @@ class CommandBot:
         return "Alerts to this chat are stopped. /start subscribes again."
 
     def _topics(self, chat: str, args: list[str]) -> str:
+        if self._store.stopped(chat):
+            return STOPPED_HERE
         receiving = self._receiving(chat)
         lines = [f"{'✅' if name in receiving else '▫️'} {html.escape(name)}" for name in self._config.topics]
         return "<b>Topics</b> (✅ = this chat receives it)\n" + "\n".join(lines)
 
     def _subscribe(self, chat: str, args: list[str]) -> str:
+        if self._store.stopped(chat):  # a topic choice must not turn alerts back on unasked
+            return STOPPED_HERE
         topics = self._topics_named(args)
         if not topics:
             return self._topic_help("subscribe")
@@ -234,6 +243,8 @@ class CommandBot:
         return f"This chat now receives: {', '.join(sorted(chosen))}. /start receives every topic again."
 
     def _unsubscribe(self, chat: str, args: list[str]) -> str:
+        if self._store.stopped(chat):
+            return STOPPED_HERE
         topics = self._topics_named(args)
         if not topics:
             return self._topic_help("unsubscribe")

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Container
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -48,8 +49,9 @@ def write_report(
     pages = out_dir / "changes"
     try:
         pages.mkdir(parents=True, exist_ok=True)
+        in_report = {logged.id for logged in changes}
         for logged in changes:
-            page = change_page(logged, reviews.get(logged.id, []))
+            page = change_page(logged, reviews.get(logged.id, []), in_report)
             (pages / f"{logged.id}.html").write_text(page, encoding="utf-8")
         written = {f"{logged.id}.html" for logged in changes}
         for old in pages.glob("*.html"):  # an earlier report's pages outside these filters
@@ -117,7 +119,8 @@ def _index_row(logged: LoggedChange) -> str:
     return f'<tr{attrs}>{tds}<td class="state">{escape(logged.state)}</td><td>{link}</td></tr>'
 
 
-def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
+def change_page(logged: LoggedChange, reviews: list[Review], in_report: Container[int] = ()) -> str:
+    """`in_report`: the changes with a page of this report, which a page may link."""
     change = logged.change
     terms = [term for found in change.matches.values() for term in found]
     title = _title(change.title)
@@ -130,7 +133,7 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
         ("Original", _link(change.link)),
         ("Topics", highlight(matched_terms(logged) or ", ".join(change.topics), terms) or "none"),
         ("Was", highlight(was_text(change.before), terms)),
-        ("Repeat", _repeat(logged)),
+        ("Repeat", _repeat(logged, in_report)),
         ("Also in", escape(", ".join(label for label, _ in seen_in(logged)))),
         ("Detected", escape(hk_time(logged.detected_at))),
     ]
@@ -144,11 +147,12 @@ def change_page(logged: LoggedChange, reviews: list[Review]) -> str:
     return _page(f"#{logged.id} {title}", body, "'none'")
 
 
-def _repeat(logged: LoggedChange) -> str:
+def _repeat(logged: LoggedChange, in_report: Container[int]) -> str:
     first = logged.duplicate_of
     if not first:
         return ""
-    return f'of <a href="{first}.html">change #{first}</a>, which alerted for this release; this copy sent no alert'
+    named = f'<a href="{first}.html">change #{first}</a>' if first in in_report else f"change #{first}"
+    return f"of {named}, which alerted for this release; this copy sent no alert"
 
 
 def _history(reviews: list[Review]) -> str:

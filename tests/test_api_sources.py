@@ -160,6 +160,9 @@ def test_a_reviewer_sees_which_copy_of_a_release_alerted(monitor, capsys, tmp_pa
     monitor("report", "--out", str(tmp_path / "site"), capsys=capsys)
     page = (tmp_path / "site" / "changes" / f"{repeat}.html").read_text(encoding="utf-8")
     assert f'of <a href="{first}.html">change #{first}</a>, which alerted for this release' in page
+    monitor("report", "--source", other, "--out", str(tmp_path / "one"), capsys=capsys)
+    page = (tmp_path / "one" / "changes" / f"{repeat}.html").read_text(encoding="utf-8")
+    assert f"of change #{first}, which alerted" in page  # its page is not in this report: no link
     store = Store.open(monitor.db)
     try:  # what /recent lists: the release once
         assert [logged.id for logged in store.recent(None, 5)] == [first]

@@ -123,10 +123,10 @@ class OutboxStore:
         with immediate(self.db):
             # its pending rows stay (a deactivated chat is not sent to): a chat id mistyped for one
             # start must not lose them; put back in the list, it gets them
-            self.db.execute(
+            self.db.execute(  # one that had sent /stop too: it is no longer the team's
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
-                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({marks})""",
-                listed,
+                    WHERE origin = 'env' AND (active = 1 OR note = ?) AND chat_id NOT IN ({marks})""",
+                [STOPPED_IN_CHAT, *listed],
             )
             self.db.conn.executemany(
                 """INSERT INTO chats (chat_id, active, origin, added_at) VALUES (?, 1, 'env', ?)
@@ -158,6 +158,13 @@ class OutboxStore:
         rows = self.db.execute("SELECT chat_id, topics FROM chats WHERE active = 1 ORDER BY added_at")
         return {chat: None if topics is None else frozenset(json.loads(topics)) for chat, topics in rows}
 
+    def stopped(self, chat: str) -> bool:
+        """Whether the chat asked for no more alerts with /stop (and has not sent /start since)."""
+        rows = self.db.execute(
+            "SELECT 1 FROM chats WHERE chat_id = ? AND active = 0 AND note = ?", [chat, STOPPED_IN_CHAT]
+        )
+        return next(iter(rows), None) is not None
+
     def chat_topics(self, chat: str) -> frozenset[str] | None:
         return self.recipients().get(chat)
 
@@ -185,10 +192,11 @@ class OutboxStore:
     def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup with a new id: its subscription and pending alerts move with it."""
         with immediate(self.db):
-            self.db.execute(
+            self.db.execute(  # a chat that asked to stop stays stopped under its new id
                 "INSERT OR IGNORE INTO chats (chat_id, active, topics, origin, added_at, note) "
-                "SELECT ?, active, topics, origin, added_at, 'migrated from ' || chat_id FROM chats WHERE chat_id = ?",
-                [new, old],
+                "SELECT ?, active, topics, origin, added_at, "
+                "CASE WHEN note = ? THEN note ELSE 'migrated from ' || chat_id END FROM chats WHERE chat_id = ?",
+                [new, STOPPED_IN_CHAT, old],
             )
             self.db.execute(
                 "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [f"{MIGRATED_TO}{new}", old]

@@ -279,6 +279,7 @@ def test_review_buttons_pressed_in_a_flood_are_budgeted_and_a_429_on_one_holds_n
     code, _, err = monitor("bot", "--once", capsys=capsys)
     assert code == 0
     assert "Topics" in sent_to(telegram, "5005")[-1]
+    assert not any("Topics" in text for text in sent_to(telegram, PRIVATE))
     assert f"telegram: replies to chat {PRIVATE} paused for 30 s at Telegram's request" in err
 
 
@@ -349,3 +350,55 @@ def test_an_alert_reviewed_from_telegram_shows_who_did_it_under_it(monitor, tele
     assert [[b["text"] for b in row] for row in last] == [
         ["✅ Reviewed by @user88"]
     ]  # closed: no buttons left
+
+
+def test_a_stopped_team_chat_is_not_turned_back_on_by_a_topic_choice(monitor, telegram, capsys):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    for command in ("/stop", "/unsubscribe e-hkd", "/subscribe stablecoin", "/topics"):
+        telegram.push_command(int(GROUP), command)
+    monitor("bot", "--once", capsys=capsys)
+    stopped = "Alerts to this chat are stopped (/stop). /start subscribes it again, to every topic."
+    assert sent_to(telegram, GROUP)[1:] == [stopped] * 3
+    monitor.round(capsys, ROUND2)
+    assert not any("joint circular" in text for text in sent_to(telegram, GROUP))
+
+
+def test_a_stopped_chat_taken_out_of_the_list_is_no_longer_the_team_s(monitor, telegram, capsys, monkeypatch):
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.push_command(int(GROUP), "/stop")
+    monitor("bot", "--once", capsys=capsys)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", PRIVATE)  # the operator takes the group out
+    telegram.push_command(int(GROUP), "/status", user_id=9999)
+    telegram.push_command(int(GROUP), "/start", user_id=9999)
+    monitor("bot", "--once", capsys=capsys)
+    assert all(
+        text.startswith("Sorry, this bot only takes that command") for text in sent_to(telegram, GROUP)[-2:]
+    )
+    assert (GROUP, 0, None) in chats(monitor)
+
+
+def test_a_stopped_group_that_becomes_a_supergroup_can_start_again_under_its_new_id(
+    monitor, telegram, capsys
+):
+    """A stopped group is never sent to: Telegram's service message is what tells of its new id."""
+    import time
+
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    monitor.round(capsys)
+    telegram.push_command(int(GROUP), "/stop")
+    monitor("bot", "--once", capsys=capsys)
+    supergroup = -1001234567
+    telegram.push_update({"message": {
+        "message_id": 900, "date": int(time.time()), "chat": {"id": int(GROUP), "type": "group", "title": "Team"},
+        "from": {"id": 4242, "is_bot": False, "first_name": "Amy"}, "migrate_to_chat_id": supergroup,
+    }})  # fmt: skip
+    monitor("bot", "--once", capsys=capsys)
+    _, _, err = monitor.round(capsys)  # a start: the old id is followed to the new one, still stopped
+    assert f"telegram: chat {supergroup} of TELEGRAM_CHAT_IDS asked to stop with /stop" in err
+    telegram.push_command(supergroup, "/start")
+    monitor("bot", "--once", capsys=capsys)
+    assert "Subscribed." in sent_to(telegram, str(supergroup))[-1]
+    monitor.round(capsys, ROUND2)
+    assert any("joint circular" in text for text in sent_to(telegram, str(supergroup)))
