@@ -98,9 +98,15 @@ class CommandBot:
     async def _handle(self, update: Update) -> None:
         query = update.callback_query
         message = query.message if query else update.effective_message
-        if not query and message is not None and message.migrate_to_chat_id:  # from Telegram itself
-            # a stopped group is never sent to, so no failed send would tell of its new id
-            self._store.migrate_chat(str(message.chat.id), str(message.migrate_to_chat_id))
+        if not query and message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            # Telegram's own notice, in the old group and in the new supergroup: a stopped group
+            # is never sent to, so no failed send would tell of its new id
+            old, new = (
+                (message.chat.id, message.migrate_to_chat_id)
+                if message.migrate_to_chat_id
+                else (message.migrate_from_chat_id, message.chat.id)
+            )
+            self._store.migrate_chat(str(old), str(new))
             return
         if not query and (message is None or not message.text or not message.text.startswith("/")):
             return

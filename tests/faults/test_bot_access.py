@@ -379,8 +379,9 @@ def test_a_stopped_chat_taken_out_of_the_list_is_no_longer_the_team_s(monitor, t
     assert (GROUP, 0, None) in chats(monitor)
 
 
+@pytest.mark.parametrize("notice", ["in the old group", "in the new supergroup"])
 def test_a_stopped_group_that_becomes_a_supergroup_can_start_again_under_its_new_id(
-    monitor, telegram, capsys
+    monitor, telegram, capsys, notice
 ):
     """A stopped group is never sent to: Telegram's service message is what tells of its new id."""
     import time
@@ -390,9 +391,16 @@ def test_a_stopped_group_that_becomes_a_supergroup_can_start_again_under_its_new
     telegram.push_command(int(GROUP), "/stop")
     monitor("bot", "--once", capsys=capsys)
     supergroup = -1001234567
+    if notice == "in the old group":
+        chat, field = {"id": int(GROUP), "type": "group", "title": "Team"}, {"migrate_to_chat_id": supergroup}
+    else:
+        chat, field = (
+            {"id": supergroup, "type": "supergroup", "title": "Team"},
+            {"migrate_from_chat_id": int(GROUP)},
+        )
     telegram.push_update({"message": {
-        "message_id": 900, "date": int(time.time()), "chat": {"id": int(GROUP), "type": "group", "title": "Team"},
-        "from": {"id": 4242, "is_bot": False, "first_name": "Amy"}, "migrate_to_chat_id": supergroup,
+        "message_id": 900, "date": int(time.time()), "chat": chat,
+        "from": {"id": 4242, "is_bot": False, "first_name": "Amy"}, **field,
     }})  # fmt: skip
     monitor("bot", "--once", capsys=capsys)
     _, _, err = monitor.round(capsys)  # a start: the old id is followed to the new one, still stopped
