@@ -28,9 +28,9 @@ from monitor.lean_imports import without
 with without("httpx._main", "trio"):  # see lean_imports
     import httpcore
     import httpx
-from httpcore._utils import is_socket_readable
+from httpcore._utils import is_socket_readable  # what anyio's backend answers "is_readable" with
 
-from monitor.redirects import ALLOW_HINT, non_public  # what anyio's backend answers "is_readable" with
+from monitor.redirects import ALLOW_HINT, non_public
 
 # True while a link read from a public source's content is fetched (fetch.Fetcher.fetch_document).
 # Its name was checked to be public before the request; a name can resolve elsewhere a moment
@@ -76,8 +76,18 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader, self._writer = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self._reader, self._writer, self._host = reader, writer, host
+        self._peer_kind: str | None = None  # found out when a request needs it
+
+    def refuse_non_public_peer(self) -> None:
+        """Raise PeerRefused if the connection is to a non-public address (see public_peers_only)."""
+        if self._peer_kind is None:
+            self._peer_kind = _non_public_peer(self._writer)
+        if self._peer_kind:
+            raise PeerRefused(
+                f"refused a link to {self._host}: a {self._peer_kind} address when connected to{ALLOW_HINT}"
+            )
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
@@ -91,6 +101,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        if public_peers_only.get():  # a kept-alive connection, opened for a request not checked
+            self.refuse_non_public_peer()
         try:
             self._writer.write(buffer)
             async with asyncio.timeout(timeout):
@@ -166,15 +178,17 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout() from None
         except OSError as exc:  # refused, unreachable, or a name that does not resolve
             raise httpcore.ConnectError(str(exc)) from None
-        if public_peers_only.get():
-            kind = _non_public_peer(writer)
-            if kind:
+        stream = AsyncioStream(reader, writer, host)
+        if public_peers_only.get():  # before anything is sent, a TLS handshake included
+            try:
+                stream.refuse_non_public_peer()
+            except PeerRefused:
                 _close(writer)
-                raise PeerRefused(f"refused a link to {host}: a {kind} address when connected to{ALLOW_HINT}")
+                raise
         sock: socket.socket = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return AsyncioStream(reader, writer)
+        return stream
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[tuple[Any, ...]] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -119,7 +120,9 @@ async def poll_sources(
         def start_worker(host: str, queue: deque[Source]) -> None:
             if queue and not stopping:
                 working[host] += 1
-                workers.append(asyncio.create_task(worker(host, queue)))
+                # a context of its own: started during a fetch, it would inherit that fetch's
+                # (the check of a document's address: network.public_peers_only)
+                workers.append(asyncio.create_task(worker(host, queue), context=contextvars.Context()))
 
         async def worker(host: str, queue: deque[Source]) -> None:
             retry_waits.set(lambda: start_worker(host, queue))

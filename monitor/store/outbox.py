@@ -123,9 +123,13 @@ class OutboxStore:
         with immediate(self.db):
             # its pending rows stay (a deactivated chat is not sent to): a chat id mistyped for one
             # start must not lose them; put back in the list, it gets them
-            self.db.execute(  # one that had sent /stop too: it is no longer the team's
+            self.db.execute(
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
-                    WHERE origin = 'env' AND (active = 1 OR note = ?) AND chat_id NOT IN ({marks})""",
+                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({marks})""",
+                listed,
+            )
+            self.db.execute(  # one that had sent /stop is no longer the team's, and stays stopped
+                f"UPDATE chats SET origin = 'bot' WHERE origin = 'env' AND note = ? AND chat_id NOT IN ({marks})",
                 [STOPPED_IN_CHAT, *listed],
             )
             self.db.conn.executemany(

@@ -377,6 +377,10 @@ def test_a_stopped_chat_taken_out_of_the_list_is_no_longer_the_team_s(monitor, t
         text.startswith("Sorry, this bot only takes that command") for text in sent_to(telegram, GROUP)[-2:]
     )
     assert (GROUP, 0, None) in chats(monitor)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{PRIVATE},{GROUP}")  # put back: it still asked to stop
+    _, _, err = monitor.round(capsys, ROUND2)
+    assert f"telegram: chat {GROUP} of TELEGRAM_CHAT_IDS asked to stop with /stop" in err
+    assert not any("joint circular" in text for text in sent_to(telegram, GROUP))
 
 
 @pytest.mark.parametrize("notice", ["in the old group", "in the new supergroup"])
