@@ -17,6 +17,7 @@ from telegram import (
     BotCommand,
     CallbackQuery,
     Chat,
+    ChatMember,
     LinkPreviewOptions,
     MaybeInaccessibleMessage,
     Message,
@@ -53,6 +54,10 @@ COMMANDS = (
 TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 REPLY_LIMIT, REPLY_WINDOW = 10, 60.0  # commands a chat gets answered in a minute; then one notice
+CHANGES_WHAT_A_CHAT_GETS = frozenset({"start", "stop", "subscribe", "unsubscribe"})
+GROUP_ADMINS_ONLY = (
+    "In this group, only its admins can change what it receives ([telegram] group_admins_only)."
+)
 STOPPED_HERE = "Alerts to this chat are stopped (/stop). /start subscribes it again, to every topic."
 TOO_MANY = "Too many commands from this chat: the next ones get no answer for a minute."
 
@@ -130,7 +135,7 @@ class CommandBot:
                 if review and query.message:
                     await self._show_review(query.message, review)
             else:
-                await self._reply(message, TOO_MANY if left == 1 else self._answer_message(message))
+                await self._reply(message, TOO_MANY if left == 1 else await self._answer_message(message))
         except RetryAfter as exc:  # this chat's flood limit: the other chats' commands go on
             seconds = retry_after_seconds(exc)
             self._replies.hold(chat, seconds)
@@ -147,10 +152,36 @@ class CommandBot:
             return False
         return name.lower() != mine.lower()
 
-    def _answer_message(self, message: Message) -> str:
+    async def _answer_message(self, message: Message) -> str:
         trusted = self.trusted(message.chat, message.from_user)
         user_id = message.from_user.id if message.from_user else None
+        if trusted and await self._not_a_group_admin(message, user_id):
+            return GROUP_ADMINS_ONLY
         return self.answer(str(message.chat_id), message.text, trusted, user_id)
+
+    async def _not_a_group_admin(self, message: Message, user_id: int | None) -> bool:
+        """With [telegram] group_admins_only: a command that changes what a group receives, from a
+        member who is neither one of its Telegram admins nor of [telegram] admins."""
+        command = message.text.split()[0][1:].split("@", 1)[0].lower()
+        if (
+            not self._config.telegram.group_admins_only
+            or command not in CHANGES_WHAT_A_CHAT_GETS
+            or message.chat.type not in (Chat.GROUP, Chat.SUPERGROUP)
+            or user_id in self._config.telegram.admins
+        ):
+            return False
+        if user_id is None or (message.sender_chat and message.sender_chat.id == message.chat.id):
+            return False  # sent as the group itself: only its admins can (an anonymous admin)
+        try:
+            member = await self._bot.get_chat_member(message.chat.id, user_id)
+        except RetryAfter:
+            raise
+        except TelegramError as exc:  # not known to be an admin: refused, and they may ask again
+            log.info(
+                "telegram: could not check user %d is an admin of chat %d: %s", user_id, message.chat.id, exc
+            )
+            return True
+        return member.status not in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
     async def _reply(self, message: Message, reply: str) -> None:
         for part in split_message(reply):

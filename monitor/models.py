@@ -100,6 +100,7 @@ class TelegramSettings:
     group_interval: float = 3.0  # to one group or channel (Telegram: ~20/min)
     global_interval: float = 0.04  # between any two messages (Telegram: ~30/s overall)
     admins: tuple[int, ...] = ()  # user ids who may change subscriptions and review from any chat
+    group_admins_only: bool = False  # in a team group, only its Telegram admins change what it receives
 
 
 @dataclass(frozen=True)

@@ -507,6 +507,8 @@ class TelegramStub:
         self.bot_id = int(prefix) if prefix.isdigit() else 1
         self.username = username
         self.first_name = first_name
+        # (chat id, user id) pairs getChatMember answers "administrator" for; everyone else is a member
+        self.group_admins: set[tuple[int, int]] = set()
         self.max_long_poll = max_long_poll
         self.hang_seconds = hang_seconds
         self.idle_timeout = idle_timeout
@@ -1051,6 +1053,18 @@ class TelegramStub:
     def _api_true(self, params: dict[str, Any]) -> Any:
         return True
 
+    def _api_get_chat_member(self, params: dict[str, Any]) -> Any:
+        chat_id, user_id = params.get("chat_id"), params.get("user_id")
+        if not isinstance(chat_id, int) or not isinstance(user_id, int):
+            raise _ApiError(400, "Bad Request: chat not found")
+        user = self._user(user_id, None, "Test")
+        if (chat_id, user_id) not in self.group_admins:
+            return {"status": "member", "user": user}
+        rights = ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
+                  "can_manage_video_chats", "can_restrict_members", "can_promote_members", "can_change_info",
+                  "can_invite_users", "can_post_stories", "can_edit_stories", "can_delete_stories")  # fmt: skip
+        return {"status": "administrator", "user": user, **dict.fromkeys(rights, False)}
+
     _METHODS: ClassVar[dict[str, tuple[str, Any]]] = {
         "getme": ("getMe", _api_get_me),
         "sendmessage": ("sendMessage", _api_send_message),
@@ -1064,6 +1078,7 @@ class TelegramStub:
         "answercallbackquery": ("answerCallbackQuery", _api_answer_callback_query),
         "editmessagetext": ("editMessageText", _api_edit_message_text),
         "editmessagereplymarkup": ("editMessageReplyMarkup", _api_edit_message_reply_markup),
+        "getchatmember": ("getChatMember", _api_get_chat_member),
         "sendchataction": ("sendChatAction", _api_true),
         "deletemessage": ("deleteMessage", _api_true),
         "setmydescription": ("setMyDescription", _api_true),

@@ -85,4 +85,5 @@ TELEGRAM_KEYS = {
     "group_interval": float,
     "global_interval": float,
     "admins": "user ids",
+    "group_admins_only": bool,
 }

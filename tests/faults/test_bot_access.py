@@ -414,3 +414,30 @@ def test_a_stopped_group_that_becomes_a_supergroup_can_start_again_under_its_new
     assert "Subscribed." in sent_to(telegram, str(supergroup))[-1]
     monitor.round(capsys, ROUND2)
     assert any("joint circular" in text for text in sent_to(telegram, str(supergroup)))
+
+
+def test_with_group_admins_only_a_team_group_s_members_cannot_change_what_it_receives(
+    monitor, telegram, capsys
+):
+    """Any member may by default; a team that wants it so lets only the group's admins."""
+    write_config(monitor, SFC_PRESS, settings=TEST_SETTINGS)
+    config = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        config.replace("[telegram]\n", "[telegram]\ngroup_admins_only = true\n"), encoding="utf-8"
+    )
+    telegram.group_admins.add((int(GROUP), 31))
+    monitor.round(capsys)
+    telegram.push_command(int(GROUP), "/stop", user_id=88)  # a member
+    telegram.push_command(int(GROUP), "/topics", user_id=88)  # reading is anyone's
+    telegram.push_command(int(GROUP), "/subscribe stablecoin", user_id=31)  # the group's admin
+    telegram.push_command(int(PRIVATE), "/unsubscribe e-hkd")  # a private chat is its own admin
+    monitor("bot", "--once", capsys=capsys)
+    replies = sent_to(telegram, GROUP)
+    assert (
+        replies[0]
+        == "In this group, only its admins can change what it receives ([telegram] group_admins_only)."
+    )
+    assert "Topics" in replies[1] and replies[2].startswith("This chat now receives: stablecoin.")
+    assert sent_to(telegram, PRIVATE)[-1].startswith("This chat now receives: ")
+    assert (GROUP, 1, '["stablecoin"]') in chats(monitor)
+    assert [c.params["user_id"] for c in telegram.calls_for("getChatMember")] == [88, 31]
