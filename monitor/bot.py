@@ -170,8 +170,10 @@ class CommandBot:
             or user_id in self._config.telegram.admins
         ):
             return False
-        if user_id is None or (message.sender_chat and message.sender_chat.id == message.chat.id):
+        if message.sender_chat and message.sender_chat.id == message.chat.id:
             return False  # sent as the group itself: only its admins can (an anonymous admin)
+        if user_id is None:
+            return True
         try:
             member = await self._bot.get_chat_member(message.chat.id, user_id)
         except RetryAfter:
