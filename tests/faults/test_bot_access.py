@@ -441,3 +441,13 @@ def test_with_group_admins_only_a_team_group_s_members_cannot_change_what_it_rec
     assert sent_to(telegram, PRIVATE)[-1].startswith("This chat now receives: ")
     assert (GROUP, 1, '["stablecoin"]') in chats(monitor)
     assert [c.params["user_id"] for c in telegram.calls_for("getChatMember")] == [88, 31]
+    import time  # an admin writing anonymously, as the group itself: only admins can
+
+    group = {"id": int(GROUP), "type": "group", "title": "Team"}
+    telegram.push_update({"message": {
+        "message_id": 901, "date": int(time.time()), "chat": group, "sender_chat": group, "text": "/stop",
+        "from": {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+    }})  # fmt: skip
+    monitor("bot", "--once", capsys=capsys)
+    assert sent_to(telegram, GROUP)[-1] == "Alerts to this chat are stopped. /start subscribes again."
