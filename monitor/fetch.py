@@ -79,6 +79,7 @@ class Fetcher:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._cookies = CookieJar()
         self._tls: ssl.SSLContext | None = None  # loading the CA bundle takes ~20 ms: once a round
+        self._public_hosts: dict[str, bool] = {}  # a source's host: looked up once a round
 
     async def release(self, host: str) -> None:
         """Close `host`'s client, and so its idle keep-alive connections, once its sources are
@@ -122,8 +123,10 @@ class Fetcher:
         if reason:
             raise FetchError(reason)
         request = replace(source, url=url, method="GET", body="", params=())
-        private_ok = self._settings.allow_private_redirects or not await is_public(httpx.URL(source.url).host)
-        checked = public_peers_only.set(not private_ok)
+        host = httpx.URL(source.url).host
+        if not self._settings.allow_private_redirects and host not in self._public_hosts:
+            self._public_hosts[host] = await is_public(host)
+        checked = public_peers_only.set(self._public_hosts.get(host, False))
         try:
             return await self.fetch(request, document=True)
         finally:
