@@ -54,7 +54,8 @@ COMMANDS = (
 TEAM_ONLY = frozenset({"start", "stop", "subscribe", "unsubscribe", "status"})
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 REPLY_LIMIT, REPLY_WINDOW = 10, 60.0  # commands a chat gets answered in a minute; then one notice
-CHANGES_WHAT_A_CHAT_GETS = frozenset({"start", "stop", "subscribe", "unsubscribe"})
+CHANGES_WHAT_A_CHAT_GETS = TEAM_ONLY - {"status"}
+NOT_WHILE_STOPPED = frozenset({"topics", "subscribe", "unsubscribe"})  # a topic choice would turn it on
 GROUP_ADMINS_ONLY = (
     "In this group, only its admins can change what it receives ([telegram] group_admins_only)."
 )
@@ -103,19 +104,7 @@ class CommandBot:
     async def _handle(self, update: Update) -> None:
         query = update.callback_query
         message = query.message if query else update.effective_message
-        if not query and message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
-            # Telegram's own notice, in the old group and in the new supergroup: a stopped group
-            # is never sent to, so no failed send would tell of its new id
-            old, new = (
-                (message.chat.id, message.migrate_to_chat_id)
-                if message.migrate_to_chat_id
-                else (message.migrate_from_chat_id, message.chat.id)
-            )
-            self._store.migrate_chat(str(old), str(new))
-            return
-        if not query and (message is None or not message.text or not message.text.startswith("/")):
-            return
-        if not query and self._for_another_bot(message.text.split()[0]):
+        if not query and (self._followed_migration(message) or not self._is_command_for_me(message)):
             return
         # A button's answer is budgeted with its chat's commands: in a channel anyone can press them.
         chat = str(message.chat.id) if message else f"user {query.from_user.id}"
@@ -141,16 +130,31 @@ class CommandBot:
             self._replies.hold(chat, seconds)
             log.info("telegram: replies to chat %s paused for %.0f s at Telegram's request", chat, seconds)
 
-    def _for_another_bot(self, command: str) -> bool:
-        """`/recent@otherbot`: in a group with several bots, that one's to answer."""
-        _, _, name = command.partition("@")
-        if not name:
+    def _followed_migration(self, message: Message | None) -> bool:
+        """Telegram's notice that a group became a supergroup, in the old one or the new one: a
+        stopped group is never sent to, so no failed send would tell of its new id."""
+        if message is None or not (message.migrate_to_chat_id or message.migrate_from_chat_id):
             return False
+        old, new = (
+            (message.chat.id, message.migrate_to_chat_id)
+            if message.migrate_to_chat_id
+            else (message.migrate_from_chat_id, message.chat.id)
+        )
+        self._store.migrate_chat(str(old), str(new))
+        return True
+
+    def _is_command_for_me(self, message: Message | None) -> bool:
+        """A /command, and not one for another bot (`/recent@otherbot`, in a group with several)."""
+        if message is None or not message.text or not message.text.startswith("/"):
+            return False
+        _, addressee = _command(message.text)
+        if not addressee:
+            return True
         try:
             mine = self._bot.username
         except RuntimeError:  # not initialized (Telegram was unreachable at start): cannot tell
-            return False
-        return name.lower() != mine.lower()
+            return True
+        return addressee.lower() == mine.lower()
 
     async def _answer_message(self, message: Message) -> str:
         trusted = self.trusted(message.chat, message.from_user)
@@ -162,10 +166,9 @@ class CommandBot:
     async def _not_a_group_admin(self, message: Message, user_id: int | None) -> bool:
         """With [telegram] group_admins_only: a command that changes what a group receives, from a
         member who is neither one of its Telegram admins nor of [telegram] admins."""
-        command = message.text.split()[0][1:].split("@", 1)[0].lower()
         if (
             not self._config.telegram.group_admins_only
-            or command not in CHANGES_WHAT_A_CHAT_GETS
+            or _command(message.text)[0] not in CHANGES_WHAT_A_CHAT_GETS
             or message.chat.type not in (Chat.GROUP, Chat.SUPERGROUP)
             or user_id in self._config.telegram.admins
         ):
@@ -238,11 +241,13 @@ class CommandBot:
     def answer(self, chat: str, text: str, trusted: bool = False, user_id: int | None = None) -> str:
         """The HTML reply to one command from one chat; `trusted`: see `trusted`."""
         words = text.split()
-        command = words[0][1:].split("@", 1)[0].lower()
+        command, _ = _command(text)
         if command not in COMMAND_NAMES:  # never a lookup by what a stranger typed: /topic is a helper
             return f"Unknown command {html.escape(words[0])}. " + self._help(chat, [])
         if command in TEAM_ONLY and not trusted:
             return _refusal(user_id)
+        if command in NOT_WHILE_STOPPED and self._store.stopped(chat):
+            return STOPPED_HERE
         try:
             return getattr(self, f"_{command}")(chat, words[1:])
         except MonitorError as exc:
@@ -264,15 +269,11 @@ class CommandBot:
         return "Alerts to this chat are stopped. /start subscribes again."
 
     def _topics(self, chat: str, args: list[str]) -> str:
-        if self._store.stopped(chat):
-            return STOPPED_HERE
         receiving = self._receiving(chat)
         lines = [f"{'✅' if name in receiving else '▫️'} {html.escape(name)}" for name in self._config.topics]
         return "<b>Topics</b> (✅ = this chat receives it)\n" + "\n".join(lines)
 
     def _subscribe(self, chat: str, args: list[str]) -> str:
-        if self._store.stopped(chat):  # a topic choice must not turn alerts back on unasked
-            return STOPPED_HERE
         topics = self._topics_named(args)
         if not topics:
             return self._topic_help("subscribe")
@@ -282,8 +283,6 @@ class CommandBot:
         return f"This chat now receives: {', '.join(sorted(chosen))}. /start receives every topic again."
 
     def _unsubscribe(self, chat: str, args: list[str]) -> str:
-        if self._store.stopped(chat):
-            return STOPPED_HERE
         topics = self._topics_named(args)
         if not topics:
             return self._topic_help("unsubscribe")
@@ -328,6 +327,12 @@ class CommandBot:
 
     def _topic_help(self, command: str) -> str:
         return f"Name one or more topics: /{command} " + " | ".join(self._config.topics)
+
+
+def _command(text: str) -> tuple[str, str]:
+    """("recent", "otherbot") from "/recent@otherbot 5": the command and the bot it is addressed to."""
+    name, _, addressee = text.split()[0][1:].partition("@")
+    return name.lower(), addressee
 
 
 def _refusal(user_id: int | None) -> str:
