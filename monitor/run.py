@@ -115,7 +115,7 @@ async def poll_sources(
     stopping = False
     async with open_fetcher(config.settings) as fetcher:
         sightings = DryRunSightings(store, config.settings.duplicate_window) if dry_run else None
-        ctx = RoundContext(fetcher, store, topics, recipients, health, dry_run, config.settings, sightings)
+        ctx = RoundContext(fetcher, store, topics, recipients, health, config.settings, sightings)
 
         def start_worker(host: str, queue: deque[Source]) -> None:
             if queue and not stopping:
@@ -174,9 +174,12 @@ class RoundContext:
     topics: Mapping[str, CompiledTopic]
     recipients: Recipients
     health: Mapping[str, Health]
-    dry_run: bool
     settings: Settings = field(default_factory=Settings)
-    sightings: DryRunSightings | None = None  # a dry run's
+    sightings: DryRunSightings | None = None  # a dry run's: it stores nothing
+
+    @property
+    def dry_run(self) -> bool:
+        return self.sightings is not None
 
 
 async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
@@ -238,10 +241,10 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
     duplicates, repeated = 0, ()
-    if ctx.sightings:
+    if ctx.sightings is not None:
         repeated = ctx.sightings.repeated(source.id, changes)
         duplicates = len(repeated)
-    elif not ctx.dry_run:
+    else:
         duplicates = store.record_snapshot(
             source,
             page,
