@@ -114,19 +114,17 @@ class Fetcher:
     async def fetch_document(self, source: Source, url: str) -> Page:
         """An item's detail page, content API answer or PDF: a plain GET with the document size cap.
         Its URL comes from the content (a feed item's link, a PDF link): checked as a redirect is."""
+        origin = httpx.URL(source.url)
         try:
-            reason = await link_refusal(
-                httpx.URL(source.url), httpx.URL(url), self._settings.allow_private_redirects
-            )
+            reason = await link_refusal(origin, httpx.URL(url), self._settings.allow_private_redirects)
         except httpx.InvalidURL as exc:
             raise FetchError(f"not a URL that can be fetched: {url[:120]!r} ({exc})") from None
         if reason:
             raise FetchError(reason)
         request = replace(source, url=url, method="GET", body="", params=())
-        host = httpx.URL(source.url).host
-        if not self._settings.allow_private_redirects and host not in self._public_hosts:
-            self._public_hosts[host] = await is_public(host)
-        checked = public_peers_only.set(self._public_hosts.get(host, False))
+        if not self._settings.allow_private_redirects and origin.host not in self._public_hosts:
+            self._public_hosts[origin.host] = await is_public(origin.host)
+        checked = public_peers_only.set(self._public_hosts.get(origin.host, False))
         try:
             return await self.fetch(request, document=True)
         finally:

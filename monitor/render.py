@@ -47,11 +47,12 @@ def seen_in(logged: LoggedChange) -> list[tuple[str, str]]:
     return [(_source_label(s.source_id, s.language), s.link) for s in logged.seen_in]
 
 
-def repeat_note(logged: LoggedChange) -> str:
-    """For a reviewer: a copy of a release that alerted through another source sent no alert."""
+def repeat_note(logged: LoggedChange, first: str = "") -> str:
+    """For a reviewer: a copy of a release that alerted through another source sent no alert.
+    `first`: how to name the change that alerted (the report links it); "change #N" by default."""
     if not logged.duplicate_of:
         return ""
-    return f"of change #{logged.duplicate_of}, which alerted for this release; this copy sent no alert"
+    return f"of {first or f'change #{logged.duplicate_of}'}, which alerted for this release; this copy sent no alert"
 
 
 def repeat_mark(logged: LoggedChange) -> str:

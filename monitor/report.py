@@ -16,7 +16,7 @@ from pathlib import Path
 from monitor.errors import OutputError
 from monitor.models import LoggedChange, Review
 from monitor.normalize import clean_text
-from monitor.render import KIND_LABEL, hk_time, matched_terms, repeat_mark, seen_in, was_text
+from monitor.render import KIND_LABEL, hk_time, matched_terms, repeat_mark, repeat_note, seen_in, was_text
 
 STATES = ("new", "escalated", "reviewed", "dismissed")
 CHANGE_PAGE = re.compile(r"\d+\.html")  # what write_report names a change's page
@@ -53,9 +53,8 @@ def write_report(
         for logged in changes:
             page = change_page(logged, reviews.get(logged.id, []), in_report)
             (pages / f"{logged.id}.html").write_text(page, encoding="utf-8")
-        written = {f"{logged.id}.html" for logged in changes}
         for old in pages.glob("*.html"):  # an earlier report's pages outside these filters
-            if CHANGE_PAGE.fullmatch(old.name) and old.name not in written:
+            if CHANGE_PAGE.fullmatch(old.name) and int(old.stem) not in in_report:
                 old.unlink()
         index = out_dir / "index.html"
         index.write_text(index_page(changes, generated_at), encoding="utf-8")
@@ -149,10 +148,7 @@ def change_page(logged: LoggedChange, reviews: list[Review], in_report: Containe
 
 def _repeat(logged: LoggedChange, in_report: Container[int]) -> str:
     first = logged.duplicate_of
-    if not first:
-        return ""
-    named = f'<a href="{first}.html">change #{first}</a>' if first in in_report else f"change #{first}"
-    return f"of {named}, which alerted for this release; this copy sent no alert"
+    return repeat_note(logged, f'<a href="{first}.html">change #{first}</a>' if first in in_report else "")
 
 
 def _history(reviews: list[Review]) -> str:
