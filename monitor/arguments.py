@@ -112,15 +112,25 @@ def _log_format(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="")
-    parser.add_argument("--regulator", default="")
-    parser.add_argument("--topic", default="")
+    parser.add_argument("--source", default="", type=_name)
+    parser.add_argument("--regulator", default="", type=_name)
+    parser.add_argument("--topic", default="", type=_name)
     parser.add_argument(
         "--state", default="", type=str.lower, choices=("new", "reviewed", "dismissed", "escalated")
     )
     parser.add_argument("--since", default="", help="YYYY-MM-DD (Hong Kong time), inclusive")
     parser.add_argument("--until", default="", help="YYYY-MM-DD (Hong Kong time), exclusive")
     parser.add_argument("--limit", type=_count, default=0, help="at most this many, newest first (0: all)")
+
+
+def _name(text: str) -> str:
+    """A filter's value: an empty one (`--source ""`, an unset shell variable) would filter nothing."""
+    if not text.strip():
+        raise ValueError(text)
+    return text.strip()
+
+
+_name.__name__ = "non-empty"  # argparse's error: "invalid non-empty value: ''"
 
 
 def _count(text: str) -> int:

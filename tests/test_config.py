@@ -45,11 +45,15 @@ def test_validate_warns_of_a_source_polled_more_often_than_a_regulator_would_acc
         + '[[sources]]\nid = "sfc-fast"\nregulator = "SFC"\nkind = "rss"\n'
         + 'url = "https://www.sfc.hk/en/RSS-Feeds/Press-releases"\ninterval = "10s"\n'
         + '[[sources]]\nid = "test-site"\nregulator = "SFC"\nkind = "rss"\n'
-        + 'url = "http://127.0.0.1:8000/rss.xml"\ninterval = "1s"\n',  # one's own machine: as often as wanted
+        + 'url = "http://127.0.0.1:8000/rss.xml"\ninterval = "1s"\n'  # one's own machine: as often as wanted
+        + '[[sources]]\nid = "test-site-short"\nregulator = "SFC"\nkind = "rss"\n'
+        + 'url = "http://127.1:8000/rss.xml"\ninterval = "1s"\n'  # 127.0.0.1 as resolvers read it
+        + '[[sources]]\nid = "test-site-dot"\nregulator = "SFC"\nkind = "rss"\n'
+        + 'url = "http://localhost.:8000/rss.xml"\ninterval = "1s"\n',
         encoding="utf-8",
     )
     result = run_cli("--config", str(path), "validate")
-    assert result.returncode == 0 and "2 sources, 4 topics: OK" in result.stdout
+    assert result.returncode == 0 and "4 sources, 4 topics: OK" in result.stdout
     assert result.stderr == (
         f"warning: {path}: source 'sfc-fast' polls www.sfc.hk every 10s: a regulator may block a "
         "client that polls this often (60s or more is polite)\n"

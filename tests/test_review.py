@@ -401,9 +401,11 @@ def test_an_older_database_gains_the_new_columns(monitor, capsys):
     [
         (("prune", "--keep-days", "-1"), "argument --keep-days: invalid number of 0 or more value: '-1'"),
         (("log", "--limit", "-1"), "argument --limit: invalid number of 0 or more value: '-1'"),
+        (("log", "--source", ""), "argument --source: invalid non-empty value: ''"),
+        (("export", "--topic", " "), "argument --topic: invalid non-empty value: ' '"),
     ],
 )
-def test_a_negative_count_is_refused_before_the_database_is_touched(tmp_path, args, message):
+def test_a_bad_count_or_empty_filter_is_refused_before_the_database_is_touched(tmp_path, args, message):
     db = tmp_path / "monitor.db"
     result = run_cli("--db", str(db), *args)
     assert result.returncode == 2 and message in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from monitor.models import Config, Source
@@ -27,13 +28,26 @@ def _shortest(source: Source) -> float:
 
 
 def _own_network(host: str) -> bool:
+    host = host.rstrip(".")  # "localhost." is localhost
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return True
     try:
         address = ipaddress.ip_address(host)
-    except ValueError:  # a name: not looked up here (validate runs without the network)
+    except ValueError:
+        address = _short_ipv4(host)
+    if address is None:  # a name: not looked up here (validate runs without the network)
         return False
     return not address.is_global
+
+
+def _short_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """127.1 or 0x7f.1: IPv4 as the system's resolver also reads it (inet_aton), which connects there."""
+    if not host or not all(c in "0123456789abcdefx." for c in host.lower()) or not host[0].isdigit():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _seconds(value: float) -> str:
