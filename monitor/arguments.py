@@ -112,9 +112,9 @@ def _log_format(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="", type=_name)
-    parser.add_argument("--regulator", default="", type=_name)
-    parser.add_argument("--topic", default="", type=_name)
+    parser.add_argument("--source", type=_name)
+    parser.add_argument("--regulator", type=_name)
+    parser.add_argument("--topic", type=_name)
     parser.add_argument(
         "--state", default="", type=str.lower, choices=("new", "reviewed", "dismissed", "escalated")
     )
@@ -124,7 +124,8 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _name(text: str) -> str:
-    """A filter's value: an empty one (`--source ""`, an unset shell variable) would filter nothing."""
+    """A filter's value (None when not given): an empty one (`--source ""`, an unset shell
+    variable) would filter nothing."""
     if not text.strip():
         raise ValueError(text)
     return text.strip()

@@ -60,9 +60,9 @@ def change_filter(args: argparse.Namespace, known: dict[str, set[str]] | None = 
     if since and until and until <= since:  # an empty log would read as "nothing happened"
         raise UsageError(f"--until {args.until} is not after --since {args.since} (--until is exclusive)")
     return ChangeFilter(
-        source_id=args.source,
-        regulator=args.regulator,
-        topic=args.topic,
+        source_id=args.source or "",
+        regulator=args.regulator or "",
+        topic=args.topic or "",
         state=args.state,
         since=since,
         until=until,
