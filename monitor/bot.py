@@ -31,7 +31,6 @@ from monitor.errors import MonitorError, UnknownChange
 from monitor.models import Config, Review
 from monitor.render import hk_time
 from monitor.store import Store
-from monitor.store.outbox import STOPPED_IN_CHAT
 from monitor.telegram_buttons import reviewed_buttons
 from monitor.telegram_pace import ReplyBudget, retry_after_seconds
 from monitor.telegram_render import digest_html, split_message
@@ -265,7 +264,7 @@ class CommandBot:
         )
 
     def _stop(self, chat: str, args: list[str]) -> str:
-        self._store.deactivate_chat(chat, STOPPED_IN_CHAT, drop_pending=True)
+        self._store.stop_chat(chat)
         return "Alerts to this chat are stopped. /start subscribes again."
 
     def _topics(self, chat: str, args: list[str]) -> str:

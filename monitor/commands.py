@@ -56,7 +56,9 @@ class Channel:
     def notice_chats(self, config: Config, store: Store) -> list[str]:
         if not self.telegram:
             return [CONSOLE]
-        return [config.telegram.ops_chat] if config.telegram.ops_chat else list(store.recipients())
+        if config.telegram.ops_chat:  # a group that became a supergroup: its new id
+            return [store.followed(config.telegram.ops_chat)]
+        return list(store.recipients())
 
     def stop_by(self, deadline: float) -> None:
         """Stopping: no message starts after `deadline` (event-loop time), even in a delivery under way."""

@@ -17,7 +17,15 @@ from datetime import UTC, datetime, timedelta
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.request import HTTPXRequest
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -126,7 +134,11 @@ class TelegramSender:
             chats = self._store.pending_chats()
             if not chats:
                 break
-            await self._bot.initialize()  # idempotent; raises if Telegram cannot be reached
+            try:
+                await self._bot.initialize()  # idempotent; raises if Telegram cannot be reached
+            except TelegramError as exc:  # the outbox shows why its rows wait
+                self._store.mark_attempts(chats, self._env.redact(f"{type(exc).__name__}: {exc}"))
+                raise
             results = await asyncio.gather(*(self._deliver_chat(c) for c in chats), return_exceptions=True)
             for chat, result in zip(chats, results, strict=True):
                 if isinstance(result, BaseException):  # one chat's trouble never cancels the others
@@ -144,6 +156,8 @@ class TelegramSender:
     async def _deliver_chat(self, chat: str) -> int:
         sent = 0
         for message in self._messages(self._store.pending_alerts(chat)):
+            if self._store.stopped(chat):  # /stop answered meanwhile (the bot runs beside deliveries)
+                return sent
             wait = self._limiter.delay(chat)
             if self._seconds_left() <= wait:  # stopping: no time for another
                 log.info("telegram: %s: stopping; the rest stays pending for the next start", chat)
@@ -163,6 +177,8 @@ class TelegramSender:
                 for alert in message.alerts:
                     self._store.mark_attempt(alert.outbox_id, str(exc))
                 return sent
+            if not sent:
+                self._store.reached(chat)  # a team chat Telegram had refused takes messages again
             self._store.mark_all_sent([alert.outbox_id for alert in message.alerts], message_id)
             sent += len(message.alerts)
         return sent
@@ -318,12 +334,13 @@ class TelegramSender:
     def _unreachable(self, chat: str, exc: Exception) -> None:
         reason = self._env.redact(str(exc))
         log.warning(
-            "telegram: chat %s cannot receive alerts (%s); it is deactivated, and its alerts wait "
-            "(a chat of TELEGRAM_CHAT_IDS is re-enabled at the next start)",
+            "telegram: chat %s cannot receive alerts (%s); its alerts wait. A chat of "
+            "TELEGRAM_CHAT_IDS is still queued for and tried again within the hour, at /start there and "
+            "at the next start; another chat gets nothing more until /start there",
             chat,
             reason,
         )
-        self._store.deactivate_chat(chat, reason)
+        self._store.mark_unreachable(chat, reason)
         raise ChatUnreachable(reason) from None
 
 

@@ -15,8 +15,10 @@ from collections import Counter
 
 import pytest
 
+from monitor.localsite import Response
 from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub
+from tests.test_telegram import newer_sfc_feed
 
 TOKEN = "123456:SECRET-token-never-logged"
 PRIVATE, GROUP = "1001", "-2002"
@@ -356,3 +358,62 @@ def test_the_bot_stops_cleanly_on_sigterm_even_in_its_long_poll(monitor, telegra
         process.kill()
     assert code == 0 and seconds < 5, (code, seconds, err)  # docker stop waits 10 s, then kills
     assert "bot: stopped" in out and "Traceback" not in err
+
+
+def test_a_team_chat_refused_mid_run_keeps_its_alerts_and_takes_start(monitor, telegram):
+    """The bot kicked from the team's group while `run` runs: what is found after it waits for the
+    group too, and /start there (the bot added back) delivers it all, with no restart."""
+
+    feed = {"body": (monitor.site.root / "sfc/en/rss/press-releases.xml").read_bytes()}
+    monitor.site.routes["/sfc/en/rss/press-releases.xml"] = lambda h: Response(
+        200, feed["body"], {"Content-Type": "application/rss+xml"}
+    )
+    monitor.write(SFC_PRESS)
+    schedule(monitor, "jitter = 0\nhost_spacing = 0\ncatch_up = 0")
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(text.replace('interval = "15m"', 'interval = "1s"'), encoding="utf-8")
+    telegram.fail_next("sendMessage", "chat_not_found", chat_id=int(GROUP))
+    process = start(monitor, "run", env=telegram_env(telegram))
+    try:
+        wait_until(lambda: query(monitor, "SELECT count(*) FROM fetches")[0][0] >= 1)  # the baseline
+        feed["body"] = (ROUND2 / "sfc/en/rss/press-releases.xml").read_bytes()
+        wait_until(lambda: len(sent_to(telegram, PRIVATE)) == 1)
+        feed["body"] = newer_sfc_feed(monitor)  # found after the group was refused
+        wait_until(lambda: len(sent_to(telegram, PRIVATE)) == 2)
+        assert sent_to(telegram, GROUP) == []
+        assert query(
+            monitor, f"SELECT count(*) FROM outbox WHERE chat = '{GROUP}' AND status = 'pending'"
+        ) == [(2,)]
+        telegram.push_command(int(GROUP), "/start")
+        wait_until(lambda: len(sent_to(telegram, GROUP)) == 3)
+        code, _, out, err = stop(process, signal.SIGTERM)
+    finally:
+        process.kill()
+    subscribed, *alerts = sent_to(telegram, GROUP)
+    assert "Subscribed." in subscribed
+    assert [a.split("\n")[1] for a in alerts] == [a.split("\n")[1] for a in sent_to(telegram, PRIVATE)]
+    assert code == 0 and "its alerts wait" in out and "Traceback" not in err
+
+
+def test_stop_in_a_group_during_its_delivery_ends_it(monitor, telegram):
+    """The group's 5 alerts go out at its slow pace; /stop after the first: no more follow."""
+    monitor.write(*SOURCES)
+    baseline = run_cli("--config", str(monitor.config), "--db", str(monitor.db), "run", "--once")
+    assert baseline.returncode == 0, baseline.stderr
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(text.replace("group_interval = 0.01", "group_interval = 0.5"), encoding="utf-8")
+    schedule(monitor, "jitter = 0\nhost_spacing = 0\ncatch_up = 0")
+    monitor.site.root = ROUND2
+    process = start(monitor, "run", "--all", env=telegram_env(telegram))
+    try:
+        wait_until(lambda: len(sent_to(telegram, GROUP)) >= 1)
+        telegram.push_command(int(GROUP), "/stop")
+        wait_until(lambda: any("stopped" in t for t in sent_to(telegram, GROUP)))
+        time.sleep(1.5)  # three more of the group's paces
+        code, _, _, err = stop(process, signal.SIGTERM)
+    finally:
+        process.kill()
+    texts = sent_to(telegram, GROUP)
+    after_stop = texts[next(i for i, t in enumerate(texts) if "stopped" in t) + 1 :]
+    assert code == 0 and len(after_stop) <= 1, after_stop  # at most the one already on its way
+    assert len(sent_to(telegram, PRIVATE)) == 5 and "Traceback" not in err

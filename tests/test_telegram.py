@@ -14,6 +14,7 @@ import pytest
 
 from monitor import commands as monitor_commands
 from monitor.localsite import Response
+from monitor.store import Store
 from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
 from tests.telegram_stub import TelegramStub, parse_html, utf16_len
 
@@ -95,6 +96,9 @@ def test_telegram_down_for_a_round_delays_alerts_and_loses_none(monitor, telegra
     assert code == 0  # the sources were fine; Telegram's outage does not fail the round
     assert pending(monitor) == 10 and telegram.sent == []
     assert "telegram" in err.lower()
+    with sqlite3.connect(monitor.db) as conn:  # the outbox says why its rows wait
+        tried = conn.execute("SELECT DISTINCT attempts, last_error FROM outbox").fetchall()
+    assert len(tried) == 1 and tried[0][0] == 1 and tried[0][1].startswith("NetworkError: ")
     telegram.up()
     monitor.round(capsys)
     assert len(sent_to(telegram, PRIVATE)) == 5 and len(sent_to(telegram, GROUP)) == 5
@@ -257,6 +261,29 @@ def test_blocked_chat_is_deactivated_and_others_still_receive(monitor, telegram,
     assert len(sent_to(telegram, GROUP)) == 5 and pending(monitor) == 0
 
 
+def test_a_team_chat_telegram_refused_is_tried_again_within_the_hour(tmp_path):
+    """In a long-running `run` (no start to re-enable it): a team chat Telegram refused is still
+    queued for, tried again once its hour is over, and subscribed as before once a message arrives;
+    someone's own chat that blocked the bot is not."""
+    store = Store.open(tmp_path / "monitor.db")
+    store.sync_env_chats([GROUP])
+    store.subscribe("3003")
+    for chat in (GROUP, "3003"):
+        store.mark_unreachable(chat, "Forbidden: bot was kicked from the group chat")
+    assert list(store.recipients()) == [GROUP]  # alerts are queued for the team's group only
+    store.queue_notice("a source failed", [GROUP, "3003"])
+    assert store.pending_chats() == []  # refused a moment ago
+    store.db.execute("UPDATE chats SET unreachable_at = '2000-01-01T00:00:00+00:00'")
+    assert store.pending_chats() == [GROUP]
+    assert GROUP in store.env_chats()  # the team's still: /start there is taken
+    store.reached(GROUP)
+    store.reached("3003")
+    assert rows_of(tmp_path / "monitor.db", "SELECT chat_id, active, note FROM chats ORDER BY chat_id") == [
+        ("-2002", 1, ""),
+        ("3003", 0, "unreachable: Forbidden: bot was kicked from the group chat"),
+    ]
+
+
 def test_a_chat_taken_out_of_the_list_gets_nothing_more(monitor, telegram, capsys, monkeypatch):
     monitor.write(*SOURCES)
     monitor.round(capsys)
@@ -323,6 +350,23 @@ def test_one_health_alert_after_three_failures_and_one_on_recovery(monitor, tele
     monitor.round(capsys)
     notices = [t for t in sent_to(telegram, PRIVATE) if "Source health" in t]
     assert len(notices) == 2 and "recovered after 4 failed attempts" in notices[1]
+
+
+def test_source_health_notices_follow_the_ops_group_to_its_new_id(monitor, telegram, capsys):
+    down = {"on": True}
+    feed = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+    monitor.site.routes["/flaky.xml"] = lambda h: Response(503) if down["on"] else feed
+    monitor.write(rss_source("sfc-press-en", "/flaky.xml"))
+    config = monitor.config.read_text().replace("[telegram]\n", f'[telegram]\nops_chat = "{GROUP}"\n')
+    monitor.config.write_text(config)
+    telegram.fail_next("sendMessage", "migrated", chat_id=int(GROUP), migrate_to_chat_id=-1009999)
+    for _ in range(3):
+        monitor.round(capsys)
+    down["on"] = False
+    monitor.round(capsys)  # the recovery notice: straight to the supergroup
+    notices = sent_to(telegram, "-1009999")
+    assert len(notices) == 2 and "failed 3 times in a row" in notices[0] and "recovered" in notices[1]
+    assert pending(monitor) == 0
 
 
 def test_the_token_never_reaches_logs_or_the_database(monitor, telegram, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from monitor.models import Alert, PartlySent
 from monitor.store.changelog import SIGHTINGS, logged_from_row
@@ -13,6 +14,11 @@ from monitor.store.transaction import immediate
 Recipients = Mapping[str, frozenset[str] | None]  # chat -> its topic filter (None: every topic)
 MIGRATED_TO = "migrated to "  # the note of a group's old id, followed by its new one
 STOPPED_IN_CHAT = "stopped with /stop"  # the note of a chat that asked for no more alerts
+UNREACHABLE = "unreachable: "  # the note of a chat Telegram refused (blocked, kicked, not found), and why
+# A chat of TELEGRAM_CHAT_IDS that Telegram refused: the team's still. Its alerts are queued and
+# wait, and it is tried again every RETRY_UNREACHABLE (as well as at /start there and at each start).
+WAITING = f"origin = 'env' AND active = 0 AND note LIKE '{UNREACHABLE}%'"
+RETRY_UNREACHABLE = timedelta(hours=1)
 
 
 class OutboxStore:
@@ -35,13 +41,16 @@ class OutboxStore:
             )
 
     def pending_chats(self) -> list[str]:
-        """Chats with alerts to send: not those deactivated (their rows wait, for a chat of
-        TELEGRAM_CHAT_IDS re-enabled at the next start); the ops chat of notices has no row."""
+        """Chats with alerts to send: not those deactivated (their rows wait), but for a team chat
+        Telegram refused over RETRY_UNREACHABLE ago; the ops chat of notices has no row."""
+        retry_before = (datetime.now(UTC) - RETRY_UNREACHABLE).isoformat(timespec="seconds")
         return [
             r[0]
             for r in self.db.execute(
-                """SELECT DISTINCT o.chat FROM outbox o LEFT JOIN chats c ON c.chat_id = o.chat
-                   WHERE o.status = 'pending' AND (c.active = 1 OR c.chat_id IS NULL)"""
+                f"""SELECT DISTINCT chat FROM outbox WHERE status = 'pending' AND chat NOT IN (
+                      SELECT chat_id FROM chats
+                      WHERE active = 0 AND NOT ({WAITING} AND unreachable_at <= ?))""",
+                [retry_before],
             )
         ]
 
@@ -99,11 +108,22 @@ class OutboxStore:
         ]
 
     def env_chats(self) -> set[str]:
-        """The chats of TELEGRAM_CHAT_IDS, one that asked to stop included (it may /start again)."""
+        """The chats of TELEGRAM_CHAT_IDS, one that asked to stop or that Telegram refused included
+        (the team may /start there again)."""
         rows = self.db.execute(
-            "SELECT chat_id FROM chats WHERE origin = 'env' AND (active = 1 OR note = ?)", [STOPPED_IN_CHAT]
+            f"SELECT chat_id FROM chats WHERE origin = 'env' AND (active = 1 OR note = ? OR ({WAITING}))",
+            [STOPPED_IN_CHAT],
         )
         return {r[0] for r in rows}
+
+    def mark_attempts(self, chats: Iterable[str], error: str) -> None:
+        """Telegram could not be reached at all: every pending row of these chats says so."""
+        listed = list(chats)
+        self.db.execute(
+            f"""UPDATE outbox SET attempts = attempts + 1, last_error = ?
+                WHERE status = 'pending' AND chat IN ({", ".join("?" * len(listed))})""",
+            [error, *listed],
+        )
 
     def mark_attempt(self, outbox_id: int, error: str) -> None:
         """A failed attempt: the row stays pending and is sent by the next delivery."""
@@ -118,14 +138,14 @@ class OutboxStore:
         and re-enabled at each start: an operator who fixed the bot's rights expects it to work.
         Not one that asked to stop with /stop: it said so, and /start there resumes. A chat taken
         out of TELEGRAM_CHAT_IDS stops receiving alerts. Returns the listed chats kept stopped."""
-        now, listed = utc_now(), [self._followed(chat) for chat in chats]
+        now, listed = utc_now(), [self.followed(chat) for chat in chats]
         marks = ", ".join("?" * len(listed))
         with immediate(self.db):
             # its pending rows stay (a deactivated chat is not sent to): a chat id mistyped for one
             # start must not lose them; put back in the list, it gets them
             self.db.execute(
                 f"""UPDATE chats SET active = 0, note = 'removed from TELEGRAM_CHAT_IDS'
-                    WHERE origin = 'env' AND active = 1 AND chat_id NOT IN ({marks})""",
+                    WHERE origin = 'env' AND (active = 1 OR ({WAITING})) AND chat_id NOT IN ({marks})""",
                 listed,
             )
             self.db.execute(  # one that had sent /stop is no longer the team's, and stays stopped
@@ -145,7 +165,7 @@ class OutboxStore:
             )
             return [row[0] for row in stopped]
 
-    def _followed(self, chat: str) -> str:
+    def followed(self, chat: str) -> str:
         """The id a chat of TELEGRAM_CHAT_IDS has now: a group that became a supergroup has a new
         one, which Telegram told us once (the operator should update the list; until then, this)."""
         seen = {chat}
@@ -159,7 +179,11 @@ class OutboxStore:
             seen.add(chat)
 
     def recipients(self) -> dict[str, frozenset[str] | None]:
-        rows = self.db.execute("SELECT chat_id, topics FROM chats WHERE active = 1 ORDER BY added_at")
+        """The chats a change is queued for: the subscribed, and team chats Telegram refused for now
+        (their alerts wait for them)."""
+        rows = self.db.execute(
+            f"SELECT chat_id, topics FROM chats WHERE active = 1 OR ({WAITING}) ORDER BY added_at"
+        )
         return {chat: None if topics is None else frozenset(json.loads(topics)) for chat, topics in rows}
 
     def stopped(self, chat: str) -> bool:
@@ -180,18 +204,30 @@ class OutboxStore:
             [chat, value, utc_now()],
         )
 
-    def deactivate_chat(self, chat: str, reason: str, drop_pending: bool = False) -> None:
-        """Stop queueing for the chat. Its pending rows wait (a chat of TELEGRAM_CHAT_IDS is re-enabled
-        at the next start: the operator may have fixed the bot's rights), unless `drop_pending`
-        (the chat asked to stop)."""
+    def stop_chat(self, chat: str) -> None:
+        """The chat asked to stop (/stop): nothing more is queued for it, and what waited is dropped."""
         with immediate(self.db):
-            self.db.execute("UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [reason, chat])
-            if drop_pending:
-                self._forget_parts_sent(chat)
-                self.db.execute(
-                    "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
-                    [reason, chat],
-                )
+            self.db.execute(
+                "UPDATE chats SET active = 0, note = ? WHERE chat_id = ?", [STOPPED_IN_CHAT, chat]
+            )
+            self._forget_parts_sent(chat)
+            self.db.execute(
+                "UPDATE outbox SET status = 'undeliverable', last_error = ? WHERE chat = ? AND status = 'pending'",
+                [STOPPED_IN_CHAT, chat],
+            )
+
+    def mark_unreachable(self, chat: str, reason: str) -> None:
+        """Telegram refused the chat (the bot blocked or kicked, the chat not found). Its pending rows
+        wait. A team chat (TELEGRAM_CHAT_IDS) is still queued for and tried again later (see
+        WAITING); another chat, someone's /start, gets nothing more until /start there."""
+        self.db.execute(
+            "UPDATE chats SET active = 0, note = ?, unreachable_at = ? WHERE chat_id = ?",
+            [UNREACHABLE + reason, utc_now(), chat],
+        )
+
+    def reached(self, chat: str) -> None:
+        """A message reached a chat Telegram had refused: it is subscribed again as it was."""
+        self.db.execute(f"UPDATE chats SET active = 1, note = '' WHERE chat_id = ? AND ({WAITING})", [chat])
 
     def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup with a new id: its subscription and pending alerts move with it."""

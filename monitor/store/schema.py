@@ -151,7 +151,8 @@ CREATE TABLE IF NOT EXISTS chats (
     topics TEXT,
     origin TEXT NOT NULL DEFAULT 'bot',
     added_at TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    unreachable_at TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS bot_state (
     key TEXT PRIMARY KEY,
@@ -201,4 +202,5 @@ ADDED_COLUMNS = (
     ("source_state", "stable_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "noise", "TEXT NOT NULL DEFAULT ''"),
     ("source_state", "pending_removal", "TEXT NOT NULL DEFAULT '[]'"),
+    ("chats", "unreachable_at", "TEXT NOT NULL DEFAULT ''"),
 )
