@@ -15,6 +15,9 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs
 # Plain Big5 lacks the Hong Kong Supplementary Character Set used in names and places; Big5-HKSCS
 # is a superset, so decoding every "big5" label with it loses nothing. GB2312 likewise -> GB18030.
 SUPERSETS = {"big5": "big5hkscs", "big5-hkscs": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030"}
+# Labels a server gives by default (Apache's, old IIS's, a proxy's): they decode any bytes, so a wrong
+# one never fails. A document that declares another charset itself is believed over them.
+WESTERN_DEFAULTS = {"iso8859-1", "cp1252", "ascii", "iso8859-15"}
 
 
 def content_type_charset(content_type: str) -> str:
@@ -31,7 +34,8 @@ def declared_charset(body: bytes) -> str:
 
 
 def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
-    """(text, encoding used). Order: BOM, valid UTF-8, the header, the document's declaration, Big5-HKSCS.
+    """(text, encoding used). Order: BOM, valid UTF-8, the header, the document's declaration, Big5-HKSCS;
+    the declaration before a header naming a Western single-byte charset (WESTERN_DEFAULTS).
 
     Valid UTF-8 is tried before the labels because Big5 bytes practically never form valid UTF-8,
     while a server or template that labels Big5 as UTF-8 (or the reverse) is common.
@@ -43,7 +47,10 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass  # the labels, then the usual Hong Kong encodings (the declaration is looked for only now)
-    labelled = [e for e in (_codec(header_charset.lower()), _codec(declared_charset(body))) if e]
+    header, declared = _codec(header_charset.lower()), _codec(declared_charset(body))
+    if header in WESTERN_DEFAULTS and declared:  # <meta charset="big5"> served as ISO-8859-1
+        header, declared = declared, header
+    labelled = [e for e in (header, declared) if e]
     for encoding in dict.fromkeys((*labelled, "big5hkscs")):
         try:
             return body.decode(encoding), encoding

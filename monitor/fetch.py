@@ -231,15 +231,15 @@ class Fetcher:
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
         markup = source.kind in ("html", "page")
-        stable = stable_digest(body, repr(source), markup, StableDigest(last.stable_sha256, last.noise))
+        label = content_type_charset(response.headers.get("content-type", ""))
+        # The charset label is part of what was read: the same bytes under a corrected label are read
+        # again (a Big5 feed once served as ISO-8859-1 would otherwise keep its garbled snapshot).
+        config = f"{source!r} {label}" if label else repr(source)
+        stable = stable_digest(body, config, markup, StableDigest(last.stable_sha256, last.noise))
         # The last body but for its noise was decoded and passed the soft-404 check last time, and
         # nothing will read it now: decoding 100 KB costs ~0.06 ms of a no-change source's ~1.5.
         same = bool(last.stable_sha256) and stable.sha256 == last.stable_sha256
-        text, encoding = (
-            ("", "")
-            if not body or same or body.startswith(b"%PDF-")
-            else decode(body, content_type_charset(response.headers.get("content-type", "")))
-        )
+        text, encoding = ("", "") if not body or same or body.startswith(b"%PDF-") else decode(body, label)
         if body.startswith(GZIP_MAGIC) and not same:  # read as text, it would be "layout changed?"
             raise FetchError("the body is gzip data the server did not label (no Content-Encoding: gzip)")
         if text and (markup or document):

@@ -116,6 +116,18 @@ def test_listing_dates(text, iso):
         pytest.param("穩定幣".encode(), "big5", "utf-8", id="utf8-labelled-big5"),
         pytest.param(b'<meta charset="big5">' + "穩定幣".encode("big5"), "", "big5hkscs", id="meta-big5"),
         pytest.param("\ufeff穩定幣".encode(), "", "utf-8-sig", id="bom"),
+        pytest.param(  # a server's default label: the page's own declaration is believed
+            b'<meta charset="big5">' + "穩定幣".encode("big5"),
+            "iso-8859-1",
+            "big5hkscs",
+            id="meta-over-latin1",
+        ),
+        pytest.param(
+            b'<?xml version="1.0" encoding="big5"?><rss>' + "穩定幣".encode("big5"),
+            "windows-1252",
+            "big5hkscs",
+            id="xml-over-cp1252",
+        ),
     ],
 )
 def test_charset_detection(body, header, encoding):

@@ -230,6 +230,55 @@ def test_big5_page_labelled_utf8_still_reads_as_chinese(monitor, capsys):
     assert "《2026年保險業（修訂）條例草案》刊憲" in titles
 
 
+def test_a_big5_page_served_as_iso_8859_1_reads_as_its_meta_says(monitor, capsys):
+    """A server's default label over the page's own <meta charset=big5>: the new release alerts, and
+    no title "changes" to mojibake and back."""
+    label = {"content_type": "text/html; charset=big5"}
+
+    def listing(handler):
+        page = monitor.site.serve_file("/fstb/tc/press-releases.htm")
+        return Response(200, page.body, {"Content-Type": label["content_type"]})
+
+    monitor.site.routes["/fstb/tc/press-releases.htm"] = listing
+    monitor.write(FSTB_LISTING)
+    monitor.round(capsys)
+    label["content_type"] = "text/html; charset=ISO-8859-1"
+    code, out, _ = monitor.round(capsys, ROUND2)
+    assert code == 0 and "NEW: 財經事務及庫務局歡迎《穩定幣條例》修訂生效" in out
+    label["content_type"] = "text/html"
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "CHANGED" not in out
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("new", "財經事務及庫務局歡迎《穩定幣條例》修訂生效")
+    ]
+
+
+def test_a_feed_read_under_a_wrong_label_is_read_again_once_the_label_is_right(monitor, capsys):
+    """A Big5 feed with no declaration of its own, labelled ISO-8859-1 the round it gained an item:
+    once the label is right again, the same bytes are read again, and the titles are Chinese again."""
+
+    def feed(*titles: str) -> bytes:
+        items = "".join(
+            f"<item><title>{title}</title><link>https://www.fstb.gov.hk/tc/{title[-2:]}.htm</link></item>"
+            for title in titles
+        )
+        return f"<rss version='2.0'><channel><title>新聞公報</title>{items}</channel></rss>".encode("big5")
+
+    served = {"body": feed("立法會會議"), "content_type": "application/rss+xml; charset=big5"}
+    monitor.site.routes["/fstb.xml"] = lambda h: Response(
+        200, served["body"], {"Content-Type": served["content_type"]}
+    )
+    monitor.write(rss_source("fstb-rss-tc", "/fstb.xml"))
+    monitor.round(capsys)
+    served["body"] = feed("財經事務及庫務局歡迎《穩定幣條例》修訂生效", "立法會會議")
+    served["content_type"] = "application/rss+xml; charset=ISO-8859-1"
+    monitor.round(capsys)  # read as ISO-8859-1: mojibake
+    served["content_type"] = "application/rss+xml; charset=big5"
+    assert monitor.round(capsys)[0] == 0
+    titles = {t for (t,) in rows(monitor.db, "SELECT title FROM items WHERE present = 1")}
+    assert titles == {"財經事務及庫務局歡迎《穩定幣條例》修訂生效", "立法會會議"}
+
+
 def test_dry_run_prints_alerts_and_stores_nothing(monitor, capsys):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
