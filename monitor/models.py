@@ -171,6 +171,9 @@ class Snapshot:
     region: str = ""  # sha256 of the raw markup it was extracted from (html, page), see extract()
 
 
+READ_LATER = "fetched later"  # the body_status of a new item whose text was read on a later round
+
+
 @dataclass(frozen=True)
 class Change:
     """One entry of the change log, before and after classification."""
@@ -190,7 +193,8 @@ class Change:
     matches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     body: str = ""  # the text of the item's detail page and PDFs, classified with the title
     documents: tuple[str, ...] = ()  # the URLs that text came from
-    body_status: str = ""  # "" (no detail configured) | "fetched" | "not fetched: <reason>"
+    # "" (no detail configured) | "fetched" | "not fetched: <reason>" | READ_LATER
+    body_status: str = ""
 
 
 @dataclass(frozen=True)

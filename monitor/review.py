@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from monitor.errors import OutputError, UsageError
-from monitor.models import ChangeFilter, LoggedChange, Review
+from monitor.models import READ_LATER, Change, ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
 from monitor.render import hk_time, matched_terms, repeat_mark, repeat_note, seen_in, was_text
 
@@ -215,6 +215,7 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
         ("Link", change.link),
         ("Date", hk_time(change.date)),
         ("Topics", matched_terms(logged) or "none (logged, not alerted)"),
+        ("Text", _text_read(change)),
         ("Repeat", repeat_note(logged)),
         ("Also in", ", ".join(label for label, _ in seen_in(logged))),
         ("Detected", hk_time(logged.detected_at)),
@@ -237,6 +238,18 @@ def print_change(logged: LoggedChange, reviews: list[Review], out: TextIO) -> No
         out.write(f"\n{clean_text(change.text)}\n")
     if change.diff:
         out.write(f"\n{printable(change.diff)}\n")
+
+
+def _text_read(change: Change) -> str:
+    """Whether the item's own text (detail page, PDFs) was read, and from where: what its topics
+    rest on."""
+    status = change.body_status
+    if status.startswith("not fetched"):
+        return f"{status}: classified on its title alone"
+    if not status:
+        return ""
+    when = " on a later round" if status == READ_LATER else ""
+    return f"read{when} from {', '.join(change.documents)}" if change.documents else status
 
 
 def write_raw(logged: LoggedChange, side: str, body: bytes | None, path: str) -> None:

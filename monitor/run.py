@@ -20,6 +20,7 @@ from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow, recheck
 from monitor.models import (
+    READ_LATER,
     Change,
     Config,
     Health,
@@ -33,6 +34,7 @@ from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
 NOT_PARSED = ("unchanged", "not_modified")  # statuses of a body that may have skipped extraction
+UNREAD_RETRY = timedelta(days=1)  # how long a new item whose text could not be read is tried again
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
         page = await ctx.fetcher.fetch(source, state if state.snapshot_hash else None)
         outcome = await _process(ctx, source, page, state)
         outcome = await _recheck_documents(ctx, source, outcome)
+        outcome = await _read_unread_items(ctx, source, outcome)
     except SourceError as exc:  # one line, no control codes: the reason often quotes the server
         outcome = SourceOutcome(source.id, "error", error=one_line(str(exc)))
     except StoreError:  # the disk is full or read-only: not this source's fault, and no use going on
@@ -280,6 +283,40 @@ async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceO
     changes = (*outcome.changes, *(c for c, _, _ in changed))
     status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
     return replace(outcome, status=status, changes=changes, duplicates=outcome.duplicates + repeats)
+
+
+async def _read_unread_items(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
+    """New items of the last UNREAD_RETRY whose text could not be read (a detail page down, the
+    detail_limit spent), on no topic by their title: read again, a few per round, and alerted now
+    if their text is on a topic. Else a detail page down for one round hid such a release for good."""
+    if not source.detail or ctx.dry_run or outcome.status == "error" or ctx.settings.detail_limit <= 0:
+        return outcome
+    since = (datetime.now(UTC) - UNREAD_RETRY).isoformat(timespec="seconds")
+    just_found = {change.item_key for change in outcome.changes if change.kind == "new"}
+    due = ctx.store.unread_items(source.id, since, max(1, ctx.settings.detail_limit // 2))
+    due = [logged for logged in due if logged.change.item_key not in just_found]  # tried a moment ago
+    if not due:
+        return outcome
+    found, followed = await follow(
+        ctx.fetcher, ctx.store.documents, source, [d.change for d in due], len(due)
+    )
+    read = [
+        (logged.id, classify(replace(change, body_status=READ_LATER), ctx.topics, source.topics))
+        for logged, change in zip(due, found, strict=True)
+        if change.body_status == "fetched"
+    ]
+    if not read:
+        return outcome
+    repeats = ctx.store.record_read_later(
+        source, read, followed, ctx.recipients, ctx.settings.duplicate_window
+    )
+    alerted = tuple(change for _, change in read if change.topics)
+    if not alerted:
+        return outcome
+    status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
+    return replace(
+        outcome, status=status, changes=(*outcome.changes, *alerted), duplicates=outcome.duplicates + repeats
+    )
 
 
 def _log_outcome(outcome: SourceOutcome, dry_run: bool = False) -> None:

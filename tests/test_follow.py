@@ -249,6 +249,48 @@ def test_an_item_whose_text_cannot_be_fetched_alerts_on_its_title(monitor, capsy
     assert all(s.startswith("not fetched: HTTP 503") for s in statuses) and len(statuses) == 2
 
 
+def test_an_item_whose_text_could_not_be_read_is_read_again_and_alerts_late(monitor, capsys):
+    """Its title names no topic, its text does: the detail page down the round it was listed must
+    not hide it for good."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    down = b"<html><title>Service Unavailable</title></html>"
+    feeds.page("/hkma/press/20260410-4/", down, status=503)
+    feeds.page("/hkma/press/20260410-5/", down, status=503)
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [
+            ("Granting of stablecoin issuer licences", "/hkma/press/20260410-4/", "Fri, 10 Apr 2026"),
+            (NEW_TITLE, "/hkma/press/20260410-5/", "Fri, 10 Apr 2026"),
+            OLD_HKMA,
+        ],
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and NEW_TITLE not in out  # no topic in its title, and no text yet
+    alerted_asked = feeds.requested("/hkma/press/20260410-4/")
+    assert monitor.round(capsys)[1] == ""  # still down: nothing, and no error for the listing
+    text = ["Licensed stablecoin issuers must hold reserve assets.", "The stablecoin guidance applies."]
+    feeds.page("/hkma/press/20260410-5/", hkma_release(NEW_TITLE, text))
+    feeds.page("/hkma/press/20260410-4/", hkma_release("Granting of stablecoin issuer licences", text))
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and out.count("NEW: ") == 1 and f"NEW: {NEW_TITLE}" in out
+    assert "Note:    alerted late: its text could be read only on a later round" in out
+    assert monitor.round(capsys)[1] == ""  # alerted once
+    assert (
+        feeds.requested("/hkma/press/20260410-4/") == alerted_asked
+    )  # alerted on its title: not asked again
+    with sqlite3.connect(monitor.db) as conn:
+        logged = conn.execute("SELECT title, topics, body_status FROM changes ORDER BY id").fetchall()
+    assert logged[1][0] == NEW_TITLE and "stablecoin" in logged[1][1] and logged[1][2] == "fetched later"
+    code, out, _ = monitor("show", "2", capsys=capsys)
+    assert "stablecoin (" in out
+    assert f"Text:      read on a later round from {monitor.site.url('/hkma/press/20260410-5/')}\n" in out
+    code, out, _ = monitor("show", "1", capsys=capsys)
+    assert "Text:      not fetched: HTTP 503 Service Unavailable: classified on its title alone\n" in out
+
+
 def test_new_items_beyond_the_detail_limit_alert_on_their_titles(monitor, capsys):
     feeds = Feeds(monitor.site)
     feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])

@@ -17,6 +17,7 @@ from monitor.store.rounds import RoundStore
 from monitor.store.runstate import RunStateStore
 from monitor.store.sightings import SightingStore
 from monitor.store.sources import SourceStore
+from monitor.store.unread import UnreadStore
 
 # The modules above import it first, through monitor.store.transaction and the same guard.
 with without("numpy"):  # see lean_imports
@@ -36,6 +37,7 @@ class Store(
     SourceStore,
     RoundStore,
     SightingStore,
+    UnreadStore,
     PruneStore,
     OutboxStore,
     ChangeLogStore,
