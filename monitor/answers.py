@@ -27,6 +27,7 @@ NOT_THE_PAGE = re.compile(
 UNASKED_CODINGS = ("zstd", "br", "compress", "x-compress", "x-gzip")
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
+PAGE_END = re.compile(rb"</(?:html|body)\s*>", re.I)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 
 
@@ -87,7 +88,17 @@ def refuse_soft_404(text: str, watched: bool) -> None:
 def cut_short(body: bytes) -> bool:
     """An HTML body that stops before `</html>` and not after a tag: cut mid-text or mid-tag. (HTML
     may leave `</html>` out; a page that does still ends with the '>' of its last tag.)"""
-    return not HTML_END.search(body, max(0, len(body) - 4096)) and not body.rstrip().endswith(b">")
+    return not ends_html(body) and not body.rstrip().endswith(b">")
+
+
+def ends_html(body: bytes) -> bool:
+    """Whether `</html>` is in the body's last 4 KB."""
+    return HTML_END.search(body, max(0, len(body) - 4096)) is not None
+
+
+def ends_page(body: bytes) -> bool:
+    """Whether `</body>` or `</html>` is in the body's last 4 KB: all of the page's content came."""
+    return PAGE_END.search(body, max(0, len(body) - 4096)) is not None
 
 
 def unsized(response: httpx.Response) -> bool:

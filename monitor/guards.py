@@ -6,14 +6,16 @@ Pure but for the log: the store's count of a source's refusals is passed in (`he
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from monitor import diff
+from monitor.answers import cut_short, ends_page
 from monitor.errors import LayoutChanged, SuspiciousContent
 from monitor.extract import snapshot_hash
-from monitor.models import Change, Snapshot, Source
+from monitor.models import Change, Page, Snapshot, Source
 
 log = logging.getLogger("monitor.guards")
 
@@ -27,10 +29,12 @@ SHRINK_FACTOR = 5  # a listing left with under a fifth of its items at once look
 # at once is refused by one, then the other.
 SHRINK_REASON = "suspicious: "
 TURNOVER_REASON = "none of the "
-GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON)
+CUT_REASON = "cut short? "
+GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON, CUT_REASON)
 # A failing source is retried every few minutes, so three refusals can be a quarter of an hour: a
 # shrunk listing or page (a maintenance notice in the site's template) must also last this long.
 SHRINK_HOLD = timedelta(hours=12)
+HTML_START = re.compile(rb"<html[\s>]", re.I)
 
 
 def confirmed_removals(
@@ -105,6 +109,29 @@ def unless_replaced(
         return by_title
     log.warning("%s: listing replaced %d rounds running; new baseline, no alerts", source.id, rounds)
     return None
+
+
+def refuse_cut_short(
+    page: Page, last_body: Callable[[], bytes | None], held_back: Callable[[], tuple[int, str]]
+) -> None:
+    """A listing or page that stops before `</body>` and `</html>`, mid-text or where its last
+    version went on: part of an answer (a server that failed while writing it, with a length that
+    fits what it wrote). Diffed, a title cut in two would be "changed" and the rows after the cut
+    "removed". The old snapshot is kept; refused ACCEPT_TURNOVER_AFTER rounds running and for
+    SHRINK_HOLD (a site that no longer writes them), it is read as usual."""
+    if ends_page(page.body) or not HTML_START.search(page.body, 0, 4096):  # complete, or not a page
+        return
+    if cut_short(page.body):
+        what = "the page stops mid-text, before </body>"
+    else:
+        last = last_body()
+        if last is None or not ends_page(last):
+            return  # a page that never wrote its end (HTML allows leaving both out)
+        what = "the page stops before the </body> its last version had"
+    rounds, since = held_back()
+    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
+        return
+    raise SuspiciousContent(f"{CUT_REASON}{what} (a partial answer); the old snapshot is kept")
 
 
 def refuse_sudden_shrink(

@@ -34,7 +34,11 @@ from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
 NOT_PARSED = ("unchanged", "not_modified")  # statuses of a body that may have skipped extraction
-UNREAD_RETRY = timedelta(days=1)  # how long a new item whose text could not be read is tried again
+UNREAD_RETRY = timedelta(days=1)
+MARKUP = (
+    "html",
+    "page",
+)  # the kinds of source read as HTML  # how long a new item whose text could not be read is tried again
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,12 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, status)
         return SourceOutcome(source.id, status)
+
+    def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
+        return store.held_back(source.id, guards.GUARD_REASONS)
+
+    if known and source.kind in MARKUP:
+        guards.refuse_cut_short(page, lambda: store.body(state.raw_sha256), held_back)
     snapshot = extract_unless_same(source, page, state.region if known else "")
     if snapshot is None:  # the region it reads is byte-for-byte the last one: only noise changed
         if not ctx.dry_run:
@@ -231,9 +241,6 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         if not ctx.dry_run:
             store.record_unchanged(source, page, "unchanged", snapshot.region, extracted=True)
         return SourceOutcome(source.id, "unchanged", count)
-
-    def held_back() -> tuple[int, str]:  # read only when a guard would refuse: rarely
-        return store.held_back(source.id, guards.GUARD_REASONS)
 
     shrink_taken = guards.refuse_sudden_shrink(source, old, snapshot, held_back)
     old = guards.unless_replaced(source, old, snapshot, held_back)

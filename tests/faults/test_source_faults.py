@@ -562,3 +562,56 @@ def test_a_made_up_content_encoding_is_ignored_as_httpx_ignores_it(monitor, caps
     write_config(monitor, FEED)
     code, _, err = monitor.round(capsys)
     assert code == 0 and "faulty: baseline, 5 items/lines" in err
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "cut_before"),
+    [
+        # the FSTB listing cut in the middle of its first title
+        pytest.param(LISTING, FSTB_PAGE, "修訂）條例草案》刊憲".encode("big5"), id="listing-mid-title"),
+        # the register cut after a whole row: the next licensee's row and the rest are missing
+        pytest.param(
+            REGISTER_PAGE,
+            "/hkma/eng/stablecoin-register.html",
+            b"<tr>\n                <td>Lion",
+            id="page-at-a-row",
+        ),
+    ],
+)
+def test_a_page_cut_short_with_an_honest_length_is_not_a_change(monitor, capsys, source, path, cut_before):
+    """A server that failed while writing the page and sent the length of what it wrote: the title
+    cut in two is not "changed", nor the rows after the cut "removed"."""
+    whole = monitor.site.serve_file(path)
+    answers = {"now": whole}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, source)
+    assert monitor.round(capsys)[:2] == (0, "")
+    cut = whole.body[: whole.body.index(cut_before)]
+    answers["now"] = Response(200, cut, whole.headers)  # LocalSite sends its Content-Length
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (1, "")
+    assert "source faulty failed: cut short? the page stops" in err and "the old snapshot is kept" in err
+    answers["now"] = whole
+    assert monitor.round(capsys)[:2] == (0, "")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+
+
+def test_a_site_that_stops_writing_the_end_of_its_pages_is_read_again_after_the_hold(
+    monitor, capsys, monkeypatch
+):
+    whole = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    answers = {"now": whole}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+    new_template = (  # no end written from now on, and a new licensee
+        whole.body.replace(b"</html>", b"").replace(b"</body>", b"").replace(b"SC0002", b"SC0003")
+    )
+    answers["now"] = Response(200, new_template, whole.headers)
+    for _ in range(3):
+        assert monitor.round(capsys)[0] == 1
+    monkeypatch.setattr(guards, "SHRINK_HOLD", timedelta(0))  # as if 12 hours had passed
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "PAGE CHANGED" in out and "SC0003" in out
+    for _ in range(2):
+        assert monitor.round(capsys)[:2] == (0, "")  # the new normal: not held again
