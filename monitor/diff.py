@@ -9,6 +9,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from monitor.models import Change, Item, Snapshot, Source
+from monitor.noise import without_stamps
 from monitor.normalize import fingerprint, normalize_link
 
 MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
@@ -161,6 +162,10 @@ def _change(source: Source, kind: str, item: Item, before: str = "") -> Change:
 
 def _page_changes(source: Source, previous: Snapshot, current: Snapshot) -> list[Change]:
     old_lines, new_lines = previous.text.splitlines(), current.text.splitlines()
+    if previous.title == current.title and list(map(without_stamps, old_lines)) == list(
+        map(without_stamps, new_lines)
+    ):
+        return []  # only a "generated at" stamp moved: stored, not a change
     lines = list(difflib.unified_diff(old_lines, new_lines, "before", "after", lineterm="", n=2))
     added = tuple(line[1:] for line in lines[2:] if line.startswith("+"))
     removed = tuple(line[1:] for line in lines[2:] if line.startswith("-"))

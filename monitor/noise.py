@@ -25,6 +25,8 @@ STAMP = re.compile(
     rb"(?:at|on):?\s{0,16}(?:%s(?:(?:t|\s{1,16}|,\s{0,16})%s)?|%s(?:\s{1,16}%s)?)(?:z|[+-]\d{2}:?\d{2})?"
     % (DATE, TIME, TIME, DATE)
 )
+# The same stamps in a page's text, "generated" with them (a register's "Page generated at ..." line).
+TEXT_STAMP = re.compile(r"generated\s{1,16}" + STAMP.pattern.decode("ascii"), re.I)
 # A token's tag is looked for this far either side of its marker (a CSRF <meta> is ~120 bytes):
 # a bound, so that what can join a span from its surroundings is bounded too (MARGIN).
 MAX_TAG = 1024
@@ -146,3 +148,9 @@ def _noise_spans(lowered: bytes) -> Spans:
             spans.append((at, stamp.end()))
         at = lowered.find(b"generated ", at + 1)
     return spans
+
+
+def without_stamps(line: str) -> str:
+    """A line of a page's text without its "generated at <time>" stamps, for comparing versions:
+    a stamp inside the region a source reads changes every time the page is read."""
+    return TEXT_STAMP.sub("generated", line) if "generated" in line.lower() else line

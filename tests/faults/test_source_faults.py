@@ -615,3 +615,28 @@ def test_a_site_that_stops_writing_the_end_of_its_pages_is_read_again_after_the_
     assert code == 0 and "PAGE CHANGED" in out and "SC0003" in out
     for _ in range(2):
         assert monitor.round(capsys)[:2] == (0, "")  # the new normal: not held again
+
+
+def test_a_generated_at_stamp_inside_the_region_read_is_not_a_change(monitor, capsys):
+    """The stamp changes every request; a banner outside the region makes the page be read again."""
+    whole = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    served = {"round": 0}
+
+    def register(handler):
+        served["round"] += 1
+        stamp = f"<p>Page generated at 2026-07-30 10:{served['round']:02d}:03 HKT</p></main>".encode()
+        banner = f'<div class="banner">Notice {served["round"]}</div><main'.encode()
+        body = whole.body.replace(b"</main>", stamp).replace(b"<main", banner, 1)
+        return Response(200, body, whole.headers)
+
+    monitor.site.routes["/faulty"] = register
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+    for _ in range(2):
+        assert monitor.round(capsys)[:2] == (0, "")
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
+    assert rows(monitor.db, "SELECT status FROM fetches ORDER BY id") == [
+        ("baseline",),
+        ("updated",),
+        ("updated",),
+    ]
