@@ -31,21 +31,37 @@ def diff(
     return _item_changes(source, previous.items, current.items, known_keys)
 
 
-def without_history(previous: Snapshot | None, changes: list[Change]) -> tuple[list[Change], int]:
-    """(`changes` without the listing's history, how many items that was). A listing that suddenly
-    carries more items never seen than it held, and more than MIN_GROWTH (its page grew from 20
-    items to 100, or a hostile copy): those dated before anything it listed before are its history
-    coming into view, not news; they enter the snapshot with no change. Only where every date is a
-    day (2026-07-30), compared as such. A listing of the same size cannot show more new items than
-    it held: the turnover guard refuses one that shares nothing with the last."""
+def without_history(
+    previous: Snapshot | None, changes: list[Change], current: Snapshot | None = None
+) -> tuple[list[Change], int]:
+    """(`changes` without the listing's history, how many items that was): items never seen, dated
+    before anything the listing held before (where every date is a day, 2026-07-30, compared as
+    such), that are its history coming into view, not news. They enter the snapshot with no change.
+
+    - A listing that suddenly carries more new items than it held, and more than MIN_GROWTH (its
+      page grew from 20 items to 100, or a hostile copy): every such item.
+    - A listing of a fixed size that dropped an item (withdrawn, or missing from a stale copy):
+      the older item that slid in at its bottom, below every item it still lists.
+
+    A release dated back among a few new ones is still news: it is above the items kept, or the
+    listing grew by it. A listing of the same size cannot show more new items than it held: the
+    turnover guard refuses one that shares nothing with the last."""
     if previous is None or previous.kind != "items" or not previous.items:
         return changes, 0
     new = [c for c in changes if c.kind == "new"]
     dates = [item.date[:10] for item in previous.items]
-    if len(new) <= max(len(previous.items), MIN_GROWTH) or not all(map(ISO_DAY.match, dates)):
+    if not new or not all(map(ISO_DAY.match, dates)):
         return changes, 0
     oldest = min(dates)
-    history = {c.item_key for c in new if ISO_DAY.match(c.date[:10]) and c.date[:10] < oldest}
+    older = {c.item_key for c in new if ISO_DAY.match(c.date[:10]) and c.date[:10] < oldest}
+    if len(new) > max(len(previous.items), MIN_GROWTH):
+        history = older
+    elif current is not None and older and len(current.items) <= len(previous.items):
+        kept = {item.key for item in previous.items}
+        last_kept = max((i for i, item in enumerate(current.items) if item.key in kept), default=-1)
+        history = {item.key for item in current.items[last_kept + 1 :] if item.key in older}
+    else:
+        history = set()
     return [c for c in changes if c.kind != "new" or c.item_key not in history], len(history)
 
 

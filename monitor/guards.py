@@ -62,12 +62,12 @@ def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str])
     return replace(kept, hash=snapshot_hash(kept))
 
 
-def without_history(source: Source, old: Snapshot | None, found: list[Change]) -> list[Change]:
-    kept, history = diff.without_history(old, found)
+def without_history(source: Source, old: Snapshot | None, new: Snapshot, found: list[Change]) -> list[Change]:
+    kept, history = diff.without_history(old, found, new)
     if history:
         log.warning(
-            "%s: %d item%s dated before anything listed before appeared at once (the listing grew?): "
-            "not alerted",
+            "%s: %d item%s dated before anything listed before came into view (the listing grew, or "
+            "an older one slid in below the others): not alerted",
             source.id,
             history,
             "" if history == 1 else "s",

@@ -181,3 +181,16 @@ def test_history_is_told_by_day_dates_only():
     added = [(f"n{n}", f"Report {n}", "Aug 2026") for n in range(12)]
     found, (news, history) = grown(old, *added)
     assert kinds(news) == found and len(found) == 12 and history == 0
+
+
+def test_an_older_item_sliding_in_below_a_listing_of_fixed_size_is_not_news():
+    old = items(("o30", "Notice of 30 July", "2026-07-30"), ("o29", "Withdrawn", "2026-07-29"),
+                ("o28", "Notice of 28 July", "2026-07-28"))  # fmt: skip
+    slid = items(("o30", "Notice of 30 July", "2026-07-30"), ("o28", "Notice of 28 July", "2026-07-28"),
+                 ("o27", "Notice of 27 July", "2026-07-27"))  # fmt: skip
+    news, history = without_history(old, diff(FEED, old, slid), slid)
+    assert kinds(news) == [("removed", "id:o29")] and history == 1
+    on_top = items(("o27", "Notice of 27 July", "2026-07-27"), ("o30", "Notice of 30 July", "2026-07-30"),
+                   ("o28", "Notice of 28 July", "2026-07-28"))  # fmt: skip
+    news, history = without_history(old, diff(FEED, old, on_top), on_top)  # published now, dated back
+    assert ("new", "id:o27") in kinds(news) and history == 0

@@ -533,7 +533,7 @@ def test_a_listing_that_grows_its_page_alerts_the_new_release_not_its_history(mo
     )
     code, out, err = monitor.round(capsys)
     assert code == 0 and out.count("NEW: ") == 1 and "NEW: Stablecoin issuers: new licence" in out
-    assert "faulty: 29 items dated before anything listed before appeared at once (the listing grew?)" in err
+    assert "faulty: 29 items dated before anything listed before came into view (the listing grew" in err
     assert rows(monitor.db, "SELECT title FROM changes") == [("Stablecoin issuers: new licence",)]
     assert monitor.round(capsys)[:2] == (0, "")  # the history is known now: never alerted later
 
@@ -639,4 +639,21 @@ def test_a_generated_at_stamp_inside_the_region_read_is_not_a_change(monitor, ca
         ("baseline",),
         ("updated",),
         ("updated",),
+    ]
+
+
+def test_an_older_item_sliding_into_a_fixed_size_listing_is_not_news(monitor, capsys):
+    """A listing of the 10 latest: one withdrawn from the middle, and the 11th latest (20 July)
+    comes into view at its bottom. The withdrawal is news; the older notice is not."""
+    notices = [(day, f"Stablecoin issuers: notice of {day} July") for day in range(30, 19, -1)]
+    shown = {"now": notices[:10]}
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(shown["now"])
+    write_config(monitor, FEED)
+    monitor.round(capsys)
+    shown["now"] = [notice for notice in notices if notice[0] != 25][:10]
+    outs = [monitor.round(capsys)[1] for _ in range(2)]
+    assert "NEW" not in "".join(outs)
+    assert outs[1].count("REMOVED: Stablecoin issuers: notice of 25 July") == 1
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("removed", "Stablecoin issuers: notice of 25 July")
     ]
