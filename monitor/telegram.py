@@ -39,6 +39,7 @@ from monitor.telegram_render import alert_html, digest_html, plain_text, split_m
 
 log = logging.getLogger("monitor.telegram")
 DEFAULT_API_URL = "https://api.telegram.org/bot"
+HOLD_KEY = "retry_after_until:"  # bot_state: a chat's Retry-After, when it is over (UTC)
 MAX_RETRY_AFTER_WAIT = 30.0  # seconds; a longer RetryAfter leaves the chat's alerts for the next delivery
 MAX_RATE_LIMITED = 3  # 429s waited out for one message; then the chat's alerts wait for the next delivery
 
@@ -123,6 +124,7 @@ class TelegramSender:
         self._limiter = RateLimiter(settings)
         self._retries = retries
         self._moved = False  # a group migrated during this delivery: one more pass
+        self._holds_restored = False  # the Retry-Afters an earlier process was given (see _hold)
         # Set when the process is stopping (event-loop time), also during a delivery: no message is
         # started after it, no rate limit waited out past it; the rest stays pending for the next start.
         self.deadline: float | None = None
@@ -134,6 +136,7 @@ class TelegramSender:
             chats = self._store.pending_chats()
             if not chats:
                 break
+            self._restore_holds()
             try:
                 await self._bot.initialize()  # idempotent; raises if Telegram cannot be reached
             except TelegramError as exc:  # the outbox shows why its rows wait
@@ -279,7 +282,7 @@ class TelegramSender:
                 return str(message.message_id), chat
             except RetryAfter as exc:
                 seconds = retry_after_seconds(exc)
-                self._limiter.hold(chat, seconds)  # remembered: this chat's next delivery waits too
+                self._hold(chat, seconds)  # remembered: this chat's next delivery waits too
                 # do not hold up rounds and commands for long, nor a stop past its deadline; and a
                 # chat that answers 429 again and again waits for the next delivery
                 if seconds > min(MAX_RETRY_AFTER_WAIT, self._seconds_left()) or attempt > MAX_RATE_LIMITED:
@@ -330,6 +333,25 @@ class TelegramSender:
         if self.deadline is None:
             return float("inf")
         return self.deadline - asyncio.get_running_loop().time()
+
+    def _hold(self, chat: str, seconds: float) -> None:
+        """Telegram's Retry-After for a chat, kept in the store too: the next `run --once` under
+        cron, a new process, must not hit the chat's flood limit again before it is over."""
+        self._limiter.hold(chat, seconds)
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        self._store.set_bot_value(HOLD_KEY + chat, until.isoformat(timespec="seconds"))
+
+    def _restore_holds(self) -> None:
+        if self._holds_restored:
+            return
+        self._holds_restored = True
+        now = datetime.now(UTC)
+        for key, until in self._store.bot_values(HOLD_KEY).items():
+            seconds = (datetime.fromisoformat(until) - now).total_seconds()
+            if seconds > 0:
+                self._limiter.hold(key.removeprefix(HOLD_KEY), seconds)
+            else:
+                self._store.forget_bot_value(key)
 
     def _unreachable(self, chat: str, exc: Exception) -> None:
         reason = self._env.redact(str(exc))

@@ -74,6 +74,24 @@ def test_rate_limited_sends_still_arrive_exactly_once(monitor, telegram, capsys)
     assert pending(monitor) == 0
 
 
+def test_a_long_retry_after_is_kept_by_the_next_run_under_cron(monitor, telegram, capsys):
+    """`run --once` from cron: a new process each time, which must not hit the chat's flood limit
+    again before Telegram's Retry-After is over."""
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "retry_after", chat_id=int(GROUP), retry_after=120)
+    _, _, err = monitor.round(capsys, ROUND2)
+    assert "rate limited for 120 s" in err and sent_to(telegram, GROUP) == []
+    calls = len(telegram.calls_for("sendMessage"))
+    _, _, err = monitor("run", "--once", capsys=capsys)  # the next cron run, a minute later
+    assert "rate limited for 120 s more; alerts stay pending" in err or "rate limited for 119 s more" in err
+    assert len(telegram.calls_for("sendMessage")) == calls and pending(monitor) == 1
+    with sqlite3.connect(monitor.db) as conn:  # two minutes later
+        conn.execute("UPDATE bot_state SET value = '2000-01-01T00:00:00+00:00' WHERE key LIKE 'retry_after%'")
+    monitor("run", "--once", capsys=capsys)
+    assert len(sent_to(telegram, GROUP)) == 1 and pending(monitor) == 0
+
+
 def test_a_chat_that_answers_429_again_and_again_waits_for_the_next_delivery(monitor, telegram, capsys):
     monitor.write(*SOURCES)
     monitor.round(capsys)

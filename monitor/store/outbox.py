@@ -262,6 +262,15 @@ class OutboxStore:
         row = next(iter(self.db.execute("SELECT value FROM bot_state WHERE key = ?", [key])), None)
         return row[0] if row else default
 
+    def bot_values(self, prefix: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT key, value FROM bot_state WHERE substr(key, 1, ?) = ?", [len(prefix), prefix]
+        )
+        return dict(rows)
+
+    def forget_bot_value(self, key: str) -> None:
+        self.db.execute("DELETE FROM bot_state WHERE key = ?", [key])
+
     def set_bot_value(self, key: str, value: str) -> None:
         self.db.execute(
             "INSERT INTO bot_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
