@@ -228,6 +228,8 @@ class CommandBot:
             )
         except BadRequest as exc:  # too old to edit (48 h), or deleted: the review stands
             log.info("telegram: the buttons of message %d not updated: %s", message.message_id, exc)
+        # this message shows it now; the alert's copies in other chats, at the next delivery
+        self._store.mark_shown(str(message.chat.id), str(message.message_id))
 
     def trusted(self, chat: Chat | None, user: User | None) -> bool:
         """A chat of TELEGRAM_CHAT_IDS by its numeric id, or a user of [telegram] admins. An @name

@@ -34,13 +34,13 @@ from monitor.models import Alert, PartlySent, TelegramSettings
 from monitor.render import hk_time
 from monitor.store import Store
 from monitor.telegram_buttons import alert_buttons
-from monitor.telegram_pace import RateLimiter, retry_after_seconds
+from monitor.telegram_marks import refresh_marks
+from monitor.telegram_pace import MAX_RETRY_AFTER_WAIT, RateLimiter, retry_after_seconds
 from monitor.telegram_render import alert_html, digest_html, plain_text, split_message, split_plain
 
 log = logging.getLogger("monitor.telegram")
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 HOLD_KEY = "retry_after_until:"  # bot_state: a chat's Retry-After, when it is over (UTC)
-MAX_RETRY_AFTER_WAIT = 30.0  # seconds; a longer RetryAfter leaves the chat's alerts for the next delivery
 MAX_RATE_LIMITED = 3  # 429s waited out for one message; then the chat's alerts wait for the next delivery
 
 
@@ -154,6 +154,10 @@ class TelegramSender:
             if not self._moved:
                 break
             self._moved = False
+        if self._store.stale_marks(limit=1):
+            self._restore_holds()
+            await self._bot.initialize()
+            await refresh_marks(self._bot, self._store, self._limiter, self._hold, self._seconds_left)
         return sent
 
     async def _deliver_chat(self, chat: str) -> int:
@@ -169,7 +173,7 @@ class TelegramSender:
                 log.info("telegram: %s: rate limited for %.0f s more; alerts stay pending", chat, wait)
                 return sent
             try:
-                message_id, chat = await self._send_parts(chat, message)
+                message_id, chat, marked = await self._send_parts(chat, message)
             except ChatUnreachable:
                 return sent
             except ChatMoved:
@@ -182,7 +186,10 @@ class TelegramSender:
                 return sent
             if not sent:
                 self._store.reached(chat)  # a team chat Telegram had refused takes messages again
-            self._store.mark_all_sent([alert.outbox_id for alert in message.alerts], message_id)
+            # the message whose buttons show the alert's review (see telegram_marks)
+            logged = message.alerts[0].logged
+            buttons = (logged.id, chat, marked) if marked and logged else None
+            self._store.mark_all_sent([alert.outbox_id for alert in message.alerts], message_id, buttons)
             sent += len(message.alerts)
         return sent
 
@@ -223,31 +230,36 @@ class TelegramSender:
 
     async def _send_parts(self, chat: str, message: Outgoing) -> tuple[str, str]:
         """Send one message (in numbered parts if long, the buttons under the last); returns the
-        first part's id and the chat id (which changes if the group migrated). How far a long one
+        first part's id, the chat id (which changes if the group migrated) and the id of the
+        message with the buttons ('' if none). How far a long one
         got is saved after each part: if a later part fails, the next delivery does not send the
         parts the chat has again."""
         ids = [message.message_id] if message.parts_sent else []
         parts = split_message(message.text)
+        marked = ""
         for number, part in enumerate(parts, 1):
             if number <= message.parts_sent:
                 continue
-            sent, chat = await self._send_part(chat, part, message.buttons if number == len(parts) else None)
+            sent, chat, marked = await self._send_part(
+                chat, part, message.buttons if number == len(parts) else None
+            )
             ids.extend(sent)
             if number < len(parts):
                 rows = tuple(alert.outbox_id for alert in message.alerts)
                 self._store.record_parts_sent(PartlySent(rows, message.text, number, ids[0]))
-        return ids[0], chat
+        return ids[0], chat, marked
 
     async def _send_part(
         self, chat: str, part: str, buttons: InlineKeyboardMarkup | None
-    ) -> tuple[list[str], str]:
+    ) -> tuple[list[str], str, str]:
         """One part as HTML with its buttons. Refused for its form: the same HTML without the
         buttons (its links kept), unless the HTML itself was the trouble; then plain text, split
         to fit, with the buttons if Telegram takes them. Refused in its plainest form too, the
-        part stays pending (DeliveryPostponed), as a chat-level refusal does."""
+        part stays pending (DeliveryPostponed), as a chat-level refusal does. Returns the ids
+        sent, the chat, and the id of the message that carries the buttons ('' if none does)."""
         try:
             message_id, chat = await self._send(chat, part, ParseMode.HTML, buttons)
-            return [message_id], chat
+            return [message_id], chat, message_id if buttons else ""
         except FormRejected as exc:
             log.warning(
                 "telegram: %s: refused (%s); sending it again in a plainer form",
@@ -258,19 +270,21 @@ class TelegramSender:
         if buttons is not None and not html_refused:
             try:
                 message_id, chat = await self._send(chat, part, ParseMode.HTML, None)
-                return [message_id], chat
+                return [message_id], chat, ""
             except FormRejected:  # the HTML is refused even alone: plain text, and no buttons
                 buttons = None
         ids: list[str] = []
+        marked = ""
         pieces = split_plain(plain_text(part))
         for index, plain in enumerate(pieces, 1):
             markup = buttons if index == len(pieces) else None
             try:
                 message_id, chat = await self._send(chat, plain, None, markup)
+                marked = message_id if markup else marked
             except FormRejected:  # only a message with buttons gets here: without them
                 message_id, chat = await self._send(chat, plain, None, None)
             ids.append(message_id)
-        return ids, chat
+        return ids, chat, marked
 
     async def _send(
         self, chat: str, text: str, parse_mode: str | None, buttons: InlineKeyboardMarkup | None = None

@@ -14,6 +14,8 @@ from telegram.error import RetryAfter
 
 from monitor.models import TelegramSettings
 
+MAX_RETRY_AFTER_WAIT = 30.0  # seconds; a longer RetryAfter leaves the chat's alerts for the next delivery
+
 
 class RateLimiter:
     """Telegram's limits: ~1 message/s to a private chat, ~20/min to a group or channel, ~30/s overall.

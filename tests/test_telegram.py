@@ -535,6 +535,26 @@ def test_review_buttons_record_the_telegram_user(monitor, telegram, capsys):
         assert conn.execute("SELECT state, by FROM reviews").fetchall() == [("escalated", "telegram:@user77")]
 
 
+def test_a_review_made_on_the_command_line_shows_under_the_alert_in_every_chat(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    alerts = {str(m["chat_id"]): m["message_id"] for m in telegram.sent}
+    change_id = telegram.sent[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1]
+    assert monitor("review", change_id, "--state", "escalated", "--by", "amy", capsys=capsys)[0] == 0
+    telegram.down()
+    monitor("bot", "--once", capsys=capsys)  # Telegram unreachable: the buttons wait
+    telegram.up()
+    monitor("run", "--once", capsys=capsys)  # the next cron run
+    edits = {str(c.params["chat_id"]): c.params for c in telegram.calls_for("editMessageReplyMarkup")}
+    assert {chat: edit["message_id"] for chat, edit in edits.items()} == alerts
+    for edit in edits.values():
+        labels = [[b["text"] for b in row] for row in edit["reply_markup"]["inline_keyboard"]]
+        assert labels == [["⚠️ Escalated by amy"], ["Reviewed", "Dismiss"]]
+    monitor("run", "--once", capsys=capsys)
+    assert len(telegram.calls_for("editMessageReplyMarkup")) == 2  # drawn once
+
+
 def test_a_configured_chat_that_failed_once_is_enabled_again_at_the_next_start(monitor, telegram, capsys):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)

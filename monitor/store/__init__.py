@@ -11,6 +11,7 @@ from monitor.store.blobs import Blobs
 from monitor.store.changelog import ChangeLogStore
 from monitor.store.clock import utc_now
 from monitor.store.documents import DocumentStore
+from monitor.store.marks import ReviewMarkStore
 from monitor.store.outbox import OutboxStore, Recipients
 from monitor.store.prune import PruneStore
 from monitor.store.rounds import RoundStore
@@ -40,6 +41,7 @@ class Store(
     UnreadStore,
     PruneStore,
     OutboxStore,
+    ReviewMarkStore,
     ChangeLogStore,
     DocumentStore,
     RunStateStore,

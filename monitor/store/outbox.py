@@ -78,12 +78,17 @@ class OutboxStore:
             [utc_now(), message_id, outbox_id],
         )
 
-    def mark_all_sent(self, outbox_ids: Iterable[int], message_id: str = "") -> None:
-        """A digest's rows, all at once: a crash cannot leave part of a sent digest pending."""
+    def mark_all_sent(
+        self, outbox_ids: Iterable[int], message_id: str = "", buttons: tuple[int, str, str] | None = None
+    ) -> None:
+        """A digest's rows, all at once: a crash cannot leave part of a sent digest pending.
+        `buttons`: (change id, chat, message id) of the message that carries its review buttons."""
         ids = list(outbox_ids)
         with immediate(self.db):
             for outbox_id in ids:
                 self.mark_sent(outbox_id, message_id)
+            if buttons:
+                self.record_buttons(*buttons)
             marks = ", ".join("?" * len(ids))  # a long message's progress, kept under its first row
             self.db.execute(f"DELETE FROM outbox_progress WHERE outbox_id IN ({marks})", ids)
 

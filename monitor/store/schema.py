@@ -154,6 +154,16 @@ CREATE TABLE IF NOT EXISTS chats (
     note TEXT NOT NULL DEFAULT '',
     unreachable_at TEXT NOT NULL DEFAULT ''
 );
+-- The messages that carry a change's review buttons, and the review they show (reviews.id; 0:
+-- none yet): a review made elsewhere (another chat, `policy-monitor review`) is shown there too.
+CREATE TABLE IF NOT EXISTS alert_messages (
+    chat TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    change_id INTEGER NOT NULL REFERENCES changes(id),
+    shown_review INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat, message_id)
+);
+CREATE INDEX IF NOT EXISTS alert_messages_change ON alert_messages (change_id);
 CREATE TABLE IF NOT EXISTS bot_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

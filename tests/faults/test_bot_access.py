@@ -331,8 +331,12 @@ def test_an_alert_reviewed_from_telegram_shows_who_did_it_under_it(monitor, tele
     change_id = escalate.split(":")[1]
     telegram.push_callback_query(int(GROUP), escalate, user_id=77)
     monitor("bot", "--once", capsys=capsys)
-    (edit,) = telegram.calls_for("editMessageReplyMarkup")
+    # the pressed message at once, and the alert's copy in the other chat at the same delivery
+    edit, copy = telegram.calls_for("editMessageReplyMarkup")
     assert str(edit.params["chat_id"]) == GROUP and edit.params["message_id"] == alert["message_id"]
+    private_alert = [m for m in telegram.sent if str(m["chat_id"]) == PRIVATE][-1]
+    assert str(copy.params["chat_id"]) == PRIVATE and copy.params["message_id"] == private_alert["message_id"]
+    assert copy.params["reply_markup"] == edit.params["reply_markup"]
     rows_shown = [
         [(b["text"], b["callback_data"]) for b in row]
         for row in edit.params["reply_markup"]["inline_keyboard"]
