@@ -92,13 +92,19 @@ def cut_short(body: bytes) -> bool:
 
 
 def ends_html(body: bytes) -> bool:
-    """Whether `</html>` is in the body's last 4 KB."""
-    return HTML_END.search(body, max(0, len(body) - 4096)) is not None
+    """Whether the body has `</html>`: looked for in its last 4 KB first, where it nearly always is
+    (more may follow it: a proxy's script)."""
+    return _has(HTML_END, body)
 
 
 def ends_page(body: bytes) -> bool:
-    """Whether `</body>` or `</html>` is in the body's last 4 KB: all of the page's content came."""
-    return PAGE_END.search(body, max(0, len(body) - 4096)) is not None
+    """Whether the body has `</body>` or `</html>`: all of the page's content came."""
+    return _has(PAGE_END, body)
+
+
+def _has(end: re.Pattern[bytes], body: bytes) -> bool:
+    tail = max(0, len(body) - 4096)
+    return end.search(body, tail) is not None or (tail > 0 and end.search(body) is not None)
 
 
 def unsized(response: httpx.Response) -> bool:

@@ -48,8 +48,8 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
     except UnicodeDecodeError:
         pass  # the labels, then the usual Hong Kong encodings (the declaration is looked for only now)
     header, declared = _codec(header_charset.lower()), _codec(declared_charset(body))
-    if header in WESTERN_DEFAULTS and declared:  # <meta charset="big5"> served as ISO-8859-1
-        header, declared = declared, header
+    if header in WESTERN_DEFAULTS and declared:  # <meta charset="big5"> served as ISO-8859-1:
+        header = ""  # out of every reading too, as it never fails (a stray byte would pick it)
     labelled = [e for e in (header, declared) if e]
     for encoding in dict.fromkeys((*labelled, "big5hkscs")):
         try:

@@ -57,12 +57,24 @@ def without_history(
     if len(new) > max(len(previous.items), MIN_GROWTH):
         history = older
     elif current is not None and older and len(current.items) <= len(previous.items):
-        kept = {item.key for item in previous.items}
-        last_kept = max((i for i, item in enumerate(current.items) if item.key in kept), default=-1)
-        history = {item.key for item in current.items[last_kept + 1 :] if item.key in older}
+        history = _slid_in(previous, current, older)
     else:
         history = set()
     return [c for c in changes if c.kind != "new" or c.item_key not in history], len(history)
+
+
+def _slid_in(previous: Snapshot, current: Snapshot, older: set[str]) -> set[str]:
+    """The `older` items below every item `current` kept, when an item above the last kept one left
+    (a withdrawal, or a stale copy's gap): the listing shows its next oldest at its bottom. Not when
+    only the bottom item left: that is a back-dated release taking its place."""
+    listed = {item.key for item in current.items}
+    kept = [i for i, item in enumerate(previous.items) if item.key in listed]
+    if not kept or not any(item.key not in listed for item in previous.items[: kept[-1]]):
+        return set()
+    last_kept = max(
+        i for i, item in enumerate(current.items) if item.key in {previous.items[k].key for k in kept}
+    )
+    return {item.key for item in current.items[last_kept + 1 :] if item.key in older}
 
 
 def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:

@@ -34,11 +34,8 @@ from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
 NOT_PARSED = ("unchanged", "not_modified")  # statuses of a body that may have skipped extraction
-UNREAD_RETRY = timedelta(days=1)
-MARKUP = (
-    "html",
-    "page",
-)  # the kinds of source read as HTML  # how long a new item whose text could not be read is tried again
+UNREAD_RETRY = timedelta(days=1)  # how long a new item whose text could not be read is tried again
+MARKUP = ("html", "page")  # the kinds of source read as HTML
 
 
 @dataclass(frozen=True)
@@ -307,15 +304,15 @@ async def _read_unread_items(ctx: RoundContext, source: Source, outcome: SourceO
     found, followed = await follow(
         ctx.fetcher, ctx.store.documents, source, [d.change for d in due], len(due)
     )
+    tried = list(zip(due, found, strict=True))
     read = [
         (logged.id, classify(replace(change, body_status=READ_LATER), ctx.topics, source.topics))
-        for logged, change in zip(due, found, strict=True)
+        for logged, change in tried
         if change.body_status == "fetched"
     ]
-    if not read:
-        return outcome
+    unread = [(logged.id, change.body_status) for logged, change in tried if change.body_status != "fetched"]
     repeats = ctx.store.record_read_later(
-        source, read, followed, ctx.recipients, ctx.settings.duplicate_window
+        source, read, unread, followed, ctx.recipients, ctx.settings.duplicate_window
     )
     alerted = tuple(change for _, change in read if change.topics)
     if not alerted:

@@ -194,3 +194,7 @@ def test_an_older_item_sliding_in_below_a_listing_of_fixed_size_is_not_news():
                    ("o28", "Notice of 28 July", "2026-07-28"))  # fmt: skip
     news, history = without_history(old, diff(FEED, old, on_top), on_top)  # published now, dated back
     assert ("new", "id:o27") in kinds(news) and history == 0
+    in_place_of_the_last = items(("o30", "Notice of 30 July", "2026-07-30"), ("o29", "Withdrawn", "2026-07-29"),
+                                 ("o27", "Notice of 27 July", "2026-07-27"))  # fmt: skip
+    news, history = without_history(old, diff(FEED, old, in_place_of_the_last), in_place_of_the_last)
+    assert ("new", "id:o27") in kinds(news) and history == 0  # nothing above it left: a new release

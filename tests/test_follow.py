@@ -291,6 +291,33 @@ def test_an_item_whose_text_could_not_be_read_is_read_again_and_alerts_late(moni
     assert "Text:      not fetched: HTTP 503 Service Unavailable: classified on its title alone\n" in out
 
 
+def test_a_detail_page_that_keeps_failing_does_not_take_every_later_turn(monitor, capsys):
+    """detail_limit = 2: one item's text is tried again per round. A's page is gone for good; B's
+    was down for one round: B still gets its turn, and alerts."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    text = monitor.config.read_text().replace("max_bytes = 200000", "max_bytes = 200000\ndetail_limit = 2")
+    monitor.config.write_text(text)
+    monitor.round(capsys)
+    feeds.page("/hkma/press/a/", b"<html><title>Not Found</title></html>", status=404)
+    feeds.page("/hkma/press/b/", b"<html><title>Service Unavailable</title></html>", status=503)
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [("HKMA notice A", "/hkma/press/a/", "Fri, 10 Apr 2026"), (NEW_TITLE, "/hkma/press/b/", "Fri, 10 Apr 2026"),
+         OLD_HKMA],
+    )  # fmt: skip
+    monitor.round(capsys)
+    feeds.page(
+        "/hkma/press/b/", hkma_release(NEW_TITLE, ["Licensed stablecoin issuers.", "Stablecoin reserves."])
+    )
+    outs = [monitor.round(capsys)[1] for _ in range(3)]
+    assert "".join(outs).count(f"NEW: {NEW_TITLE}") == 1
+    with sqlite3.connect(monitor.db) as conn:
+        tries = conn.execute("SELECT tries, last_error FROM unread_tries").fetchall()
+    assert tries[0][0] >= 1 and tries[0][1].startswith("not fetched: HTTP 404")
+
+
 def test_new_items_beyond_the_detail_limit_alert_on_their_titles(monitor, capsys):
     feeds = Feeds(monitor.site)
     feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])

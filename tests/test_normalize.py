@@ -122,6 +122,12 @@ def test_listing_dates(text, iso):
             "big5hkscs",
             id="meta-over-latin1",
         ),
+        pytest.param(  # and a stray byte: read as Big5 with one character lost, not as ISO-8859-1
+            b'<meta charset="big5">' + "穩定幣".encode("big5") * 50 + b"\x81\x20",
+            "iso-8859-1",
+            "big5hkscs, invalid bytes replaced",
+            id="meta-over-latin1-with-a-stray-byte",
+        ),
         pytest.param(
             b'<?xml version="1.0" encoding="big5"?><rss>' + "穩定幣".encode("big5"),
             "windows-1252",

@@ -294,10 +294,15 @@ def test_a_team_chat_telegram_refused_is_tried_again_within_the_hour(tmp_path):
     store.db.execute("UPDATE chats SET unreachable_at = '2000-01-01T00:00:00+00:00'")
     assert store.pending_chats() == [GROUP]
     assert GROUP in store.env_chats()  # the team's still: /start there is taken
+    store.migrate_chat(GROUP, "-1009999")  # the retry was answered with the group's new id
+    assert "-1009999" in store.recipients() and "-1009999" in store.env_chats()
+    store.queue_notice("another source failed", ["-1009999"])
+    assert store.pending_chats() == ["-1009999"]
     store.reached(GROUP)
     store.reached("3003")
     assert rows_of(tmp_path / "monitor.db", "SELECT chat_id, active, note FROM chats ORDER BY chat_id") == [
-        ("-2002", 1, ""),
+        ("-1009999", 1, "migrated from -2002"),
+        ("-2002", 0, "migrated to -1009999"),
         ("3003", 0, "unreachable: Forbidden: bot was kicked from the group chat"),
     ]
 

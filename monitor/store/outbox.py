@@ -237,10 +237,13 @@ class OutboxStore:
     def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup with a new id: its subscription and pending alerts move with it."""
         with immediate(self.db):
-            self.db.execute(  # a chat that asked to stop stays stopped under its new id
-                "INSERT OR IGNORE INTO chats (chat_id, active, topics, origin, added_at, note) "
-                "SELECT ?, active, topics, origin, added_at, "
-                "CASE WHEN note = ? THEN note ELSE 'migrated from ' || chat_id END FROM chats WHERE chat_id = ?",
+            # A chat that asked to stop stays stopped under its new id; a team chat Telegram had
+            # refused answered now (with the migration): its new id takes alerts.
+            self.db.execute(
+                f"""INSERT OR IGNORE INTO chats (chat_id, active, topics, origin, added_at, note)
+                    SELECT ?, CASE WHEN {WAITING} THEN 1 ELSE active END, topics, origin, added_at,
+                      CASE WHEN note = ? THEN note ELSE 'migrated from ' || chat_id END
+                    FROM chats WHERE chat_id = ?""",
                 [new, STOPPED_IN_CHAT, old],
             )
             self.db.execute(

@@ -154,6 +154,13 @@ CREATE TABLE IF NOT EXISTS chats (
     note TEXT NOT NULL DEFAULT '',
     unreachable_at TEXT NOT NULL DEFAULT ''
 );
+-- New items whose text a later round could not read either (store/unread.py): the fewest tries first.
+CREATE TABLE IF NOT EXISTS unread_tries (
+    change_id INTEGER PRIMARY KEY REFERENCES changes(id),
+    tries INTEGER NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    tried_at TEXT NOT NULL
+);
 -- The messages that carry a change's review buttons, and the review they show (reviews.id; 0:
 -- none yet): a review made elsewhere (another chat, `policy-monitor review`) is shown there too.
 CREATE TABLE IF NOT EXISTS alert_messages (

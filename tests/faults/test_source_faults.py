@@ -657,3 +657,16 @@ def test_an_older_item_sliding_into_a_fixed_size_listing_is_not_news(monitor, ca
     assert rows(monitor.db, "SELECT kind, title FROM changes") == [
         ("removed", "Stablecoin issuers: notice of 25 July")
     ]
+
+
+def test_a_page_with_a_long_script_after_its_end_is_not_cut_short(monitor, capsys):
+    """A proxy or CMS that appends 5 KB of script after </html>: the page is complete."""
+    whole = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    answers = {"now": whole}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+    trailing = whole.body.replace(b"SC0002", b"SC0003") + b"<script>" + b"var a = 1;\n" * 500 + b"</script>"
+    answers["now"] = Response(200, trailing, whole.headers)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "PAGE CHANGED" in out and "SC0003" in out
