@@ -16,8 +16,10 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs
 # is a superset, so decoding every "big5" label with it loses nothing. GB2312 likewise -> GB18030.
 SUPERSETS = {"big5": "big5hkscs", "big5-hkscs": "big5hkscs", "gb2312": "gb18030", "gbk": "gb18030"}
 # Labels a server gives by default (Apache's, old IIS's, a proxy's): they decode any bytes, so a wrong
-# one never fails. A document that declares another charset itself is believed over them.
+# one never fails. A document that declares a Chinese charset itself is believed over them (one that
+# declares UTF-8 may be a template's meta on a Windows-1252 page: the label is tried after it).
 WESTERN_DEFAULTS = {"iso8859-1", "cp1252", "ascii", "iso8859-15"}
+CHINESE = {"big5hkscs", "cp950", "gb18030"}
 
 
 def content_type_charset(content_type: str) -> str:
@@ -48,7 +50,7 @@ def decode(body: bytes, header_charset: str = "") -> tuple[str, str]:
     except UnicodeDecodeError:
         pass  # the labels, then the usual Hong Kong encodings (the declaration is looked for only now)
     header, declared = _codec(header_charset.lower()), _codec(declared_charset(body))
-    if header in WESTERN_DEFAULTS and declared:  # <meta charset="big5"> served as ISO-8859-1:
+    if header in WESTERN_DEFAULTS and declared in CHINESE:  # <meta charset="big5"> served as ISO-8859-1:
         header = ""  # out of every reading too, as it never fails (a stray byte would pick it)
     labelled = [e for e in (header, declared) if e]
     for encoding in dict.fromkeys((*labelled, "big5hkscs")):

@@ -4,17 +4,19 @@ so that no one takes an alert someone already took."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from monitor.store import Store
 from monitor.telegram_buttons import reviewed_buttons
 from monitor.telegram_pace import MAX_RETRY_AFTER_WAIT, RateLimiter, retry_after_seconds
 
 log = logging.getLogger("monitor.telegram")
+REFRESH_SECONDS = 10.0  # of a delivery at most (a group's pace is ~3 s a message): the rest at the next
 
 
 async def refresh_marks(
@@ -27,11 +29,13 @@ async def refresh_marks(
     """Edit the buttons of each alert whose change was reviewed since they were drawn; returns how
     many. A chat Telegram holds back (429) waits for the next delivery, and so does everything when
     Telegram cannot be reached."""
-    edited = 0
+    edited, budget = 0, asyncio.get_running_loop().time() + REFRESH_SECONDS
     for chat, message_id, review_id, review in store.stale_marks():
         wait = limiter.delay(chat)
         if wait > MAX_RETRY_AFTER_WAIT or seconds_left() <= wait:  # held back, or stopping
             continue
+        if asyncio.get_running_loop().time() + wait > budget:  # the next alerts must not wait on this
+            break
         await limiter.wait(chat)
         try:
             await bot.edit_message_reply_markup(
@@ -45,6 +49,8 @@ async def refresh_marks(
                 log.info("telegram: %s: the buttons of message %s not updated: %s", chat, message_id, exc)
         except NetworkError:  # Telegram unreachable: the next delivery tries again
             return edited
+        except TelegramError as exc:  # the group became a supergroup (its old messages stay as they are)
+            log.info("telegram: %s: the buttons of message %s not updated: %s", chat, message_id, exc)
         else:
             edited += 1
         store.mark_shown(chat, message_id, review_id)

@@ -142,6 +142,11 @@ def test_charset_detection(body, header, encoding):
     assert "穩定幣" in text
 
 
+def test_a_windows_1252_label_is_right_over_a_template_s_utf8_meta():
+    page = '<meta charset="utf-8">The SFC’s circular “on stablecoins” – régime'
+    assert decode(page.encode("cp1252"), "windows-1252") == (page, "cp1252")
+
+
 # The fast paths of link handling must give what the general parse gives, for any link.
 URL_PART = st.one_of(
     st.text(alphabet="aZ09-._~/?#;:@%[] \u00e9\u9999", max_size=12),

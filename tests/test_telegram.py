@@ -560,6 +560,39 @@ def test_a_review_made_on_the_command_line_shows_under_the_alert_in_every_chat(m
     assert len(telegram.calls_for("editMessageReplyMarkup")) == 2  # drawn once
 
 
+def test_an_alert_that_reaches_a_chat_after_its_review_shows_the_review(monitor, telegram, capsys):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    telegram.fail_next("sendMessage", "retry_after", chat_id=int(GROUP), retry_after=600)
+    monitor.round(capsys, ROUND2)  # the group waits; the private chat has the alert
+    change_id = telegram.sent[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1]
+    monitor("review", change_id, "--state", "dismissed", "--by", "amy", capsys=capsys)
+    with sqlite3.connect(monitor.db) as conn:  # ten minutes later
+        conn.execute("UPDATE bot_state SET value = '2000-01-01T00:00:00+00:00' WHERE key LIKE 'retry_after%'")
+    monitor("run", "--once", capsys=capsys)
+    (group_alert,) = [m for m in telegram.sent if str(m["chat_id"]) == GROUP]
+    edited = {
+        (str(c.params["chat_id"]), c.params["message_id"])
+        for c in telegram.calls_for("editMessageReplyMarkup")
+    }
+    assert edited == {(GROUP, group_alert["message_id"]), (PRIVATE, telegram.sent[0]["message_id"])}
+
+
+def test_a_message_in_a_group_that_became_a_supergroup_does_not_stop_the_others_buttons(
+    monitor, telegram, capsys
+):
+    monitor.write(SFC_PRESS)
+    monitor.round(capsys)
+    monitor.round(capsys, ROUND2)
+    change_id = telegram.sent[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1]
+    monitor("review", change_id, "--state", "reviewed", "--by", "amy", capsys=capsys)
+    telegram.fail_next("editMessageReplyMarkup", "migrated", chat_id=int(GROUP), times=None)
+    for _ in range(2):
+        monitor("run", "--once", capsys=capsys)
+    tried = [str(c.params["chat_id"]) for c in telegram.calls_for("editMessageReplyMarkup")]
+    assert sorted(tried) == [GROUP, PRIVATE]  # each once: the group's is given up, not tried forever
+
+
 def test_a_configured_chat_that_failed_once_is_enabled_again_at_the_next_start(monitor, telegram, capsys):
     monitor.write(SFC_PRESS)
     monitor.round(capsys)

@@ -10,15 +10,15 @@ class ReviewMarkStore:
     db: object  # sqlite_utils.Database, set by Store
 
     def record_buttons(self, change_id: int, chat: str, message_id: str) -> None:
-        """A message with the change's review buttons went out (call inside the round's or the
-        delivery's transaction); it shows the change's review as it is now."""
+        """A message with the change's review buttons went out (call inside the delivery's
+        transaction). They are the buttons of an alert not reviewed yet: a review made before it
+        went out (while the chat waited) is drawn at the next delivery."""
         self.db.execute(
-            """INSERT OR IGNORE INTO alert_messages (chat, message_id, change_id, shown_review)
-               VALUES (?, ?, ?, COALESCE((SELECT max(id) FROM reviews WHERE change_id = ?), 0))""",
-            [chat, message_id, change_id, change_id],
+            "INSERT OR IGNORE INTO alert_messages (chat, message_id, change_id, shown_review) VALUES (?, ?, ?, 0)",
+            [chat, message_id, change_id],
         )
 
-    def stale_marks(self, limit: int = 50) -> list[tuple[str, str, int, Review]]:
+    def stale_marks(self, limit: int = 200) -> list[tuple[str, str, int, Review]]:
         """(chat, message id, review id, review) of each message whose buttons show an older review
         than the change's latest, oldest review first."""
         rows = self.db.execute(
