@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import replace
+from urllib.parse import parse_qsl, urlsplit
 
 from monitor.models import Change, Item, Snapshot, Source
 from monitor.noise import without_stamps
@@ -75,6 +76,44 @@ def _slid_in(previous: Snapshot, current: Snapshot, older: set[str]) -> set[str]
         i for i, item in enumerate(current.items) if item.key in {previous.items[k].key for k in kept}
     )
     return {item.key for item in current.items[last_kept + 1 :] if item.key in older}
+
+
+def rekeyed(snapshot: Snapshot | None, ignore_params: tuple[str, ...]) -> Snapshot | None:
+    """A snapshot stored before the source's `ignore_params` were set, its items keyed by link as
+    they are now: else every item would look new, and the turnover guard would hold the source."""
+    if snapshot is None or snapshot.kind != "items" or not ignore_params:
+        return snapshot
+    items = tuple(
+        replace(item, key="link:" + normalize_link(item.link, ignore_params))
+        if item.key.startswith("link:") and "|" not in item.key and item.link
+        else item
+        for item in snapshot.items
+    )
+    return snapshot if items == snapshot.items else replace(snapshot, items=items)
+
+
+def volatile_param(previous: Snapshot, current: Snapshot) -> str:
+    """The one query parameter in which the links of the items listed before and now (found by
+    title) differ, when every such pair differs in it alone: a session id new on every visit."""
+    before = {fingerprint(item.title): item.link for item in previous.items if item.link}
+    names: set[str] = set()
+    pairs = 0
+    for item in current.items:
+        old_link = before.get(fingerprint(item.title))
+        if not old_link or not item.link:
+            continue
+        a, b = urlsplit(old_link), urlsplit(item.link)
+        if (a.scheme, a.netloc, a.path) != (b.scheme, b.netloc, b.path):
+            return ""
+        qa, qb = (
+            dict(parse_qsl(a.query, keep_blank_values=True)),
+            dict(parse_qsl(b.query, keep_blank_values=True)),
+        )
+        names |= {name for name in qa.keys() | qb.keys() if qa.get(name) != qb.get(name)}
+        pairs += 1
+        if len(names) > 1:
+            return ""
+    return next(iter(names)) if pairs >= 3 and len(names) == 1 else ""
 
 
 def shares_nothing(previous: Snapshot, current: Snapshot) -> bool:

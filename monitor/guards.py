@@ -94,9 +94,16 @@ def unless_replaced(
         return old
     rounds, _ = held_back()
     if rounds < ACCEPT_TURNOVER_AFTER:
+        param = diff.volatile_param(old, new)
+        hint = (
+            f'; the links differ only in their "{param}" parameter: if it changes on every visit '
+            f'(a session id), add ignore_params = ["{param}"] to the source'
+            if param
+            else ""
+        )
         raise LayoutChanged(
             f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
-            "(layout or link format changed?); the old snapshot is kept"
+            f"(layout or link format changed?); the old snapshot is kept{hint}"
         )
     by_title = diff.matched_by_title(old, new)
     if by_title is not None:

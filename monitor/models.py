@@ -57,6 +57,8 @@ class Source:
     success_path: str = ""  # dot path of a success flag; false makes the fetch an error
     include_titles: tuple[str, ...] = ()  # keep only items whose title matches one of these
     exclude_titles: tuple[str, ...] = ()  # drop items whose title matches one of these
+    # query parameters of item links that change on every visit (a session id): not an item's identity
+    ignore_params: tuple[str, ...] = ()
     # kind = "rss", "html" or "json": follow each new item to its text before classifying it
     detail: str = ""  # "link" (the item's own link) or a URL template such as "...?refNo={id}"
     detail_select: str = ""  # CSS selector of the text on a detail page (default: main content)

@@ -78,23 +78,26 @@ def fingerprint(text: str) -> str:
     return NOT_IN_FINGERPRINT.sub("", folded)
 
 
-def normalize_link(url: str) -> str:
-    """Lower-case scheme and host, no fragment, no default port, no tracking/cache-busting params."""
+def normalize_link(url: str, ignore_params: tuple[str, ...] = ()) -> str:
+    """Lower-case scheme and host, no fragment, no default port, no tracking/cache-busting params,
+    nor the source's `ignore_params` (lower-case names)."""
     url = clean_text(url)
     if not url:
         return ""
     if _already_normal(url):  # most links of a listing: ~1 us against ~20 us for parsing it
         return url if url.find("/", url.index("://") + 3) != -1 else url + "/"
-    return _normalize_parsed(url)
+    return _normalize_parsed(url, ignore_params)
 
 
-def _normalize_parsed(url: str) -> str:
+def _normalize_parsed(url: str, ignore_params: tuple[str, ...] = ()) -> str:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{parts.port}"
     query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not TRACKING_PARAMS.match(k) and k.lower() not in ignore_params
     )
     path = SESSION_IN_PATH.sub("", parts.path) or "/"
     return urlunsplit((parts.scheme.lower(), host, path, urlencode(query), ""))

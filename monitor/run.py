@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from monitor import guards
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
-from monitor.diff import diff
+from monitor.diff import diff, rekeyed
 from monitor.dry_run import DryRunSightings
 from monitor.errors import SourceError, StoreError
 from monitor.extract import extract_unless_same
@@ -232,7 +232,7 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
             store.record_unchanged(source, page, "unchanged")
         return SourceOutcome(source.id, "unchanged")
     previous = store.previous(source.id, state) if known else state
-    old = previous.snapshot
+    old = rekeyed(previous.snapshot, source.ignore_params)
     count = len(snapshot.items) or snapshot.text.count("\n") + 1
     if old and snapshot.hash == old.hash:
         if not ctx.dry_run:

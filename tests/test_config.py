@@ -87,6 +87,11 @@ BAD_CONFIGS = [
         GOOD_SOURCE + GOOD_SOURCE, "sfc-press-en: id: duplicate source id (line 9)", id="duplicate-id"
     ),
     pytest.param(
+        GOOD_SOURCE + 'ignore_params = "sid"',
+        "sfc-press-en: ignore_params: must be a list of non-empty strings (line 7)",
+        id="ignore-params-not-a-list",
+    ),
+    pytest.param(
         GOOD_SOURCE.replace('"rss"', '"atom"'),
         "sfc-press-en: kind: must be one of rss, html, page",
         id="kind",

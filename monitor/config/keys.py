@@ -31,8 +31,17 @@ COMMON_KEYS = {
 DETAIL_KEYS = {"detail", "detail_select", "detail_field", "detail_pdfs"}
 LANGUAGES = ("en", "zh")
 KIND_KEYS = {
-    "rss": {"include_titles", "exclude_titles", *DETAIL_KEYS},
-    "html": {"items", "title", "link", "date", "include_titles", "exclude_titles", *DETAIL_KEYS},
+    "rss": {"include_titles", "exclude_titles", "ignore_params", *DETAIL_KEYS},
+    "html": {
+        "items",
+        "title",
+        "link",
+        "date",
+        "include_titles",
+        "exclude_titles",
+        "ignore_params",
+        *DETAIL_KEYS,
+    },
     "page": {"select", "exclude", "ignore"},
     "json": {
         "method",
@@ -46,6 +55,7 @@ KIND_KEYS = {
         "success_path",
         "include_titles",
         "exclude_titles",
+        "ignore_params",
         *DETAIL_KEYS,
     },
 }

@@ -49,6 +49,12 @@ def build_source(
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(name, where, key, problem + at)
 
+    def strings(key: str, default: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+        try:
+            return string_list(name, where, key, raw.get(key, list(default)))
+        except ConfigError as exc:
+            raise fail(key, exc.problem) from None
+
     if not isinstance(sid, str) or not sid:
         raise fail("id", "required; lowercase letters, digits and '-'")
     if not SOURCE_ID.match(sid):
@@ -70,7 +76,7 @@ def build_source(
     problem = url_problem(url)
     if problem:
         raise fail("url", problem)
-    source_topics = string_list(name, where, "topics", raw.get("topics", list(topics)))
+    source_topics = strings("topics", list(topics))
     for topic in source_topics:
         if topic.lower() not in topics:
             raise fail("topics", f"unknown topic {topic!r} (declare it under [topics])")
@@ -88,13 +94,10 @@ def build_source(
     if language not in ("", *LANGUAGES):
         raise fail("language", f"must be one of {', '.join(LANGUAGES)}")
     api = _api(raw, fail) if kind == "json" else {}
-    excludes = string_list(name, where, "exclude", raw.get("exclude", []))
+    excludes = strings("exclude")
     for css in excludes:
         check_css(name, where, "exclude", css, at)
-    patterns = {
-        key: string_list(name, where, key, raw.get(key, []))
-        for key in ("ignore", "include_titles", "exclude_titles")
-    }
+    patterns = {key: strings(key) for key in ("ignore", "include_titles", "exclude_titles")}
     for key, values in patterns.items():
         for pattern in values:
             try:
@@ -121,6 +124,7 @@ def build_source(
         ignore=patterns["ignore"],
         include_titles=patterns["include_titles"],
         exclude_titles=patterns["exclude_titles"],
+        ignore_params=tuple(param.lower() for param in strings("ignore_params")),
         language=language,
         **api,
         **_detail(raw, fail),

@@ -48,7 +48,7 @@ def _item(source: Source, record: dict) -> Item:
     link = clean_text(_link(source.link, record))
     reference = str(lookup(record, source.item_id) or "") if source.item_id else ""
     return Item(
-        item_key(reference, link, title),
+        item_key(reference, link, title, source.ignore_params),
         title,
         link,
         _date(lookup(record, source.date) if source.date else None),

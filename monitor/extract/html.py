@@ -35,7 +35,7 @@ def _item(source: Source, element, base_url: str) -> Item:
     title = clean_title(element_text(titles[0])) if titles else ""
     link = _first_link(links, base_url)
     date = parse_date(_first_text(element, source.date)) if source.date else ""
-    return Item(item_key("", link, title), title, link, date)
+    return Item(item_key("", link, title, source.ignore_params), title, link, date)
 
 
 def _first_text(element, css: str) -> str:

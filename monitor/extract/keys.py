@@ -8,14 +8,15 @@ from monitor.models import Item
 from monitor.normalize import fingerprint, normalize_link
 
 
-def item_key(guid: str, link: str, title: str) -> str:
+def item_key(guid: str, link: str, title: str, ignore_params: tuple[str, ...] = ()) -> str:
+    """`ignore_params`: the source's (Source.ignore_params)."""
     guid = guid.strip()
     if guid.startswith(("http://", "https://")):
-        return "link:" + normalize_link(guid)
+        return "link:" + normalize_link(guid, ignore_params)
     if guid:
         return "id:" + guid
     if link:
-        return "link:" + normalize_link(link)
+        return "link:" + normalize_link(link, ignore_params)
     return "title:" + fingerprint(title)
 
 

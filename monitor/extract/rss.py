@@ -43,20 +43,20 @@ def extract(source: Source, page: Page) -> Snapshot:
         raise ExtractError(f"malformed feed: {problem}")
     if not parsed.get("version") and not parsed.entries:
         raise ExtractError("not an RSS or Atom feed")
-    items = [_item(entry, page.final_url) for entry in parsed.entries]
+    items = [_item(entry, source.ignore_params) for entry in parsed.entries]
     items = [i for i in items if i.title or i.link]
     if not items:
         raise LayoutChanged("the feed has no items (layout changed?)")
     return Snapshot(kind="items", items=unique_items(items), title=parsed.feed.get("title", ""))
 
 
-def _item(entry: feedparser.FeedParserDict, base_url: str) -> Item:
+def _item(entry: feedparser.FeedParserDict, ignore_params: tuple[str, ...]) -> Item:
     title = clean_title(entry.get("title", ""))
     link = clean_text(entry.get("link", ""))
     guid = entry.get("id", "") if entry.get("guidislink") is not True else ""
     date = iso_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
     summary = entry.get("summary", "")
-    return Item(item_key(guid, link, title), title, link, date, _fragment_text(summary))
+    return Item(item_key(guid, link, title, ignore_params), title, link, date, _fragment_text(summary))
 
 
 def _fragment_text(html: str) -> str:

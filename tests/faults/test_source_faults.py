@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import gzip
+import os
 import re
 import socket
 import struct
@@ -670,3 +671,33 @@ def test_a_page_with_a_long_script_after_its_end_is_not_cut_short(monitor, capsy
     answers["now"] = Response(200, trailing, whole.headers)
     code, out, _ = monitor.round(capsys)
     assert code == 0 and "PAGE CHANGED" in out and "SC0003" in out
+
+
+def test_a_session_id_in_every_link_is_named_and_then_left_out_of_the_items_identity(monitor, capsys):
+    """A site that puts a new `sid` in every link on every visit: the error names the parameter, and
+    with ignore_params the source reads as usual, the next release alerting at once."""
+    listed = [f"Circular {n} on stablecoin issuers" for n in range(5, 0, -1)]
+
+    def feed(handler):
+        sid = os.urandom(8).hex()
+        items = "".join(
+            f"<item><title>{title}</title>"
+            f"<link>https://www.hkma.gov.hk/circular?ref={title.split()[1]}&amp;sid={sid}</link></item>"
+            for title in listed
+        )
+        return rss(
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>HKMA</title>{items}</channel></rss>'.encode()
+        )
+
+    monitor.site.routes["/faulty"] = feed
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    code, _, err = monitor.round(capsys)
+    assert code == 1 and 'the links differ only in their "sid" parameter' in err
+    assert 'add ignore_params = ["sid"] to the source' in err
+    write_config(monitor, FEED + 'ignore_params = ["sid"]\n')
+    assert monitor.round(capsys)[:2] == (0, "")  # the items stored with their old sids are the same items
+    listed.insert(0, "Circular 6 on stablecoin issuers")
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and out.count("NEW: ") == 1 and "NEW: Circular 6 on stablecoin issuers" in out
+    assert monitor.round(capsys)[:2] == (0, "")
