@@ -28,6 +28,7 @@ UNASKED_CODINGS = ("zstd", "br", "compress", "x-compress", "x-gzip")
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
 PAGE_END = re.compile(rb"</(?:html|body)\s*>", re.I)
+SCRIPTS = re.compile(rb"<script\b.*?(?:</script\s*>|\Z)", re.I | re.S)  # one cut short runs to the end
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 
 
@@ -92,19 +93,21 @@ def cut_short(body: bytes) -> bool:
 
 
 def ends_html(body: bytes) -> bool:
-    """Whether the body has `</html>`: looked for in its last 4 KB first, where it nearly always is
-    (more may follow it: a proxy's script)."""
-    return _has(HTML_END, body)
+    """Whether the body ends with `</html>` (in its last 4 KB, scripts aside)."""
+    return _ends_with(HTML_END, body)
 
 
 def ends_page(body: bytes) -> bool:
-    """Whether the body has `</body>` or `</html>`: all of the page's content came."""
-    return _has(PAGE_END, body)
+    """Whether the body ends with `</body>` or `</html>`: all of the page's content came."""
+    return _ends_with(PAGE_END, body)
 
 
-def _has(end: re.Pattern[bytes], body: bytes) -> bool:
-    tail = max(0, len(body) - 4096)
-    return end.search(body, tail) is not None or (tail > 0 and end.search(body) is not None)
+def _ends_with(end: re.Pattern[bytes], body: bytes) -> bool:
+    """Scripts are left out: one may write "</body></html>" for a printable copy (a page cut after
+    it is not whole), and a proxy may append kilobytes of script after the page's end (it is)."""
+    if b"<script" in body or b"<SCRIPT" in body:
+        body = SCRIPTS.sub(b"", body)
+    return end.search(body, max(0, len(body) - 4096)) is not None
 
 
 def unsized(response: httpx.Response) -> bool:

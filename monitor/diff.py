@@ -92,6 +92,19 @@ def rekeyed(snapshot: Snapshot | None, ignore_params: tuple[str, ...]) -> Snapsh
     return snapshot if items == snapshot.items else replace(snapshot, items=items)
 
 
+def overflowed(previous: Snapshot, current: Snapshot) -> bool:
+    """Whether a listing that shares no item with its last version holds only releases newer than
+    it: more were published at once than it shows (a busy day, or the monitor was down), not a new
+    link or markup format, which lists the same releases again under their old dates. Only where
+    every date is a day, compared as such."""
+    old_dates = [item.date[:10] for item in previous.items]
+    new_dates = [item.date[:10] for item in current.items]
+    if not new_dates or not all(map(ISO_DAY.match, old_dates + new_dates)):
+        return False
+    titles = {fingerprint(item.title) for item in previous.items}
+    return min(new_dates) >= max(old_dates) and not any(fingerprint(i.title) in titles for i in current.items)
+
+
 def volatile_param(previous: Snapshot, current: Snapshot) -> str:
     """The one query parameter in which the links of the items listed before and now (found by
     title) differ, when every such pair differs in it alone: a session id new on every visit."""
@@ -185,7 +198,7 @@ def _item_changes(
                 new_keys.add(same.key)
             elif item.key not in known:
                 changes.append(_change(source, "new", item))
-        elif _retitled(before, item) or before.date[:10] != item.date[:10]:
+        elif _retitled(before, item) or _redated(before, item):
             was = f"{before.title} ({before.date})" if before.date else before.title
             changes.append(_change(source, "changed", item, before=was))
     retained = [(index, item) for index, item in enumerate(old) if item.key in new_keys]
@@ -197,6 +210,13 @@ def _item_changes(
 
 def _retitled(before: Item, item: Item) -> bool:
     return before.title != item.title and fingerprint(before.title) != fingerprint(item.title)
+
+
+def _redated(before: Item, item: Item) -> bool:
+    """Another day, both read as days: a date that appears, goes, or is written in a form not read
+    as a day (a template change) is not an edit of the release."""
+    old, new = before.date[:10], item.date[:10]
+    return old != new and bool(ISO_DAY.match(old)) and bool(ISO_DAY.match(new))
 
 
 def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> bool:

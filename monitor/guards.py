@@ -92,6 +92,13 @@ def unless_replaced(
         or not diff.shares_nothing(old, new)
     ):
         return old
+    if diff.overflowed(old, new):  # every item new, and newer than all it held: diffed as usual
+        log.warning(
+            "%s: every item is new and newer than those listed before: more releases than the listing "
+            "shows may have come out since the last poll (check the source's next page)",
+            source.id,
+        )
+        return old
     rounds, _ = held_back()
     if rounds < ACCEPT_TURNOVER_AFTER:
         param = diff.volatile_param(old, new)
@@ -121,19 +128,22 @@ def unless_replaced(
 def refuse_cut_short(
     page: Page, last_body: Callable[[], bytes | None], held_back: Callable[[], tuple[int, str]]
 ) -> None:
-    """A listing or page that stops before `</body>` and `</html>`, mid-text or where its last
-    version went on: part of an answer (a server that failed while writing it, with a length that
-    fits what it wrote). Diffed, a title cut in two would be "changed" and the rows after the cut
-    "removed". The old snapshot is kept; refused ACCEPT_TURNOVER_AFTER rounds running and for
-    SHRINK_HOLD (a site that no longer writes them), it is read as usual."""
+    """A listing or page that stops before `</body>` and `</html>` where its last version had them,
+    or mid-text where its last version did not stop so: part of an answer (a server that failed while
+    writing it, with a length that fits what it wrote). Diffed, a title cut in two would be "changed"
+    and the rows after the cut "removed". A page that never writes its end is read as it is. The old
+    snapshot is kept; refused ACCEPT_TURNOVER_AFTER rounds running and for SHRINK_HOLD (a site that
+    no longer writes its end), it is read as usual."""
     if ends_page(page.body) or not HTML_START.search(page.body, 0, 4096):  # complete, or not a page
         return
+    last = last_body()
+    if last is None and not cut_short(page.body):
+        return  # its last version is not kept (pruned): only a cut mid-text is known to be one
+    if last is not None and not ends_page(last) and (cut_short(last) or not cut_short(page.body)):
+        return  # its last version did not end either, and not less cleanly: the page's own way
     if cut_short(page.body):
         what = "the page stops mid-text, before </body>"
     else:
-        last = last_body()
-        if last is None or not ends_page(last):
-            return  # a page that never wrote its end (HTML allows leaving both out)
         what = "the page stops before the </body> its last version had"
     rounds, since = held_back()
     if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:

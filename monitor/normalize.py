@@ -157,10 +157,14 @@ _MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|februar
 # A date among other words ("Date: 30 Jul 2026", "Thu, 30 Jul 2026", "30-Jul-2026"): a cell's
 # wording may change with the site's templates, while the date it holds does not.
 DATES_WITHIN = (
-    (re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?!\d)"), "y-md"),
     (re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*(\d{4})(?!\d)", re.I), "dmy"),
     (re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "mdy"),
-    (re.compile(r"(?<!\d)(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?!\d)"), "dmy"),  # Hong Kong: day first
+    (re.compile(r"(?<!\d)(\d{1,2})([-/.])(\d{1,2})\2(\d{4})(?!\d)"), "d-my"),  # Hong Kong: day first
+    (
+        re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*'?(\d{2})(?!\d)", re.I),
+        "dmY",
+    ),  # 29-Jul-26
 )
 
 
@@ -169,11 +173,12 @@ def _date_within(text: str) -> str:
     found = []
     for pattern, order in DATES_WITHIN:
         for match in pattern.finditer(text):
-            parts = dict(zip(order, match.groups(), strict=True))
+            parts = dict(zip(order, match.groups(), strict=True))  # "-": the separator, written twice
             month = parts["m"]
             number = MONTHS.index(month[:3].lower()) + 1 if month.isalpha() else int(month)
+            year = int(parts["y"]) if "y" in parts else 2000 + int(parts["Y"])
             try:
-                found.append((match.start(), date(int(parts["y"]), number, int(parts["d"])).isoformat()))
+                found.append((match.start(), date(year, number, int(parts["d"])).isoformat()))
             except ValueError:
                 continue  # no such day: another match may be a date
     return min(found)[1] if found else ""

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sqlite3
+from datetime import datetime
 
 from monitor.config import load_config
 from monitor.localsite import Response
@@ -256,3 +257,24 @@ def test_a_lone_surrogate_in_an_api_record_costs_that_character_not_the_source(m
     code, out, err = monitor.round(capsys)
     assert code == 0, err
     assert "NEW: HKMA notice 4 on stablecoin issuers" in out
+
+
+def test_a_renamed_date_field_is_a_layout_error_not_an_edit_of_every_release(monitor, capsys):
+    answer = {"body": sfc_answer(20)}
+    monitor.site.routes["/edistributionWeb/api/news/search"] = lambda h: Response(
+        200, answer["body"], {"Content-Type": "application/json"}
+    )
+    monitor.write(SFC_NEWS_TC)
+    assert monitor.round(capsys)[:2] == (0, "")
+    answer["body"] = answer["body"].replace(b'"issueDate"', b'"issueDateTime"')
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (1, "") and "no record has a 'issueDate' (API changed?)" in err
+    epoch = json.loads(sfc_answer(20))
+    for record in epoch["items"]:  # the same dates as Unix milliseconds: not the year 1786
+        moment = datetime.fromisoformat(record["issueDate"])
+        record["issueDate"] = int(moment.timestamp() * 1000)
+    answer["body"] = json.dumps(epoch).encode()
+    assert monitor.round(capsys)[:2] == (0, "")
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM changes").fetchone() == (0,)
+        assert conn.execute("SELECT min(date) FROM items").fetchone()[0].startswith("2026-")

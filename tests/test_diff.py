@@ -198,3 +198,14 @@ def test_an_older_item_sliding_in_below_a_listing_of_fixed_size_is_not_news():
                                  ("o27", "Notice of 27 July", "2026-07-27"))  # fmt: skip
     news, history = without_history(old, diff(FEED, old, in_place_of_the_last), in_place_of_the_last)
     assert ("new", "id:o27") in kinds(news) and history == 0  # nothing above it left: a new release
+
+
+def test_a_date_that_appears_or_changes_its_form_is_not_an_edit():
+    old = items(("n1", "Circular on stablecoins", ""), ("n2", "Circular on custody", "2026-07-29"))
+    dated = items(
+        ("n1", "Circular on stablecoins", "2026-07-30"),
+        ("n2", "Circular on custody", "29.07.26 (a form not read)"),
+    )
+    assert diff(FEED, old, dated) == []
+    moved = items(("n1", "Circular on stablecoins", ""), ("n2", "Circular on custody", "2026-07-28"))
+    assert kinds(diff(FEED, old, moved)) == [("changed", "id:n2")]  # another day: an edit

@@ -103,6 +103,11 @@ def test_reference_numbers_in_links_are_kept():
         ("Updated 5 Mar 2026 (first issued 2025-01-02)", "2026-03-05"),  # the first date written
         ("Circular 12 decisions 2026", "Circular 12 decisions 2026"),  # "dec" of a word is no month
         ("Sept. 3, 2026", "2026-09-03"),
+        ("2026/07/29", "2026-07-29"),  # the forms a template change may switch a listing to
+        ("2026.07.29", "2026-07-29"),
+        ("29-07-2026", "2026-07-29"),
+        ("29-Jul-26", "2026-07-29"),
+        ("2026/7/9 10:00", "2026-07-09"),
     ],
 )
 def test_listing_dates(text, iso):

@@ -31,6 +31,8 @@ def extract(source: Source, page: Page) -> Snapshot:
     items = [i for i in items if i.title]
     if not items:
         raise LayoutChanged(f"no record under {source.items_path!r} has a {source.title!r} (API changed?)")
+    if source.date and len(items) > 1 and not any(i.date for i in items):  # renamed: every item "edited"
+        raise LayoutChanged(f"no record has a {source.date!r} (API changed?)")
     return Snapshot(kind="items", items=unique_items(items))
 
 
@@ -70,6 +72,8 @@ def _link(template: str, record: dict) -> str:
 def _date(value: Any) -> str:
     """ISO dates stay dates; timestamps become Hong Kong time; other forms as `parse_date` reads them."""
     text = str(value or "").strip()
+    if text.isdigit() and len(text) in (10, 13):  # a Unix time, in seconds or milliseconds
+        return datetime.fromtimestamp(int(text) / (1000 if len(text) == 13 else 1), HKT).isoformat()
     if len(text) > 10 and text[:4].isdigit():
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -22,6 +22,10 @@ def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | No
         return None
     items = [_item(source, element, page.final_url) for element in elements]
     items = [i for i in items if i.title]
+    if source.date and len(items) > 1 and not any(i.date for i in items):  # else every item "edited"
+        raise LayoutChanged(
+            f"date selector {source.date!r} matched nothing inside the items (layout changed?)"
+        )
     if not items:
         raise LayoutChanged(
             f"title selector {source.title!r} matched nothing inside the items (layout changed?)"

@@ -701,3 +701,43 @@ def test_a_session_id_in_every_link_is_named_and_then_left_out_of_the_items_iden
     code, out, _ = monitor.round(capsys)
     assert code == 0 and out.count("NEW: ") == 1 and "NEW: Circular 6 on stablecoin issuers" in out
     assert monitor.round(capsys)[:2] == (0, "")
+
+
+def test_more_releases_at_once_than_a_listing_shows_are_all_alerted(monitor, capsys):
+    """A listing of the 10 latest, and 11 releases in one day (or over a weekend the monitor was
+    down): nothing listed before is listed now, yet this is news, not a new link format."""
+    listed = [(day, f"Stablecoin issuers: notice of {day} July") for day in range(20, 10, -1)]
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(listed)
+    write_config(monitor, FEED)
+    monitor.round(capsys)
+    burst = [(30 - n // 3, f"Stablecoin circular {n}") for n in range(10)]
+    monitor.site.routes["/faulty"] = lambda h: dated_feed(burst)
+    code, out, err = monitor.round(capsys)
+    assert code == 0 and out.count("NEW: Stablecoin circular") == 10 and "REMOVED" not in out
+    assert "more releases than the listing shows may have come out since the last poll" in err
+
+
+def test_a_cut_short_page_is_refused_though_a_script_writes_an_end_of_page_in_its_head(monitor, capsys):
+    """A "printable version" helper: document.write("<html><body>" + ... + "</body></html>")."""
+    whole = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    helper = b'<script>function print(w){w.document.write("<html><body>"+x+"</body></html>")}</script></head>'
+    page = whole.body.replace(b"</head>", helper)
+    answers = {"now": Response(200, page, whole.headers)}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = Response(200, page[: page.index(b"<tr>\n                <td>Lion")], whole.headers)
+    code, out, err = monitor.round(capsys)
+    assert (code, out) == (1, "") and "cut short? the page stops before the </body>" in err
+
+
+def test_a_page_that_never_writes_its_end_and_ends_in_text_is_read_as_it_is(monitor, capsys):
+    whole = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    endless = whole.body[: whole.body.index(b"</p>", whole.body.index(b"Last revision date"))]
+    answers = {"now": Response(200, endless, whole.headers)}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE.replace("ignore = ['^Last revision date']\n", ""))
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = Response(200, endless.replace(b"SC0002", b"SC0003"), whole.headers)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "PAGE CHANGED" in out and "SC0003" in out
