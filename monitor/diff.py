@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,16 +15,18 @@ from monitor.normalize import fingerprint, normalize_link
 
 MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 def diff(
     source: Source,
     previous: Snapshot | None,
     current: Snapshot,
-    known_keys: Collection[str] = (),
+    known_keys: Mapping[str, str] | Collection[str] = (),
 ) -> list[Change]:
     """Changes from `previous` to `current`. `known_keys` are every item key ever seen for the
-    source, so an item that drops out of a feed and comes back is not reported as new."""
+    source (with its last title, when a mapping), so an item that drops out of a feed and comes back
+    is not reported as new; under another title (a reference number reused), it is a change."""
     if previous is None or previous.hash == current.hash:
         return []
     if current.kind == "text":
@@ -179,7 +181,7 @@ def _link_and_title(item: Item) -> tuple[str, str]:
 
 
 def _item_changes(
-    source: Source, old: tuple[Item, ...], new: tuple[Item, ...], known: Collection[str]
+    source: Source, old: tuple[Item, ...], new: tuple[Item, ...], known: Mapping[str, str] | Collection[str]
 ) -> list[Change]:
     old_by_key = {item.key: item for item in old}
     # The same link and title under another key is the same item: a feed that starts (or stops)
@@ -198,7 +200,9 @@ def _item_changes(
                 new_keys.add(same.key)
             elif item.key not in known:
                 changes.append(_change(source, "new", item))
-        elif _retitled(before, item) or _redated(before, item):
+            elif isinstance(known, Mapping) and _retitled(known[item.key], item.title):
+                changes.append(_change(source, "changed", item, before=known[item.key]))
+        elif _retitled(before.title, item.title) or _redated(before, item):
             was = f"{before.title} ({before.date})" if before.date else before.title
             changes.append(_change(source, "changed", item, before=was))
     retained = [(index, item) for index, item in enumerate(old) if item.key in new_keys]
@@ -208,8 +212,17 @@ def _item_changes(
     return changes
 
 
-def _retitled(before: Item, item: Item) -> bool:
-    return before.title != item.title and fingerprint(before.title) != fingerprint(item.title)
+def _retitled(before: str, title: str) -> bool:
+    """Another title, not only in its spacing or punctuation, nor its translation landing (an SFC
+    API listing in Chinese first carries the English title, then the Chinese one)."""
+    if before == title or fingerprint(before) == fingerprint(title):
+        return False
+    return _chinese(before) == _chinese(title)
+
+
+def _chinese(title: str) -> bool:
+    """Mostly Chinese characters ("Stablecoin ... 穩定幣 ..." is an English title)."""
+    return 2 * len(CJK.findall(title)) > sum(ch.isalnum() for ch in title)
 
 
 def _redated(before: Item, item: Item) -> bool:

@@ -316,7 +316,9 @@ class Previous:
     snapshot: Snapshot | None = None
     raw_sha256: str = ""
     validators: Validators = field(default_factory=Validators)
-    known_keys: frozenset[str] = frozenset()
+    known_keys: Mapping[str, str] = field(
+        default_factory=dict
+    )  # every item ever listed: key -> its last title
     region: str = ""  # Snapshot.region of the last extraction
     stable_sha256: str = ""  # Page.stable_sha256 of the last body
     noise: str = ""  # and its Page.noise

@@ -33,7 +33,6 @@ from monitor.normalize import one_line
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
-NOT_PARSED = ("unchanged", "not_modified")  # statuses of a body that may have skipped extraction
 UNREAD_RETRY = timedelta(days=1)  # how long a new item whose text could not be read is tried again
 MARKUP = ("html", "page")  # the kinds of source read as HTML
 
@@ -345,7 +344,7 @@ def _log_outcome(outcome: SourceOutcome, dry_run: bool = False) -> None:
         )
         return
     # A body the same as the last one is not parsed: its items were not counted, not zero.
-    counted = f", {outcome.items} items/lines" if outcome.items or outcome.status not in NOT_PARSED else ""
+    counted = f", {outcome.items} items/lines" if outcome.items else ""  # none counted: not parsed
     log.info(
         "%s: %s%s, %d changes, %d alerts (%d ms)",
         outcome.source_id,

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from monitor.config import load_config
 from monitor.localsite import Response
+from monitor.models import Change
 from monitor.store import Store
 from tests.conftest import ROOT
 
@@ -278,3 +279,32 @@ def test_a_renamed_date_field_is_a_layout_error_not_an_edit_of_every_release(mon
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT count(*) FROM changes").fetchone() == (0,)
         assert conn.execute("SELECT min(date) FROM items").fetchone()[0].startswith("2026-")
+
+
+def test_two_releases_that_share_a_title_are_two_releases(tmp_path):
+    """The SFC's 26PR129 and 26PR131 both "SFC warns public of suspicious stablecoin investment
+    schemes": the second is not a repeat of the first, though the RSS copy of 26PR131 has its title."""
+    store = Store.open(tmp_path / "monitor.db")
+    title = "SFC warns public of suspicious stablecoin investment schemes"
+    with store.db.conn:
+        for change_id, source, ref in (
+            (74, "sfc-news-api-en", "26PR129"),
+            (80, "sfc-news-api-en", "26PR131"),
+        ):
+            store.db.execute(
+                """INSERT INTO changes (id, source_id, regulator, kind, item_key, title, topics, fetch_id,
+                     fetched_at, detected_at, title_key)
+                   VALUES (?, ?, 'SFC', 'new', ?, ?, '["stablecoin"]', 1, '2026-08-01T00:00:00+00:00',
+                     '2026-08-01T00:00:00+00:00', ?)""",
+                [
+                    change_id,
+                    source,
+                    f"id:{ref}",
+                    title,
+                    "sfcwarnspublicofsuspiciousstablecoininvestmentschemes",
+                ],
+            )
+    rss_copy = Change(source_id="sfc-press-en", kind="new", title=title, item_key="id:26PR131")
+    assert store.first_sighting("sfc-press-en", rss_copy, "2026-08-01T01:00:00+00:00", 86400) == 80
+    other = Change(source_id="sfc-press-en", kind="new", title=title, item_key="id:26PR133")
+    assert store.first_sighting("sfc-press-en", other, "2026-08-01T01:00:00+00:00", 86400) is None

@@ -209,3 +209,30 @@ def test_a_date_that_appears_or_changes_its_form_is_not_an_edit():
     assert diff(FEED, old, dated) == []
     moved = items(("n1", "Circular on stablecoins", ""), ("n2", "Circular on custody", "2026-07-28"))
     assert kinds(diff(FEED, old, moved)) == [("changed", "id:n2")]  # another day: an edit
+
+
+def test_a_translation_landing_in_a_chinese_listing_is_not_an_edit():
+    """The SFC's Chinese API lists a release under its English title first, the Chinese one later."""
+    old = items(("26PR123", "SFC grants licence to virtual asset trading platform", "2026-07-30"))
+    new = items(("26PR123", "證監會向虛擬資產交易平台批出牌照", "2026-07-30"))
+    assert diff(FEED, old, new) == []
+    edited = items(("26PR123", "SFC grants licences to two virtual asset trading platforms", "2026-07-30"))
+    assert kinds(diff(FEED, old, edited)) == [("changed", "id:26PR123")]
+
+
+def test_a_reference_number_reused_for_another_release_is_a_change():
+    old = items(("26PR107", "Market update", "2026-07-30"))
+    back = items(
+        ("26PR106", "SFC consults on stablecoin custody", "2026-07-31"),
+        ("26PR107", "Market update", "2026-07-30"),
+    )
+    known = {"id:26PR106": "SFC reminds investors of fraudulent websites", "id:26PR107": "Market update"}
+    (change,) = diff(FEED, old, back, known_keys=known)
+    assert (change.kind, change.title, change.before) == (
+        "changed", "SFC consults on stablecoin custody", "SFC reminds investors of fraudulent websites"
+    )  # fmt: skip
+    returned = items(
+        ("26PR106", "SFC reminds investors of fraudulent websites", "2026-07-29"),
+        *[("26PR107", "Market update", "2026-07-30")],
+    )
+    assert diff(FEED, old, returned, known_keys=known) == []  # back as it was: not news

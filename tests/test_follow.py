@@ -504,3 +504,18 @@ def test_a_fraud_alert_about_a_fake_login_page_is_read_as_a_release(monitor, cap
     assert code == 0 and f"NEW: {title}" in out
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT body_status FROM changes").fetchall() == [("fetched",)]
+
+
+def test_a_short_chinese_release_is_read_not_taken_for_a_script_shell(monitor, capsys):
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    text = ["穩定幣發行人指引。持牌穩定幣發行人須遵守。"]  # with its heading, under 40 characters
+    page = hkma_release("指引", text).replace(b'<p class="date">22 January 2026</p>', b"")
+    feeds.page("/hkma/press/20260410-6/", page)
+    feeds.feed(
+        "/hkma/rss_press-release.xml", [("指引", "/hkma/press/20260410-6/", "Fri, 10 Apr 2026"), OLD_HKMA]
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "NEW: 指引" in out and "body not fetched" not in out

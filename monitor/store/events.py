@@ -40,3 +40,17 @@ def release_keys(change: Change) -> tuple[str, str, str]:
         return "", "", ""
     by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
     return by_key, title_key(change.title), link_key(change.link)
+
+
+def other_reference(key: str, other: str) -> bool:
+    """Whether two item keys are reference numbers of one kind that differ: the SFC's 26PR129 and
+    26PR131 are two releases, whatever their titles share ("SFC warns public of suspicious ...").
+    An HKMA number and a Government one (20260415-4, P2026041500512) are of two kinds: one release
+    may carry both."""
+    if not (key.startswith("id:") and other.startswith("id:")) or key == other:
+        return False
+    return _shape(key) == _shape(other)
+
+
+def _shape(key: str) -> str:
+    return re.sub(r"[A-Za-z]+", "A", re.sub(r"\d+", "9", key))  # 26PR9 and 26PR131: one kind

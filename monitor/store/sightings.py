@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from monitor.models import Change
-from monitor.store.events import release_keys
+from monitor.store.events import other_reference, release_keys
 from monitor.store.outbox import Recipients
 
 
@@ -60,17 +60,14 @@ class SightingStore:
         if not any(keys):
             return None
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
-        first = next(
-            iter(
-                self.db.execute(
-                    """SELECT id FROM changes
-                       WHERE (item_key = ? OR title_key = ? OR link_key = ?) AND source_id != ?
-                       AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
-                       AND duplicate_of IS NULL
-                       ORDER BY id LIMIT 1""",
-                    [*(key or "\x00" for key in keys), source_id, since, change_id],
-                )
-            ),
-            None,
+        candidates = self.db.execute(
+            """SELECT id, item_key FROM changes
+               WHERE (item_key = ? OR title_key = ? OR link_key = ?) AND source_id != ?
+               AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
+               AND duplicate_of IS NULL
+               ORDER BY id LIMIT 20""",
+            [*(key or "\x00" for key in keys), source_id, since, change_id],
         )
-        return int(first[0]) if first else None
+        return next(
+            (int(first) for first, key in candidates if not other_reference(key, change.item_key)), None
+        )

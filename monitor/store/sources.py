@@ -65,9 +65,7 @@ class SourceStore:
         item ever listed."""
         if not state.snapshot_hash:
             return state
-        keys = frozenset(
-            r[0] for r in self.db.execute("SELECT key FROM items WHERE source_id = ?", [source_id])
-        )
+        keys = dict(self.db.execute("SELECT key, title FROM items WHERE source_id = ?", [source_id]))
         return replace(state, snapshot=self.snapshot(state.snapshot_hash), known_keys=keys)
 
     def snapshot(self, digest: str) -> Snapshot | None:
