@@ -28,7 +28,9 @@ UNASKED_CODINGS = ("zstd", "br", "compress", "x-compress", "x-gzip")
 # Where an HTML page ends: an answer without a length that stops before it was cut short.
 HTML_END = re.compile(rb"</html\s*>", re.I)
 PAGE_END = re.compile(rb"</(?:html|body)\s*>", re.I)
-SCRIPTS = re.compile(rb"<script\b.*?(?:</script\s*>|\Z)", re.I | re.S)  # one cut short runs to the end
+# Not the page's content: a script cut short runs to the end; a comment is taken first, so a
+# "<script" written inside one does not.
+NOT_CONTENT = re.compile(rb"<!--.*?(?:-->|\Z)|<(script|style|noscript)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 
 
@@ -103,10 +105,10 @@ def ends_page(body: bytes) -> bool:
 
 
 def _ends_with(end: re.Pattern[bytes], body: bytes) -> bool:
-    """Scripts are left out: one may write "</body></html>" for a printable copy (a page cut after
-    it is not whole), and a proxy may append kilobytes of script after the page's end (it is)."""
-    if b"<script" in body or b"<SCRIPT" in body:
-        body = SCRIPTS.sub(b"", body)
+    """Scripts, styles and comments are left out: a script may write "</body></html>" for a printable
+    copy (a page cut after it is not whole), and a proxy may append kilobytes of them after the
+    page's end (it is)."""
+    body = NOT_CONTENT.sub(b"", body)
     return end.search(body, max(0, len(body) - 4096)) is not None
 
 

@@ -16,6 +16,7 @@ from monitor.normalize import fingerprint, normalize_link
 MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 def diff(
@@ -104,7 +105,12 @@ def overflowed(previous: Snapshot, current: Snapshot) -> bool:
     if not new_dates or not all(map(ISO_DAY.match, old_dates + new_dates)):
         return False
     titles = {fingerprint(item.title) for item in previous.items}
-    return min(new_dates) >= max(old_dates) and not any(fingerprint(i.title) in titles for i in current.items)
+    # The same days again (a one-day listing in its other language, titles reworded) are not news.
+    return (
+        min(new_dates) >= max(old_dates)
+        and sorted(new_dates) != sorted(old_dates)
+        and not any(fingerprint(i.title) in titles for i in current.items)
+    )
 
 
 def volatile_param(previous: Snapshot, current: Snapshot) -> str:
@@ -221,15 +227,22 @@ def _retitled(before: str, title: str) -> bool:
 
 
 def _chinese(title: str) -> bool:
-    """Mostly Chinese characters ("Stablecoin ... 穩定幣 ..." is an English title)."""
-    return 2 * len(CJK.findall(title)) > sum(ch.isalnum() for ch in title)
+    """More Chinese characters than English words: "證監會就JPEX Exchange Limited發出警告" is a
+    Chinese title, "Stablecoin ... 穩定幣 ..." an English one."""
+    return len(CJK.findall(title)) > len(LATIN_WORD.findall(title))
 
 
 def _redated(before: Item, item: Item) -> bool:
-    """Another day, both read as days: a date that appears, goes, or is written in a form not read
-    as a day (a template change) is not an edit of the release."""
-    old, new = before.date[:10], item.date[:10]
-    return old != new and bool(ISO_DAY.match(old)) and bool(ISO_DAY.match(new))
+    """Another day: both read as days and different, or both written in a form not read as a day
+    and different ("Jul 2026" -> "Aug 2026"). A date that appears or goes, or that one version
+    writes in a form read as a day and the other not (a template change), is no edit of the release."""
+    old, new = before.date, item.date
+    if not old or not new:
+        return False
+    old_day, new_day = bool(ISO_DAY.match(old[:10])), bool(ISO_DAY.match(new[:10]))
+    if old_day and new_day:
+        return old[:10] != new[:10]
+    return not old_day and not new_day and old != new
 
 
 def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> bool:

@@ -161,10 +161,11 @@ DATES_WITHIN = (
     (re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*(\d{4})(?!\d)", re.I), "dmy"),
     (re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "mdy"),
     (re.compile(r"(?<!\d)(\d{1,2})([-/.])(\d{1,2})\2(\d{4})(?!\d)"), "d-my"),  # Hong Kong: day first
+    # 29-Jul-26; not "2 Mar 26, 2026" (the 26th) nor "16:21 July 30, 2026"
     (
-        re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*'?(\d{2})(?!\d)", re.I),
+        re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*'?(\d{2})(?!\d)(?![,\s]*\d{4})", re.I),
         "dmY",
-    ),  # 29-Jul-26
+    ),
 )
 
 

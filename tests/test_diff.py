@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.diff import diff, matched_by_title, without_history
+from monitor.diff import diff, matched_by_title, overflowed, without_history
 from monitor.extract import snapshot_hash
 from monitor.models import Item, Snapshot, Source
 
@@ -236,3 +236,33 @@ def test_a_reference_number_reused_for_another_release_is_a_change():
         *[("26PR107", "Market update", "2026-07-30")],
     )
     assert diff(FEED, old, returned, known_keys=known) == []  # back as it was: not news
+
+
+def test_a_chinese_title_with_english_names_is_still_chinese():
+    english = items(
+        (
+            "26PR99",
+            "SFC obtains worldwide freezing order against Lo Yin Yat and Major Success Group Limited",
+            "",
+        )
+    )
+    chinese = items(("26PR99", "證監會取得針對盧衍溢及Major Success Group Limited的全球性凍結令", ""))
+    assert diff(FEED, english, chinese) == []  # its translation landing
+    before = items(("26PR50", "證監會就JPEX發出警告", ""))
+    after = items(("26PR50", "證監會就JPEX Exchange Limited及JPEX Global Trading Platform發出警告", ""))
+    assert kinds(diff(FEED, before, after)) == [("changed", "id:26PR50")]  # an edit, in Chinese
+
+
+def test_a_date_in_a_form_not_read_as_a_day_still_moves():
+    old = items(("n1", "Quarterly report", "Jul 2026"))
+    assert kinds(diff(FEED, old, items(("n1", "Quarterly report", "Aug 2026")))) == [("changed", "id:n1")]
+    assert diff(FEED, old, items(("n1", "Quarterly report", "2026-07-31"))) == []  # now read as a day
+
+
+def test_a_burst_of_releases_overflows_a_listing_and_the_same_days_retitled_do_not():
+    old = items(("a", "Notice of 20 July", "2026-07-20"), ("b", "Notice of 21 July", "2026-07-21"))
+    burst = items(("c", "Circular one", "2026-07-22"), ("d", "Circular two", "2026-07-22"))
+    assert overflowed(old, burst)
+    one_day = items(("a", "Notice one", "2026-01-21"), ("b", "Notice two", "2026-01-21"))
+    other_language = items(("c", "通告一", "2026-01-21"), ("d", "通告二", "2026-01-21"))
+    assert not overflowed(one_day, other_language)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.answers import ends_page
 from monitor.charset import content_type_charset, decode
 from monitor.normalize import (
     INVISIBLE,
@@ -108,6 +109,8 @@ def test_reference_numbers_in_links_are_kept():
         ("29-07-2026", "2026-07-29"),
         ("29-Jul-26", "2026-07-29"),
         ("2026/7/9 10:00", "2026-07-09"),
+        ("16:21 July 30, 2026", "2026-07-30"),  # not 21 July 2030
+        ("Updated 2 Mar 26, 2026", "2026-03-26"),
     ],
 )
 def test_listing_dates(text, iso):
@@ -235,3 +238,24 @@ def test_a_fingerprint_keeps_exactly_the_letters_digits_and_decimal_points(text)
 )
 def test_the_charset_a_content_type_header_names(header, charset):
     assert content_type_charset(header) == charset
+
+
+@pytest.mark.parametrize(
+    ("body", "whole"),
+    [
+        pytest.param(
+            b"<html><body><p>x</p></body></html>" + b"<style>a{}</style>" * 600,
+            True,
+            id="styles-after-the-end",
+        ),
+        pytest.param(
+            b"<html><!-- <script old --><body><p>x</p></body></html>", True, id="script-tag-in-a-comment"
+        ),
+        pytest.param(
+            b'<html><script>w("</body></html>")</script><body><tr>cut', False, id="end-written-by-a-script"
+        ),
+        pytest.param(b"<html><body><tr><td>cut mid-", False, id="cut"),
+    ],
+)
+def test_whether_a_page_came_whole(body, whole):
+    assert ends_page(body) is whole

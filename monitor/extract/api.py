@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,9 @@ from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import HKT, clean_text, clean_title, parse_date
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+log = logging.getLogger("monitor.extract")
 
 
 def extract(source: Source, page: Page) -> Snapshot:
@@ -31,8 +35,8 @@ def extract(source: Source, page: Page) -> Snapshot:
     items = [i for i in items if i.title]
     if not items:
         raise LayoutChanged(f"no record under {source.items_path!r} has a {source.title!r} (API changed?)")
-    if source.date and len(items) > 1 and not any(i.date for i in items):  # renamed: every item "edited"
-        raise LayoutChanged(f"no record has a {source.date!r} (API changed?)")
+    if source.date and len(items) > 1 and not any(i.date for i in items):  # renamed? its items still count
+        log.warning("%s: no record has a %r (API changed?): items without dates", source.id, source.date)
     return Snapshot(kind="items", items=unique_items(items))
 
 

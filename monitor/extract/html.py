@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from monitor import __version__
 from monitor.errors import LayoutChanged
 from monitor.extract.dom import element_text, parse_page, region_digest, select
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import clean_text, clean_title, join_link, parse_date
+
+log = logging.getLogger("monitor.extract")
 
 
 def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | None:
@@ -22,9 +26,11 @@ def extract(source: Source, page: Page, known_region: str = "") -> Snapshot | No
         return None
     items = [_item(source, element, page.final_url) for element in elements]
     items = [i for i in items if i.title]
-    if source.date and len(items) > 1 and not any(i.date for i in items):  # else every item "edited"
-        raise LayoutChanged(
-            f"date selector {source.date!r} matched nothing inside the items (layout changed?)"
+    if source.date and len(items) > 1 and not any(i.date for i in items):  # its items still count
+        log.warning(
+            "%s: date selector %r matched nothing inside the items (layout changed?): items without dates",
+            source.id,
+            source.date,
         )
     if not items:
         raise LayoutChanged(
