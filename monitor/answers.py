@@ -30,7 +30,9 @@ HTML_END = re.compile(rb"</html\s*>", re.I)
 PAGE_END = re.compile(rb"</(?:html|body)\s*>", re.I)
 # Not the page's content: a script cut short runs to the end; a comment is taken first, so a
 # "<script" written inside one does not.
-NOT_CONTENT = re.compile(rb"<!--.*?(?:-->|\Z)|<(script|style|noscript)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
+NOT_CONTENT = re.compile(
+    rb"<!--(?:-?>|.*?(?:--!?>|\Z))|<(script|style|noscript)(?=[\s>/]).*?(?:</\1\s*>|\Z)", re.I | re.S
+)
 WRONG_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip")
 
 

@@ -16,7 +16,13 @@ from monitor.normalize import fingerprint, normalize_link
 MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
-LATIN_WORD = re.compile(r"[A-Za-z]+")
+# A date written loosely ("Jul 2026", "2026年7月", "30/07/26"): (year, month, day or 0).
+LOOSE_DATES = (
+    (re.compile(r"(?<!\d)(\d{1,2})[/.-](\d{1,2})[/.-](\d{2})$"), "dmy"),
+    (re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月"), "ym"),
+    (re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+(\d{4})\b", re.I), "my"),
+)
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
 def diff(
@@ -104,13 +110,14 @@ def overflowed(previous: Snapshot, current: Snapshot) -> bool:
     new_dates = [item.date[:10] for item in current.items]
     if not new_dates or not all(map(ISO_DAY.match, old_dates + new_dates)):
         return False
-    titles = {fingerprint(item.title) for item in previous.items}
-    # The same days again (a one-day listing in its other language, titles reworded) are not news.
-    return (
-        min(new_dates) >= max(old_dates)
-        and sorted(new_dates) != sorted(old_dates)
-        and not any(fingerprint(i.title) in titles for i in current.items)
-    )
+    if min(new_dates) < max(old_dates):
+        return False
+    # Not the same releases again: in the other language (a one-day listing switched to Chinese), or
+    # reworded around their old titles ("Press release: ...").
+    if any(_chinese(i.title) for i in previous.items) != any(_chinese(i.title) for i in current.items):
+        return False
+    titles = [fingerprint(item.title) for item in previous.items]
+    return not any(old in fingerprint(item.title) for item in current.items for old in titles if old)
 
 
 def volatile_param(previous: Snapshot, current: Snapshot) -> str:
@@ -227,9 +234,10 @@ def _retitled(before: str, title: str) -> bool:
 
 
 def _chinese(title: str) -> bool:
-    """More Chinese characters than English words: "證監會就JPEX Exchange Limited發出警告" is a
-    Chinese title, "Stablecoin ... 穩定幣 ..." an English one."""
-    return len(CJK.findall(title)) > len(LATIN_WORD.findall(title))
+    """Whether its first letter is a Chinese character: "證監會就JPEX Exchange Limited發出警告" and
+    "《2026年保險業條例草案》" are Chinese titles, "SFC warns public about 恒星交易所" an English one."""
+    first = next((ch for ch in title if ch.isalpha()), "")
+    return bool(CJK.match(first))
 
 
 def _redated(before: Item, item: Item) -> bool:
@@ -242,7 +250,23 @@ def _redated(before: Item, item: Item) -> bool:
     old_day, new_day = bool(ISO_DAY.match(old[:10])), bool(ISO_DAY.match(new[:10]))
     if old_day and new_day:
         return old[:10] != new[:10]
-    return not old_day and not new_day and old != new
+    if old_day or new_day:
+        return False
+    loose_old, loose_new = _loose_date(old), _loose_date(new)  # "3 hours ago": none, so no edit
+    return loose_old is not None and loose_new is not None and loose_old != loose_new
+
+
+def _loose_date(text: str) -> tuple[int, int, int] | None:
+    for pattern, order in LOOSE_DATES:
+        match = pattern.search(text.strip())
+        if not match:
+            continue
+        if order == "dmy":
+            return 2000 + int(match[3]), int(match[2]), int(match[1])
+        if order == "ym":
+            return int(match[1]), int(match[2]), 0
+        return int(match[2]), MONTHS.index(match[1][:3].lower()) + 1, 0
+    return None
 
 
 def _rolled_off(index: int, item: Item, retained: list[tuple[int, Item]]) -> bool:

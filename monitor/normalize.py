@@ -163,7 +163,10 @@ DATES_WITHIN = (
     (re.compile(r"(?<!\d)(\d{1,2})([-/.])(\d{1,2})\2(\d{4})(?!\d)"), "d-my"),  # Hong Kong: day first
     # 29-Jul-26; not "2 Mar 26, 2026" (the 26th) nor "16:21 July 30, 2026"
     (
-        re.compile(r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*'?(\d{2})(?!\d)(?![,\s]*\d{4})", re.I),
+        re.compile(
+            r"(?<!\d)(\d{1,2})[\s\-/.]*" + _MONTH + r"[\s\-/.,]*'?(\d{2})(?!\d)(?!,?\s*(?:19|20)\d\d(?!\d))",
+            re.I,
+        ),
         "dmY",
     ),
 )

@@ -8,7 +8,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from monitor import guards
 from monitor.classify import CompiledTopic, classify, compile_topics
@@ -18,9 +18,8 @@ from monitor.dry_run import DryRunSightings
 from monitor.errors import SourceError, StoreError
 from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
-from monitor.follow import follow, recheck
+from monitor.follow import follow
 from monitor.models import (
-    READ_LATER,
     Change,
     Config,
     Health,
@@ -30,10 +29,10 @@ from monitor.models import (
     Source,
 )
 from monitor.normalize import one_line
+from monitor.revisits import Revisit, read_unread_items, recheck_documents
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
-UNREAD_RETRY = timedelta(days=1)  # how long a new item whose text could not be read is tried again
 MARKUP = ("html", "page")  # the kinds of source read as HTML
 
 
@@ -192,8 +191,7 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
         # Validators and the noise digest only with a snapshot to fall back on.
         page = await ctx.fetcher.fetch(source, state if state.snapshot_hash else None)
         outcome = await _process(ctx, source, page, state)
-        outcome = await _recheck_documents(ctx, source, outcome)
-        outcome = await _read_unread_items(ctx, source, outcome)
+        outcome = await _revisit(ctx, source, outcome)
     except SourceError as exc:  # one line, no control codes: the reason often quotes the server
         outcome = SourceOutcome(source.id, "error", error=one_line(str(exc)))
     except StoreError:  # the disk is full or read-only: not this source's fault, and no use going on
@@ -267,59 +265,24 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     return SourceOutcome(source.id, status, count, changes, duplicates=duplicates, repeated=repeated)
 
 
-async def _recheck_documents(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
-    """Known PDFs of the source, downloaded again once per document_recheck (a few per round)."""
-    recheck_after = ctx.settings.document_recheck
-    if not source.detail or not recheck_after or ctx.settings.detail_limit <= 0:
-        return outcome
-    if ctx.dry_run or outcome.status == "error":
-        return outcome
-    since = (datetime.now(UTC) - timedelta(seconds=recheck_after)).isoformat()
-    due = ctx.store.documents_due(source.id, since, max(1, ctx.settings.detail_limit // 2))
-    if not due:
-        return outcome
-    found, followed = await recheck(ctx.fetcher, source, due)
-    changed = [(classify(c, ctx.topics, source.topics), page, old) for c, page, old in found]
-    repeats = ctx.store.record_documents(source, followed, changed, ctx.recipients)
-    if not changed:
-        return outcome
-    changes = (*outcome.changes, *(c for c, _, _ in changed))
-    status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
-    return replace(outcome, status=status, changes=changes, duplicates=outcome.duplicates + repeats)
-
-
-async def _read_unread_items(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
-    """New items of the last UNREAD_RETRY whose text could not be read (a detail page down, the
-    detail_limit spent), on no topic by their title: read again, a few per round, and alerted now
-    if their text is on a topic. Else a detail page down for one round hid such a release for good."""
+async def _revisit(ctx: RoundContext, source: Source, outcome: SourceOutcome) -> SourceOutcome:
+    """Known PDFs and unread new items of a source that follows its items (see revisits)."""
     if not source.detail or ctx.dry_run or outcome.status == "error" or ctx.settings.detail_limit <= 0:
         return outcome
-    since = (datetime.now(UTC) - UNREAD_RETRY).isoformat(timespec="seconds")
+    visit = Revisit(ctx.fetcher, ctx.store, source, ctx.topics, ctx.recipients, ctx.settings)
     just_found = {change.item_key for change in outcome.changes if change.kind == "new"}
-    due = ctx.store.unread_items(source.id, since, max(1, ctx.settings.detail_limit // 2))
-    due = [logged for logged in due if logged.change.item_key not in just_found]  # tried a moment ago
-    if not due:
-        return outcome
-    found, followed = await follow(
-        ctx.fetcher, ctx.store.documents, source, [d.change for d in due], len(due)
-    )
-    tried = list(zip(due, found, strict=True))
-    read = [
-        (logged.id, classify(replace(change, body_status=READ_LATER), ctx.topics, source.topics))
-        for logged, change in tried
-        if change.body_status == "fetched"
-    ]
-    unread = [(logged.id, change.body_status) for logged, change in tried if change.body_status != "fetched"]
-    repeats = ctx.store.record_read_later(
-        source, read, unread, followed, ctx.recipients, ctx.settings.duplicate_window
-    )
-    alerted = tuple(change for _, change in read if change.topics)
-    if not alerted:
-        return outcome
-    status = "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
-    return replace(
-        outcome, status=status, changes=(*outcome.changes, *alerted), duplicates=outcome.duplicates + repeats
-    )
+    for revisited in (await recheck_documents(visit), await read_unread_items(visit, just_found)):
+        if revisited.changes:
+            status = (
+                "changed" if outcome.status in ("unchanged", "not_modified", "updated") else outcome.status
+            )
+            outcome = replace(
+                outcome,
+                status=status,
+                changes=(*outcome.changes, *revisited.changes),
+                duplicates=outcome.duplicates + revisited.repeats,
+            )
+    return outcome
 
 
 def _log_outcome(outcome: SourceOutcome, dry_run: bool = False) -> None:

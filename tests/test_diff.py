@@ -248,6 +248,8 @@ def test_a_chinese_title_with_english_names_is_still_chinese():
     )
     chinese = items(("26PR99", "證監會取得針對盧衍溢及Major Success Group Limited的全球性凍結令", ""))
     assert diff(FEED, english, chinese) == []  # its translation landing
+    english = items(("26PR51", "SFC warns public about 恒星交易所", ""))
+    assert diff(FEED, english, items(("26PR51", "證監會提醒公眾留意恒星交易所", ""))) == []
     before = items(("26PR50", "證監會就JPEX發出警告", ""))
     after = items(("26PR50", "證監會就JPEX Exchange Limited及JPEX Global Trading Platform發出警告", ""))
     assert kinds(diff(FEED, before, after)) == [("changed", "id:26PR50")]  # an edit, in Chinese
@@ -257,6 +259,10 @@ def test_a_date_in_a_form_not_read_as_a_day_still_moves():
     old = items(("n1", "Quarterly report", "Jul 2026"))
     assert kinds(diff(FEED, old, items(("n1", "Quarterly report", "Aug 2026")))) == [("changed", "id:n1")]
     assert diff(FEED, old, items(("n1", "Quarterly report", "2026-07-31"))) == []  # now read as a day
+    for same in ("July 2026", "JUL 2026", "2026年7月"):
+        assert diff(FEED, old, items(("n1", "Quarterly report", same))) == []
+    ago = items(("n1", "Quarterly report", "3 hours ago"))
+    assert diff(FEED, ago, items(("n1", "Quarterly report", "4 hours ago"))) == []
 
 
 def test_a_burst_of_releases_overflows_a_listing_and_the_same_days_retitled_do_not():
@@ -266,3 +272,9 @@ def test_a_burst_of_releases_overflows_a_listing_and_the_same_days_retitled_do_n
     one_day = items(("a", "Notice one", "2026-01-21"), ("b", "Notice two", "2026-01-21"))
     other_language = items(("c", "通告一", "2026-01-21"), ("d", "通告二", "2026-01-21"))
     assert not overflowed(one_day, other_language)
+    reworded = items(
+        ("c", "Press release: Notice one", "2026-01-21"), ("d", "Press release: Notice two", "2026-01-21")
+    )
+    assert not overflowed(one_day, reworded)
+    same_day_burst = items(("c", "Circular three", "2026-01-21"), ("d", "Circular four", "2026-01-21"))
+    assert overflowed(one_day, same_day_burst)  # a busy day in a listing of the latest two

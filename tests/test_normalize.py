@@ -111,6 +111,7 @@ def test_reference_numbers_in_links_are_kept():
         ("2026/7/9 10:00", "2026-07-09"),
         ("16:21 July 30, 2026", "2026-07-30"),  # not 21 July 2030
         ("Updated 2 Mar 26, 2026", "2026-03-26"),
+        ("29 Jul 26 1430", "2026-07-29"),  # a time after it, not a year
     ],
 )
 def test_listing_dates(text, iso):
@@ -255,6 +256,10 @@ def test_the_charset_a_content_type_header_names(header, charset):
             b'<html><script>w("</body></html>")</script><body><tr>cut', False, id="end-written-by-a-script"
         ),
         pytest.param(b"<html><body><tr><td>cut mid-", False, id="cut"),
+        pytest.param(b"<html><head><!--></head><body><p>x</p></body></html>", True, id="an-empty-comment"),
+        pytest.param(
+            b"<html><body><style-box>x</style-box><p>y</p></body></html>", True, id="a-custom-element"
+        ),
     ],
 )
 def test_whether_a_page_came_whole(body, whole):
