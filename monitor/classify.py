@@ -8,10 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from monitor.models import Change, Topic
-from monitor.normalize import INVISIBLE
+from monitor.normalize import CJK, INVISIBLE
 
 HYPHENS = re.compile(r"[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d]")  # e‑HKD, e–HKD
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # Simplified forms of the characters in our Chinese terms, so a simplified text still matches.
 SIMPLIFIED = str.maketrans(
     "稳币数码虚拟资产发监证会货实体汇现钞银钱场设备结构筹续约权杠区块链",

@@ -11,18 +11,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from monitor.models import Change, Item, Snapshot, Source
 from monitor.noise import without_stamps
-from monitor.normalize import fingerprint, normalize_link
+from monitor.normalize import CJK, MONTHS, fingerprint, normalize_link
 
 MIN_GROWTH = 10  # new items at once before a listing's history is told from news by date
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 # A date written loosely ("Jul 2026", "2026年7月", "30/07/26"): (year, month, day or 0).
 LOOSE_DATES = (
     (re.compile(r"(?<!\d)(\d{1,2})[/.-](\d{1,2})[/.-](\d{2})$"), "dmy"),
     (re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月"), "ym"),
     (re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+(\d{4})\b", re.I), "my"),
 )
-MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
 def diff(

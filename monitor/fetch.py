@@ -22,7 +22,7 @@ from monitor.answers import RetryableFetchError, check_status, cut_short, refuse
 from monitor.charset import content_type_charset, decode
 from monitor.errors import FetchError
 from monitor.lean_imports import without
-from monitor.models import Page, Previous, Settings, Source
+from monitor.models import MARKUP, Page, Previous, Settings, Source
 from monitor.network import PeerRefused, direct_transport, public_peers_only
 from monitor.noise import StableDigest, stable_digest
 from monitor.redirects import is_public, link_refusal, redirect_guard
@@ -230,7 +230,7 @@ class Fetcher:
             ) from None
         duration_ms = int((time.monotonic() - started) * 1000)
         kept = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-        markup = source.kind in ("html", "page")
+        markup = source.kind in MARKUP
         label = content_type_charset(response.headers.get("content-type", ""))
         # The charset label is part of what was read: the same bytes under a corrected label are read
         # again (a Big5 feed once served as ISO-8859-1 would otherwise keep its garbled snapshot).

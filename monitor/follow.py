@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -19,13 +18,13 @@ from monitor.errors import SourceError
 from monitor.extract.document import is_pdf, read_document
 from monitor.fetch import Fetcher
 from monitor.models import Change, Document, Followed, Page, Source
+from monitor.normalize import CJK
 
 log = logging.getLogger("monitor.follow")
 
 Cache = Callable[[Iterable[str]], Mapping[str, Document]]
 MAX_BODY_CHARS = 200_000  # what is classified of one item: a long PDF's first ~60 pages
 MIN_TEXT = 40  # characters: less than this from a detail page is a script shell, not a release
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")  # a Chinese character says as much as ~3 Latin ones
 
 
 @dataclass
@@ -104,7 +103,7 @@ async def _body(follower: Follower, url: str) -> tuple[str, tuple[str, ...], str
         texts.append(pdf.text)
         urls.append(pdf_url)
     text = "\n".join(texts)[:MAX_BODY_CHARS]
-    if len(text.strip()) + 2 * len(CJK.findall(text)) < MIN_TEXT:
+    if len(text.strip()) + 2 * len(CJK.findall(text)) < MIN_TEXT:  # a Chinese character says ~3 Latin ones
         return text, tuple(urls), "not fetched: the detail page has no readable text (a JavaScript page?)"
     return text, tuple(urls), "fetched"
 

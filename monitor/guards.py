@@ -136,19 +136,26 @@ def refuse_cut_short(
     no longer writes its end), it is read as usual."""
     if ends_page(page.body) or not HTML_START.search(page.body, 0, 4096):  # complete, or not a page
         return
-    last = last_body()
-    if last is None and not cut_short(page.body):
+    mid_text, last = cut_short(page.body), last_body()
+    if last is None and not mid_text:
         return  # its last version is not kept (pruned): only a cut mid-text is known to be one
-    if last is not None and not ends_page(last) and (cut_short(last) or not cut_short(page.body)):
+    if last is not None and not ends_page(last) and (cut_short(last) or not mid_text):
         return  # its last version did not end either, and not less cleanly: the page's own way
-    if cut_short(page.body):
+    if mid_text:
         what = "the page stops mid-text, before </body>"
     else:
         what = "the page stops before the </body> its last version had"
-    rounds, since = held_back()
-    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
+    if _held_long_enough(held_back):
         return
     raise SuspiciousContent(f"{CUT_REASON}{what} (a partial answer); the old snapshot is kept")
+
+
+def _held_long_enough(held_back: Callable[[], tuple[int, str]]) -> bool:
+    """Refused ACCEPT_TURNOVER_AFTER rounds running and for SHRINK_HOLD: the new normal."""
+    rounds, since = held_back()
+    return (
+        rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD
+    )
 
 
 def refuse_sudden_shrink(
@@ -175,7 +182,6 @@ def refuse_sudden_shrink(
         guess = "a maintenance, login or partial page?"
     if held < enough or now * SHRINK_FACTOR >= held:
         return False
-    rounds, since = held_back()
-    if rounds >= ACCEPT_TURNOVER_AFTER and datetime.fromisoformat(since) <= datetime.now(UTC) - SHRINK_HOLD:
+    if _held_long_enough(held_back):
         return True  # taken as the new normal after its hold
     raise SuspiciousContent(f"{SHRINK_REASON}{what} ({guess}); the old snapshot is kept")

@@ -173,6 +173,7 @@ class Snapshot:
     region: str = ""  # sha256 of the raw markup it was extracted from (html, page), see extract()
 
 
+MARKUP = ("html", "page")  # the kinds of source read as HTML (a listing, a page)
 READ_LATER = "fetched later"  # the body_status of a new item whose text was read on a later round
 
 

@@ -27,6 +27,7 @@ FILE_SUFFIX = re.compile(
     r"\s*[(（]\s*(?:PDF|Word|Excel|DOCX?|XLSX?)\s*(?:File|檔案|文件)?\s*[,，]?\s*[\d.,]+\s*[KMG]B\s*[)）]\s*$",
     re.I,
 )
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # a Chinese (Han) character
 TRACKING_PARAMS = re.compile(
     r"^(utm_\w+|rev|ver|v|ts|timestamp|_|fbclid|gclid|mc_cid|mc_eid|sc_lang|jsessionid|phpsessid|aspsessionid)$",
     re.I,

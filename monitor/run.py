@@ -20,6 +20,7 @@ from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow
 from monitor.models import (
+    MARKUP,
     Change,
     Config,
     Health,
@@ -33,7 +34,6 @@ from monitor.revisits import Revisit, read_unread_items, recheck_documents
 from monitor.store import Recipients, Store
 
 log = logging.getLogger("monitor.run")
-MARKUP = ("html", "page")  # the kinds of source read as HTML
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from monitor.store import Store
 from monitor.telegram_buttons import reviewed_buttons
@@ -44,13 +44,12 @@ async def refresh_marks(
         except RetryAfter as exc:
             hold(chat, retry_after_seconds(exc))
             continue
-        except (BadRequest, Forbidden) as exc:  # not modified, deleted, or the bot left: as good as shown
+        except TelegramError as exc:
+            if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):
+                return edited  # Telegram unreachable: the next delivery tries again
+            # not modified, deleted, the bot left, the group became a supergroup: as good as shown
             if "not modified" not in str(exc).lower():
                 log.info("telegram: %s: the buttons of message %s not updated: %s", chat, message_id, exc)
-        except NetworkError:  # Telegram unreachable: the next delivery tries again
-            return edited
-        except TelegramError as exc:  # the group became a supergroup (its old messages stay as they are)
-            log.info("telegram: %s: the buttons of message %s not updated: %s", chat, message_id, exc)
         else:
             edited += 1
         store.mark_shown(chat, message_id, review_id)

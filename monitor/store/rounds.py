@@ -235,8 +235,6 @@ class RoundStore:
             "added": json.dumps(list(change.added), ensure_ascii=False),
             "removed": json.dumps(list(change.removed), ensure_ascii=False),
             "diff": change.diff,
-            "topics": json.dumps(list(change.topics)),
-            "matches": json.dumps({k: list(v) for k, v in change.matches.items()}, ensure_ascii=False),
             "fetch_id": fetch_id,
             "old_snapshot": previous.hash if previous else "",
             "new_snapshot": snapshot.hash,
@@ -247,8 +245,7 @@ class RoundStore:
             "detected_at": now,
             "title_key": title_key(change.title) if change.kind == "new" else "",
             "link_key": link_key(change.link) if change.kind == "new" else "",
-            "documents": json.dumps(list(change.documents)),
-            "body_status": change.body_status,
+            **read_columns(change),
         }
         return self._insert("changes", row)
 
@@ -260,3 +257,14 @@ class RoundStore:
             f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )
         return int(cursor.lastrowid or 0)
+
+
+def read_columns(change: Change) -> dict[str, str]:
+    """The columns of a change that come of reading and classifying it: its topics, the terms
+    matched, the documents its text came from and whether that text was read."""
+    return {
+        "topics": json.dumps(list(change.topics)),
+        "matches": json.dumps({k: list(v) for k, v in change.matches.items()}, ensure_ascii=False),
+        "documents": json.dumps(list(change.documents)),
+        "body_status": change.body_status,
+    }

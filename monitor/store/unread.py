@@ -4,12 +4,12 @@ whose text does still alerts, late, once its page answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from monitor.models import Change, Followed, LoggedChange, Source
 from monitor.store.clock import utc_now
 from monitor.store.outbox import Recipients
+from monitor.store.rounds import read_columns
 from monitor.store.transaction import immediate, writes
 
 # What a later round would meet again: not worth a fetch every round.
@@ -19,8 +19,6 @@ FOR_GOOD = (
     "not fetched: refused a link%",
     "not fetched: not a URL%",
 )
-
-
 MAX_TRIES = 12  # later rounds that try an item's text: a page that keeps failing is left then
 
 
@@ -66,15 +64,10 @@ class UnreadStore:
             )
             self.put_documents(followed.documents, followed.pages, now)
             for change_id, change in read:
+                columns = read_columns(change)
+                assignments = ", ".join(f"{name} = ?" for name in columns)
                 self.db.execute(
-                    "UPDATE changes SET topics = ?, matches = ?, documents = ?, body_status = ? WHERE id = ?",
-                    [
-                        json.dumps(list(change.topics)),
-                        json.dumps({k: list(v) for k, v in change.matches.items()}, ensure_ascii=False),
-                        json.dumps(list(change.documents)),
-                        change.body_status,
-                        change_id,
-                    ],
+                    f"UPDATE changes SET {assignments} WHERE id = ?", [*columns.values(), change_id]
                 )
             ids, changes = [i for i, _ in read], [c for _, c in read]
             return self._queue_alerts(source.id, ids, changes, recipients, now, window)
