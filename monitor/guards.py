@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from monitor import diff
+from monitor import listing_moves
 from monitor.answers import cut_short, ends_page
 from monitor.errors import LayoutChanged, SuspiciousContent
 from monitor.extract import snapshot_hash
@@ -63,7 +63,7 @@ def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str])
 
 
 def without_history(source: Source, old: Snapshot | None, new: Snapshot, found: list[Change]) -> list[Change]:
-    kept, history = diff.without_history(old, found, new)
+    kept, history = listing_moves.without_history(old, found, new)
     if history:
         log.warning(
             "%s: %d item%s dated before anything listed before came into view (the listing grew, or "
@@ -89,10 +89,10 @@ def unless_replaced(
         not old
         or old.kind != "items"
         or len(old.items) < MIN_ITEMS_FOR_TURNOVER
-        or not diff.shares_nothing(old, new)
+        or not listing_moves.shares_nothing(old, new)
     ):
         return old
-    if diff.overflowed(old, new):  # every item new, and newer than all it held: diffed as usual
+    if listing_moves.overflowed(old, new):  # every item new, and newer than all it held: diffed as usual
         log.warning(
             "%s: every item is new and newer than those listed before: more releases than the listing "
             "shows may have come out since the last poll (check the source's next page)",
@@ -101,7 +101,7 @@ def unless_replaced(
         return old
     rounds, _ = held_back()
     if rounds < ACCEPT_TURNOVER_AFTER:
-        param = diff.volatile_param(old, new)
+        param = listing_moves.volatile_param(old, new)
         hint = (
             f'; the links differ only in their "{param}" parameter: if it changes on every visit '
             f'(a session id), add ignore_params = ["{param}"] to the source'
@@ -112,7 +112,7 @@ def unless_replaced(
             f"{TURNOVER_REASON}{len(old.items)} items listed before is listed now "
             f"(layout or link format changed?); the old snapshot is kept{hint}"
         )
-    by_title = diff.matched_by_title(old, new)
+    by_title = listing_moves.matched_by_title(old, new)
     if by_title is not None:
         log.warning(
             "%s: every link changed %d rounds running; %d items found again by title",

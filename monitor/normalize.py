@@ -41,6 +41,7 @@ NOT_IN_FINGERPRINT = re.compile(r"[^\w·%]|_")
 # A link normalize_link leaves as it is (bar a "/" path): see _already_normal.
 PLAIN_LINK = re.compile(r"https?://[a-z0-9._\-]+(?::([1-9][0-9]{0,4}))?(?:/[^?#;]*)?\Z")
 CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}$")  # what parse_date makes of a date that names its day
 
 
 def clean_text(text: str) -> str:
@@ -66,6 +67,13 @@ def clean_title(title: str) -> str:
     if not title.endswith((")", "）")) or not title[:-1].rstrip().endswith(("B", "b")):
         return title  # no "... KB)" ending: FILE_SUFFIX, tried at every position, cannot match
     return FILE_SUFFIX.sub("", title).strip()
+
+
+def chinese_title(title: str) -> bool:
+    """Whether its first letter is a Chinese character: "證監會就JPEX Exchange Limited發出警告" and
+    "《2026年保險業條例草案》" are Chinese titles, "SFC warns public about 恒星交易所" an English one."""
+    first = next((ch for ch in title if ch.isalpha()), "")
+    return bool(CJK.match(first))
 
 
 def fingerprint(text: str) -> str:

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from monitor import guards
 from monitor.classify import CompiledTopic, classify, compile_topics
 from monitor.cores import poll_on_every_core
-from monitor.diff import diff, rekeyed
+from monitor.diff import diff
 from monitor.dry_run import DryRunSightings
 from monitor.errors import SourceError, StoreError
 from monitor.extract import extract_unless_same
 from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
 from monitor.follow import follow
+from monitor.listing_moves import rekeyed
 from monitor.models import (
     MARKUP,
     Change,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.diff import diff, matched_by_title, overflowed, without_history
+from monitor.diff import diff
 from monitor.extract import snapshot_hash
+from monitor.listing_moves import matched_by_title, overflowed, without_history
 from monitor.models import Item, Snapshot, Source
 
 FEED = Source("hkma-press-en", "HKMA", "rss", "https://example.org/feed", ("stablecoin",), 900)
