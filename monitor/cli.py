@@ -93,13 +93,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     from monitor import commands, service
+    from monitor.channel import open_channel
 
     store = open_store(args.db, config)
     telegram = telegram_env()
 
     async def run() -> int:
         async with AsyncExitStack() as stack:
-            channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, not args.once)
+            channel = await open_channel(stack, config, store, sys.stdout, telegram, not args.once)
             if args.once:
                 return await commands.run_once(config, store, channel, everything=args.all)
             await service.run_forever(config, store, channel, everything=args.all)
@@ -113,6 +114,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_bot(args: argparse.Namespace) -> int:
     from monitor import commands
+    from monitor.channel import open_channel
 
     config = load_config(args.config)
     telegram = telegram_env()
@@ -121,7 +123,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
     async def run(store: Store) -> None:
         async with AsyncExitStack() as stack:
-            channel = await commands.open_channel(stack, config, store, sys.stdout, telegram, True)
+            channel = await open_channel(stack, config, store, sys.stdout, telegram, True)
             await commands.run_bot(store, channel, once=args.once)
 
     with hold_lock(args.db):

@@ -7,11 +7,11 @@ import asyncio
 import logging
 import random
 
+from monitor.channel import Channel
 from monitor.commands import (
     FLUSH_SECONDS,
     IDLE_CHECK_SECONDS,
     STOP_WAIT_SECONDS,
-    Channel,
     drain,
     now_utc,
     round_of,

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from monitor import commands as monitor_commands
+from monitor import channel as monitor_channel
 from monitor.answers import retry_after_seconds
 from monitor.localsite import Response
 from monitor.normalize import HKT
@@ -311,7 +311,7 @@ def test_alerts_survive_a_crash_between_commit_and_printing(monitor, capsys, mon
     def crash(*args):
         raise KeyboardInterrupt  # the process is stopped right after the round's commit
 
-    monkeypatch.setattr(monitor_commands, "deliver_console", crash)
+    monkeypatch.setattr(monitor_channel, "deliver_console", crash)
     monitor.round(capsys, ROUND2)
     assert rows(monitor.db, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(1,)]
     monkeypatch.undo()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from monitor import commands as monitor_commands
+from monitor import channel as monitor_channel
 from monitor.localsite import Response
 from monitor.store import Store
 from tests.conftest import FSTB_LISTING, REGISTER, ROUND2, SFC_PRESS, rss_source, run_cli
@@ -132,7 +132,7 @@ def test_alerts_queued_before_a_crash_are_sent_on_restart(monitor, telegram, cap
         raise KeyboardInterrupt  # killed right after the round's commit, before sending
 
     with monkeypatch.context() as patch:
-        patch.setattr(monitor_commands.Channel, "deliver", crash)
+        patch.setattr(monitor_channel.Channel, "deliver", crash)
         monitor.round(capsys, ROUND2)
     assert pending(monitor) == 2 and telegram.sent == []
     monitor("run", "--once", capsys=capsys)  # restarted: nothing is due, the outbox is sent
