@@ -74,6 +74,16 @@ def check_status(response: httpx.Response, max_retry_after: float, document: boo
         raise FetchError(f"unexpected content type {content_type.split(';')[0]}")
 
 
+def refuse_other_page(text: str, item_title: str) -> None:
+    """A release's own page whose <title> names a maintenance, sign-in or bot-check page (a redirect
+    to a login form, a maintenance notice served with 200): not its text, which a later round reads.
+    Unless the release's title names one too: an HKMA fraud alert about a "login screen"."""
+    match = TITLE.search(text[:8192])
+    title = " ".join(match[1].split())[:80] if match else ""
+    if title and NOT_THE_PAGE.search(title) and not NOT_THE_PAGE.search(item_title):
+        raise FetchError(f'not the page: HTTP 200 but its title is "{title}" (maintenance or sign-in?)')
+
+
 def refuse_soft_404(text: str, watched: bool) -> None:
     """A 200 whose <title> says 'not found' is an error page, not content that was removed. On a
     watched listing or page (not a release's own page: "…internet banking login screen…" is an

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from monitor.answers import refuse_other_page
 from monitor.errors import SourceError
 from monitor.extract.document import is_pdf, read_document
 from monitor.fetch import Fetcher
-from monitor.models import Change, Document, Followed, Page, Source
+from monitor.models import NOT_FETCHED, PARTLY_READ, Change, Document, Followed, Page, Source
 from monitor.normalize import CJK
 
 log = logging.getLogger("monitor.follow")
@@ -39,9 +40,10 @@ class Follower:
     fetched: list[Document] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
 
-    async def document(self, url: str) -> Document:
+    async def document(self, url: str, item_title: str) -> Document:
         """The document at `url`: from the cache when known (re-uploads are the recheck's job),
-        else fetched, within the budget."""
+        else fetched, within the budget. A page with no readable text yet is not cached: a release
+        whose content is filled in after it is listed is read again on a later round."""
         if url not in self.known:
             self.known.update(self.cache([url]))
         if url in self.known:
@@ -50,9 +52,13 @@ class Follower:
             raise SourceError("more new items than [settings] detail_limit this round")
         self.left -= 1
         page = await self.fetcher.fetch_document(self.source, url)
+        pdf = is_pdf(page)
+        if not pdf and not self.source.detail_field:
+            refuse_other_page(page.text, item_title)
         document = await _read(self.source, page)
         self.known[url] = document
-        self.fetched.append(document)
+        if pdf or readable(document.text):
+            self.fetched.append(document)
         self.pages.append(page)
         return document
 
@@ -76,36 +82,44 @@ async def follow(
         return tuple(changes), Followed()
     follower = Follower(fetcher, source, cache, limit)
     follower.known.update(cache(u for c in wanted if (u := detail_url(source, c))))
-    bodies = await asyncio.gather(*(_body(follower, detail_url(source, c)) for c in wanted))
+    bodies = await asyncio.gather(*(_body(follower, detail_url(source, c), c.title) for c in wanted))
     by_change = {id(c): body for c, body in zip(wanted, bodies, strict=True)}
     result = tuple(_with_body(c, *by_change[id(c)]) if id(c) in by_change else c for c in changes)
     fetched = tuple(replace(d, title=_title_for(d.url, result)) for d in follower.fetched)
     return result, Followed(fetched, tuple(follower.pages))
 
 
-async def _body(follower: Follower, url: str) -> tuple[str, tuple[str, ...], str]:
+async def _body(follower: Follower, url: str, title: str) -> tuple[str, tuple[str, ...], str]:
     """(text, the URLs it came from, status) for one item."""
     source = follower.source
     if not url:
-        return "", (), "not fetched: the item has no link or id for its detail URL"
+        return "", (), NOT_FETCHED + "the item has no link or id for its detail URL"
     try:
-        page_doc = await follower.document(url)
+        page_doc = await follower.document(url, title)
     except Exception as exc:  # whatever goes wrong with one item's text, the item still counts
         log.info("%s: detail %s not fetched: %s", source.id, url, exc)
-        return "", (), f"not fetched: {_reason(exc)}"
-    texts, urls = [page_doc.text], [url]
+        return "", (), NOT_FETCHED + _reason(exc)
+    texts, urls, unread = [page_doc.text], [url], ""
     for pdf_url in page_doc.links[: source.detail_pdfs]:
         try:
-            pdf = await follower.document(pdf_url)
-        except Exception as exc:  # the release's own text is enough to alert on
+            pdf = await follower.document(pdf_url, title)
+        except Exception as exc:  # the release's own text alerts now; the PDF is read again later
             log.info("%s: linked PDF %s not read: %s", source.id, pdf_url, _reason(exc))
+            unread = unread or f"{pdf_url}: {_reason(exc)}"
             continue
         texts.append(pdf.text)
         urls.append(pdf_url)
     text = "\n".join(texts)[:MAX_BODY_CHARS]
-    if len(text.strip()) + 2 * len(CJK.findall(text)) < MIN_TEXT:  # a Chinese character says ~3 Latin ones
-        return text, tuple(urls), "not fetched: the detail page has no readable text (a JavaScript page?)"
-    return text, tuple(urls), "fetched"
+    if not readable(text):
+        return text, tuple(urls), NOT_FETCHED + "the detail page has no readable text (yet?)"
+    return text, tuple(urls), PARTLY_READ + f"a linked PDF was not read ({unread})" if unread else "fetched"
+
+
+def readable(text: str) -> bool:
+    """Enough text to be a release, not a script shell or a placeholder ("Document not available.")."""
+    return (
+        len(text.strip()) + 2 * len(CJK.findall(text)) >= MIN_TEXT
+    )  # a Chinese character says ~3 Latin ones
 
 
 async def _read(source: Source, page: Page) -> Document:
@@ -141,7 +155,11 @@ async def recheck(
             if page.sha256 == old.sha256:
                 checked.append(old.url)
                 continue
+            if not is_pdf(page):  # a redirect to the site's home page, a login form: not a re-upload
+                raise SourceError(f"no PDF at the URL now ({page.headers.get('content-type') or 'no type'})")
             new = replace(await _read(source, page), title=old.title)
+            if not readable(new.text) and readable(old.text):  # a scanned copy: nothing to compare
+                raise SourceError("the new copy has no text to compare (a scan?)")
         except Exception as exc:  # tried again at the next recheck; meanwhile the others get a turn
             log.info("%s: recheck of %s failed: %s", source.id, old.url, _reason(exc))
             checked.append(old.url)
@@ -157,8 +175,8 @@ def reuploaded(source: Source, old: Document, new: Document) -> Change:
     """A document whose URL now serves different text: a "changed" change with a line diff."""
     before, after = old.text.splitlines(), new.text.splitlines()
     diff_lines = list(difflib.unified_diff(before, after, "before", "after", lineterm="", n=1))
-    added = tuple(line[1:] for line in diff_lines if line.startswith("+") and not line.startswith("+++"))
-    removed = tuple(line[1:] for line in diff_lines if line.startswith("-") and not line.startswith("---"))
+    added = tuple(line[1:] for line in diff_lines[2:] if line.startswith("+"))  # [2:]: past the file names
+    removed = tuple(line[1:] for line in diff_lines[2:] if line.startswith("-"))
     return Change(
         source_id=source.id,
         kind="changed",

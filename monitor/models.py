@@ -175,6 +175,8 @@ class Snapshot:
 
 MARKUP = ("html", "page")  # the kinds of source read as HTML (a listing, a page)
 READ_LATER = "fetched later"  # the body_status of a new item whose text was read on a later round
+NOT_FETCHED = "not fetched: "  # + why: the item's text could not be read (classified on its title)
+PARTLY_READ = "partly read: "  # + why: its detail page was read, a PDF it links to was not
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class Change:
     matches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     body: str = ""  # the text of the item's detail page and PDFs, classified with the title
     documents: tuple[str, ...] = ()  # the URLs that text came from
-    # "" (no detail configured) | "fetched" | "not fetched: <reason>" | READ_LATER
+    # "" (no detail configured) | "fetched" | NOT_FETCHED + why | PARTLY_READ + why | READ_LATER
     body_status: str = ""
 
 

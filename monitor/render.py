@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from monitor.models import READ_LATER, LoggedChange
+from monitor.models import NOT_FETCHED, PARTLY_READ, READ_LATER, LoggedChange
 from monitor.normalize import HKT, clean_text
 
 MAX_DIFF_LINES = 12
@@ -72,7 +72,9 @@ def alert_note(logged: LoggedChange) -> str:
     status = change.body_status
     if status == READ_LATER:  # its first round could not read it: the alert comes later than its detection
         return "alerted late: its text could be read only on a later round"
-    return f"body not fetched ({status.removeprefix('not fetched: ')})" if status.startswith("not") else ""
+    if status.startswith(PARTLY_READ):
+        return status
+    return f"body not fetched ({status.removeprefix(NOT_FETCHED)})" if status.startswith(NOT_FETCHED) else ""
 
 
 def _source_label(source_id: str, language: str) -> str:

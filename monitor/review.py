@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from monitor.errors import OutputError, UsageError
-from monitor.models import READ_LATER, Change, ChangeFilter, LoggedChange, Review
+from monitor.models import NOT_FETCHED, PARTLY_READ, READ_LATER, Change, ChangeFilter, LoggedChange, Review
 from monitor.normalize import HKT, clean_text, one_line, printable
 from monitor.render import hk_time, matched_terms, repeat_mark, repeat_note, seen_in, was_text
 
@@ -244,8 +244,10 @@ def _text_read(change: Change) -> str:
     """Whether the item's own text (detail page, PDFs) was read, and from where: what its topics
     rest on."""
     status = change.body_status
-    if status.startswith("not fetched"):
+    if status.startswith(NOT_FETCHED):
         return f"{status}: classified on its title alone"
+    if status.startswith(PARTLY_READ):
+        return f"{status}: classified on its title and {change.documents[0] if change.documents else 'detail page'}"
     if not status:
         return ""
     when = " on a later round" if status == READ_LATER else ""

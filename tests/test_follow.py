@@ -7,6 +7,8 @@ import json
 import sqlite3
 import time
 
+import pytest
+
 from monitor.config import load_config
 from monitor.errors import ConfigError
 from monitor.localsite import Response
@@ -519,3 +521,77 @@ def test_a_short_chinese_release_is_read_not_taken_for_a_script_shell(monitor, c
     )
     code, out, _ = monitor.round(capsys)
     assert code == 0 and "NEW: 指引" in out and "body not fetched" not in out
+
+
+LOGIN = b"<html><head><title>Secure Login</title></head><body><form>User <input name=u></form></body></html>"
+MAINTENANCE = hkma_release("Scheduled maintenance", ["The website is under maintenance until 6 pm tonight."])
+PLACEHOLDER = hkma_release("", ["Document not available."])
+
+
+def _login_redirect(feeds, path):
+    feeds.page(path, b"", {"Location": "/login/"}, status=302)
+    feeds.page("/login/", LOGIN)
+
+
+@pytest.mark.parametrize(
+    "not_there_yet",
+    [
+        pytest.param(_login_redirect, id="redirected-to-a-login-form"),
+        pytest.param(lambda feeds, path: feeds.page(path, MAINTENANCE), id="maintenance-notice-with-200"),
+        pytest.param(lambda feeds, path: feeds.page(path, PLACEHOLDER), id="placeholder-not-filled-in-yet"),
+    ],
+)
+def test_a_release_page_that_is_not_there_yet_is_read_again_and_alerts_late(monitor, capsys, not_there_yet):
+    """A page answering 200 with a sign-in form, a maintenance notice or a placeholder is not the
+    release's text: taken as it, a release whose title names no topic was never alerted."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    path = "/hkma/press/20260410-5/"
+    not_there_yet(feeds, path)
+    feeds.feed("/hkma/rss_press-release.xml", [(NEW_TITLE, path, "Fri, 10 Apr 2026"), OLD_HKMA])
+    assert monitor.round(capsys)[:2] == (0, "")
+    text = ["Licensed stablecoin issuers must hold reserve assets.", "The stablecoin guidance applies."]
+    feeds.page(path, hkma_release(NEW_TITLE, text), status=200)
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and f"NEW: {NEW_TITLE}" in out and "alerted late" in out
+
+
+def test_a_release_whose_annex_pdf_failed_is_read_again_with_it(monitor, capsys):
+    """The page goes up minutes before its annex: a topic only in the annex still alerts, late."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    path, pdf = "/hkma/press/20260410-7/", "/media/eng/doc/20260410e1.pdf"
+    feeds.page(path, hkma_release(NEW_TITLE, ["The HKMA issues the annexed guidance today."] * 2, pdf=pdf))
+    feeds.page(pdf, b"<html><title>Service Unavailable</title></html>", status=503)
+    feeds.feed("/hkma/rss_press-release.xml", [(NEW_TITLE, path, "Fri, 10 Apr 2026"), OLD_HKMA])
+    assert monitor.round(capsys)[:2] == (0, "")
+    with sqlite3.connect(monitor.db) as conn:
+        (status,) = conn.execute("SELECT body_status FROM changes").fetchone()
+    assert status.startswith(f"partly read: a linked PDF was not read ({monitor.site.url(pdf)}: HTTP 503")
+    feeds.page(
+        pdf, make_pdf(["Guideline for licensed stablecoin issuers", "Stablecoin reserve assets."]), PDF
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and f"NEW: {NEW_TITLE}" in out and "alerted late" in out
+    assert feeds.requested(path) == 1  # the page itself was read: kept, not asked again
+
+
+def test_a_pdf_url_that_now_redirects_to_a_web_page_is_no_re_upload(monitor, capsys):
+    feeds = watch_circulars(monitor, capsys, 'document_recheck = "1s"')
+    path, title = "/media/eng/doc/20260527e1.pdf", "Guideline on stablecoin issuers (PDF File, 2 KB)"
+    feeds.page(path, make_pdf(["Guideline on supervision of licensed stablecoin issuers", "Fees."]), PDF)
+    feeds.feed("/hkma/rss_circulars.xml", [(title, path, "Wed, 27 May 2026"), OLD_HKMA])
+    assert "NEW: Guideline on stablecoin issuers" in monitor.round(capsys)[1]
+    time.sleep(1.1)
+    feeds.page(path, b"", {"Location": "/hkma/eng/"}, status=302)
+    feeds.page(
+        "/hkma/eng/", hkma_release("Hong Kong Monetary Authority", ["Welcome to the HKMA website."] * 3)
+    )
+    assert monitor.round(capsys)[:2] == (0, "")  # moved away: not "re-uploaded with different text"
+    time.sleep(1.1)
+    feeds.page(path, make_pdf(["Guideline on supervision of licensed stablecoin issuers", "Fees."]), PDF, 200)
+    assert monitor.round(capsys)[:2] == (0, "")  # back as it was

@@ -1,5 +1,5 @@
-"""New items whose text could not be read when they were found (the detail page down, the round's
-detail_limit spent): read again in later rounds, so that a release whose title names no topic but
+"""New items whose text could not be read when they were found (the detail page down or not filled
+in yet, a PDF it links to down, the round's detail_limit spent): read again in later rounds, so that a release whose title names no topic but
 whose text does still alerts, late, once its page answers."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from monitor.store.transaction import immediate, writes
 # What a later round would meet again: not worth a fetch every round.
 FOR_GOOD = (
     "not fetched: the item has no link or id%",
-    "not fetched: the detail page has no readable text%",
     "not fetched: refused a link%",
     "not fetched: not a URL%",
 )
@@ -33,7 +32,8 @@ class UnreadStore:
         rows = self.db.execute(
             f"""SELECT c.id FROM changes c LEFT JOIN unread_tries t ON t.change_id = c.id
                 WHERE c.source_id = ? AND c.detected_at >= ? AND c.kind = 'new' AND c.topics = '[]'
-                AND c.duplicate_of IS NULL AND c.body_status LIKE 'not fetched: %' {skip}
+                AND c.duplicate_of IS NULL {skip}
+                AND (c.body_status LIKE 'not fetched: %' OR c.body_status LIKE 'partly read: %')
                 AND COALESCE(t.tries, 0) < ?
                 ORDER BY COALESCE(t.tries, 0), c.id LIMIT ?""",
             [source_id, since, *FOR_GOOD, MAX_TRIES, limit],
