@@ -31,12 +31,15 @@ mark{background:#fff3a0}.state{font-weight:bold}select{margin-right:1em}
 .added{background:#e6ffec;color:#055d20}.removed{background:#ffebe9;color:#82071e}.hunk{color:#777}
 .evidence td{font-family:monospace;word-break:break-all}"""
 # Filters are progressive: without JavaScript the controls stay hidden and every change is listed.
-# ?state=new&regulator=SFC in the address preselects filters, so a reviewer's inbox is a bookmark.
+# ?state=new&regulator=SFC in the address preselects filters, so a reviewer's inbox is a bookmark; a
+# value no change has yet (an empty inbox) is added, so that it shows nothing rather than everything.
 FILTER_JS = """var sel=document.querySelectorAll('select[data-filter]'),q=new URLSearchParams(location.search);
 function applyFilters(){var n=0;document.querySelectorAll('tbody tr').forEach(function(r){var ok=true;
 sel.forEach(function(s){if(s.value&&r.dataset[s.dataset.filter].split('|').indexOf(s.value)<0)ok=false});
 r.hidden=!ok;n+=ok?1:0});document.getElementById('shown').textContent=n+' shown'}
-sel.forEach(function(s){if(q.has(s.dataset.filter))s.value=q.get(s.dataset.filter);
+function preselect(s,v){var o=Array.prototype.find.call(s.options,function(o){return o.value.toLowerCase()==v.toLowerCase()});
+if(!o){o=document.createElement('option');o.value=o.textContent=v;s.add(o)}s.value=o.value}
+sel.forEach(function(s){if(q.get(s.dataset.filter))preselect(s,q.get(s.dataset.filter));
 s.addEventListener('change',applyFilters)});document.getElementById('filters').hidden=false;applyFilters();"""
 # Defence in depth: even if something slipped past escaping, only our own script may run.
 SCRIPT_HASH = base64.b64encode(hashlib.sha256(FILTER_JS.encode()).digest()).decode()
@@ -166,7 +169,10 @@ def _history(reviews: list[Review]) -> str:
 def _diff(diff: str, added: tuple[str, ...], removed: tuple[str, ...], terms: list[str]) -> str:
     """The unified diff inline, each line classed; without one, the added and removed lines."""
     if diff.strip():
-        lines = [_diff_line(line, terms) for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+        body = diff.splitlines()
+        if body[:1] and body[0].startswith("--- ") and body[1:2] and body[1].startswith("+++ "):
+            body = body[2:]  # the file names; a changed line may start "--" or "++" too
+        lines = [_diff_line(line, terms) for line in body]
     else:
         lines = [_diff_line(f"+{line}", terms) for line in added]
         lines += [_diff_line(f"-{line}", terms) for line in removed]

@@ -133,6 +133,18 @@ def test_a_page_change_shows_an_inline_diff_with_context(report):
     assert doc.xpath('//div[@class="added"]/mark/text()') == ["Stablecoin"]
 
 
+def test_changed_lines_that_start_with_dashes_or_pluses_are_shown():
+    """A separator row ("-- End --") or a line of "++" removed or added is a change like any other."""
+    diff = "--- before\n+++ after\n@@ -1,2 +1,2 @@\n Register\n--- stablecoin issuers under review ---\n+++ Notice: SC0002 revoked ++"
+    page = replace(REGISTER_PAGE, change=replace(REGISTER_PAGE.change, diff=diff))
+    doc = lxml.html.fromstring(change_page(page, []))
+    lines = [(d.get("class"), d.text_content()) for d in doc.xpath('//div[@class="diff"]/div')]
+    assert lines[-2:] == [
+        ("removed", "− -- stablecoin issuers under review ---"),
+        ("added", "+ ++ Notice: SC0002 revoked ++"),
+    ]
+
+
 def test_without_a_unified_diff_the_added_and_removed_lines_are_shown():
     bare = replace(REGISTER_PAGE, change=replace(REGISTER_PAGE.change, diff=""))
     html = change_page(bare, [])
@@ -271,6 +283,11 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
     filtered = browse(report / "index.html", tmp_path, query="?state=escalated")
     shown = [r.get("data-state") for r in filtered.xpath("//tbody/tr[not(@hidden)]")]
     assert shown == ["escalated"] and "1 shown" in filtered.text_content()
+    # An inbox bookmark with nothing in it is empty, not everything; a name's case does not matter.
+    empty = browse(report / "index.html", tmp_path, query="?state=flagged")
+    assert not empty.xpath("//tbody/tr[not(@hidden)]") and "0 shown" in empty.text_content()
+    hkma = browse(report / "index.html", tmp_path, query="?regulator=hkma")
+    assert [r.get("data-regulator") for r in hkma.xpath("//tbody/tr[not(@hidden)]")] == ["HKMA"]
 
     screenshot = tmp_path / "chinese.png"
     browse(report / "changes" / "2.html", tmp_path, screenshot=screenshot)
