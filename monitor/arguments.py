@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     show = commands.add_parser("show", help="one change in full, or the raw bytes it came from")
-    show.add_argument("change_id", type=int)
+    show.add_argument("change_id", type=_change_id)
     version = show.add_mutually_exclusive_group()
     version.add_argument("--raw", "--after", dest="raw", action="store_const", const="after",
                          help="write the exact bytes of the version the change came from")  # fmt: skip
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", default="", help="with --raw/--before: write to this file, not stdout")
 
     review = commands.add_parser("review", help="record a review of a change")
-    review.add_argument("change_id", type=int)
+    review.add_argument("change_id", type=_change_id)
     review.add_argument(
         "--state", required=True, type=str.lower, choices=("reviewed", "dismissed", "escalated")
     )
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = commands.add_parser("prune", help="remove old raw bodies that no change refers to")
     prune.add_argument(
-        "--keep-days", type=_count, required=True, help="days of raw bodies to keep (0 or more)"
+        "--keep-days", type=_days, required=True, help="days of raw bodies to keep (0 or more)"
     )
     prune.add_argument(
         "--fetch-records",
@@ -143,3 +143,24 @@ def _count(text: str) -> int:
 
 
 _count.__name__ = "number of 0 or more"  # argparse's error: "invalid number of 0 or more value: '-1'"
+
+
+def _change_id(text: str) -> int:
+    """A change's number: SQLite's integers end at 2**63 - 1."""
+    value = int(text)
+    if not 0 < value < 2**63:
+        raise ValueError(text)
+    return value
+
+
+_change_id.__name__ = "change id"  # argparse's error: "invalid change id value: '0'"
+
+
+def _days(text: str) -> int:
+    value = _count(text)
+    if value > 36_500:  # a century: beyond it, no date can be counted back to
+        raise ValueError(text)
+    return value
+
+
+_days.__name__ = "number of days (0 to 36500)"

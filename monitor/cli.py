@@ -35,6 +35,10 @@ def redact(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(
+            encoding="utf-8"
+        )  # Windows, a C locale: a Chinese title must not end an export
     logs.configure(
         logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
         args.log_format,
@@ -239,7 +243,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"give --out FILE, or pipe it (policy-monitor show {args.change_id} --raw | less)"
             )
         digest = logged.raw_sha256 if args.raw == "after" else logged.old_raw_sha256
-        review.write_raw(logged, args.raw, digest and store.body(digest), args.out)
+        review.write_raw(logged, args.raw, store.body(digest) if digest else None, args.out)
         return EXIT_OK
     review.print_change(logged, store.reviews(logged.id), sys.stdout)
     return EXIT_OK
@@ -250,7 +254,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         raise UsageError("who reviewed? give --by NAME ($USER is not set here)")
     store = Store.open(args.db, create=False)
     entry = store.add_review(args.change_id, args.state, args.by, args.note)
-    print(f"change {entry.change_id}: {entry.state}" + (f" by {entry.by}" if entry.by else ""))
+    title = one_line(store.change(entry.change_id).change.title)  # so a review of the wrong one shows
+    print(f"change {entry.change_id}: {entry.state}" + (f" by {entry.by}" if entry.by else "") + f": {title}")
     return EXIT_OK
 
 

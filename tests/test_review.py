@@ -17,6 +17,7 @@ import zlib
 import pytest
 from rich.cells import cell_len
 
+from monitor.localsite import Response
 from monitor.models import Change, LoggedChange
 from monitor.review import print_log
 from monitor.store.blobs import ZSTD_MAGIC, Blobs
@@ -38,12 +39,17 @@ def change_ids(monitor) -> dict[str, int]:
         return dict(conn.execute("SELECT kind, id FROM changes"))
 
 
+def titles(monitor) -> dict[int, str]:
+    with sqlite3.connect(monitor.db) as conn:
+        return dict(conn.execute("SELECT id, title FROM changes"))
+
+
 def test_review_states_are_kept_as_history(reviewed, capsys):
     page = change_ids(reviewed)["page"]
     code, out, _ = reviewed(
         "review", str(page), "--state", "escalated", "--note", "new issuer", "--by", "amy", capsys=capsys
     )
-    assert (code, out) == (0, f"change {page}: escalated by amy\n")
+    assert (code, out) == (0, f"change {page}: escalated by amy: {titles(reviewed)[page]}\n")
     code, out, _ = reviewed("review", str(page), "--state", "reviewed", "--by", "ben", capsys=capsys)
     assert code == 0
     code, out, _ = reviewed("show", str(page), capsys=capsys)
@@ -83,7 +89,8 @@ def test_a_review_names_who_made_it(reviewed, capsys, monkeypatch):
     code, _, err = reviewed("review", new, "--state", "reviewed", capsys=capsys)
     assert (code, err) == (2, "error: who reviewed? give --by NAME ($USER is not set here)\n")
     code, out, _ = reviewed("review", new, "--state", "Reviewed", "--by", "ben", capsys=capsys)
-    assert (code, out) == (0, f"change {new}: reviewed by ben\n")  # the state in any case
+    assert code == 0 and out.startswith(f"change {new}: reviewed by ben: ")  # the state in any case
+    assert out.rstrip().endswith(titles(reviewed)[int(new)])  # so that a review of the wrong one shows
 
 
 def test_an_until_not_after_since_is_an_error_not_an_empty_log(reviewed, capsys):
@@ -273,6 +280,8 @@ def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys):
         padded = padded.replace(b"</channel>", b"<!-- " + noise + b" --></channel>")
         monitor.site.routes["/sfc/en/rss/press-releases.xml"] = _serving(padded)
         monitor.round(capsys)
+    monitor.site.routes["/sfc/en/rss/press-releases.xml"] = lambda handler: Response(404, b"gone", {})
+    monitor.round(capsys)  # a failed poll: a gap in the watch, which an audit asks about
     del monitor.site.routes["/sfc/en/rss/press-releases.xml"]
     monitor.round(capsys, ROUND2)  # a real change: its before and after bodies are evidence
     monitor.round(capsys, ROUND2)  # and a poll that found nothing new since
@@ -281,19 +290,20 @@ def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys):
         conn.execute("UPDATE fetches SET fetched_at = '2020-01-01T00:00:00+00:00'")
         evidence = set(conn.execute("SELECT raw_sha256, old_raw_sha256 FROM changes").fetchone())
         assert conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (8,)
+        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (9,)
     code, out, _ = monitor("prune", "--keep-days", "30", capsys=capsys)
     assert code == 0 and out.startswith("removed 5 raw bodies that no change refers to; reclaimed ")
     # Each of the five bodies holds 20,000 random bytes (as hex): ~19.5 KB however compressed.
     assert float(out.split("reclaimed ")[1].split(" KB")[0]) > 5 * 19.5 * 0.9
     with sqlite3.connect(monitor.db) as conn:
         assert {sha for (sha,) in conn.execute("SELECT sha256 FROM bodies")} == evidence
-        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (8,)  # only on request
+        assert conn.execute("SELECT count(*) FROM fetches").fetchone() == (9,)  # only on request
     code, out, _ = monitor("prune", "--keep-days", "30", "--fetch-records", capsys=capsys)
-    assert code == 0 and out.startswith("removed 0 raw bodies and 6 fetch records that no change refers to")
-    with sqlite3.connect(monitor.db) as conn:  # the baseline's and the five unchanged polls' went
+    assert code == 0 and out.startswith("removed 0 raw bodies and 5 fetch records that no change refers to")
+    with sqlite3.connect(monitor.db) as conn:  # the five polls that found nothing new went
         kept = conn.execute("SELECT f.status, c.id FROM fetches f LEFT JOIN changes c ON c.fetch_id = f.id")
-        assert kept.fetchall() == [("changed", 1), ("unchanged", None)]  # the change's, the last poll's
+        # the baseline, the failed poll, the change's, the last poll's
+        assert kept.fetchall() == [("baseline", None), ("error", None), ("changed", 1), ("unchanged", None)]
     assert monitor("show", "1", capsys=capsys)[0] == 0
 
 
@@ -399,7 +409,16 @@ def test_an_older_database_gains_the_new_columns(monitor, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("prune", "--keep-days", "-1"), "argument --keep-days: invalid number of 0 or more value: '-1'"),
+        (
+            ("prune", "--keep-days", "-1"),
+            "argument --keep-days: invalid number of days (0 to 36500) value: '-1'",
+        ),
+        (("prune", "--keep-days", "1000000"), "invalid number of days (0 to 36500) value: '1000000'"),
+        (
+            ("show", "99999999999999999999"),
+            "argument change_id: invalid change id value: '99999999999999999999'",
+        ),
+        (("review", "0", "--state", "reviewed"), "argument change_id: invalid change id value: '0'"),
         (("log", "--limit", "-1"), "argument --limit: invalid number of 0 or more value: '-1'"),
         (("log", "--source", ""), "argument --source: invalid non-empty value: ''"),
         (("export", "--topic", " "), "argument --topic: invalid non-empty value: ' '"),
@@ -428,3 +447,22 @@ def test_log_titles_stay_in_their_column_whatever_the_topics():
     header, *lines = out.getvalue().splitlines()
     column = header.index("TITLE")
     assert [line[column:] for line in lines] == [c.change.title for c in changes]
+
+
+def test_show_before_of_a_change_with_no_earlier_body_says_so(reviewed, capsys, tmp_path):
+    """A database from before old_raw_sha256 was kept has '' there: no crash, a sentence."""
+    new = change_ids(reviewed)["new"]
+    with sqlite3.connect(reviewed.db) as conn:
+        conn.execute("UPDATE changes SET old_raw_sha256 = '' WHERE id = ?", [new])
+    code, _, err = reviewed("show", str(new), "--before", "--out", str(tmp_path / "b"), capsys=capsys)
+    assert code == 2 and "no earlier version (the change came from the first fetch)" in err
+
+
+@pytest.mark.parametrize("command", [["export", "--excel"], ["log"], ["log", "--format", "json"]])
+def test_the_change_log_is_written_whole_to_a_non_utf8_stdout(reviewed, command):
+    """Windows redirects stdout in its ANSI code page: a Chinese title must not end the file early."""
+    with sqlite3.connect(reviewed.db) as conn:
+        conn.execute("UPDATE changes SET title = '證監會就穩定幣發出通函' WHERE kind = 'new'")
+    done = run_cli("--db", str(reviewed.db), *command, env={"PYTHONIOENCODING": "cp1252"})
+    assert done.returncode == 0, done.stderr
+    assert "證監會就穩定幣發出通函" in done.stdout

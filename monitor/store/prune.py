@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.store.transaction import immediate
 
+NOTHING_NEW = ("unchanged", "not_modified", "updated")  # the fetch records prune may remove
+
 
 class PruneStore:
     db: object  # sqlite_utils.Database, set by Store
@@ -17,9 +19,10 @@ class PruneStore:
         Bodies a change refers to (its version, or the one before it) are evidence: never removed;
         nor is each source's current body or the current version of each PDF, which the next
         change (or re-upload) will refer to as "before". Fetch records are the record that a
-        source was polled and found unchanged (~340 bytes per source per round, some 50 MB a day
-        for 3,000 sources every 30 minutes): only on request, and never a change's own record
-        or a source's last one.
+        source was polled and found nothing new (~340 bytes per source per round, some 50 MB a day
+        for 3,000 sources every 30 minutes): only on request, and never a change's own record, a
+        source's last one, a baseline, a document's or a failed poll's (when was a source not
+        watched is a question an audit asks; the guards count a source's refusals from them).
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
@@ -27,10 +30,10 @@ class PruneStore:
             fetches = 0
             if fetch_records:
                 fetches = self.db.execute(
-                    """DELETE FROM fetches WHERE fetched_at < ?
+                    """DELETE FROM fetches WHERE fetched_at < ? AND status IN (?, ?, ?)
                        AND id NOT IN (SELECT fetch_id FROM changes)
                        AND id NOT IN (SELECT max(id) FROM fetches GROUP BY source_id)""",
-                    [cutoff],
+                    [cutoff, *NOTHING_NEW],
                 ).rowcount
             removed = self.db.execute(
                 """DELETE FROM bodies WHERE created_at < ?
