@@ -138,15 +138,16 @@ def _change(source: Source, kind: str, item: Item, before: str = "") -> Change:
 
 def _page_changes(source: Source, previous: Snapshot, current: Snapshot) -> list[Change]:
     old_lines, new_lines = previous.text.splitlines(), current.text.splitlines()
-    if previous.title == current.title and list(map(without_stamps, old_lines)) == list(
-        map(without_stamps, new_lines)
-    ):
-        return []  # only a "generated at" stamp moved: stored, not a change
+    same_title = fingerprint(previous.title) == fingerprint(current.title)  # "Register - HKMA" / "| HKMA"
+    if same_title and sorted(map(without_stamps, old_lines)) == sorted(map(without_stamps, new_lines)):
+        # Only a "generated at" stamp moved, or the same lines came in another order (a register
+        # sorted by name instead of date): stored, not a change.
+        return []
     lines = list(difflib.unified_diff(old_lines, new_lines, "before", "after", lineterm="", n=2))
     added = tuple(line[1:] for line in lines[2:] if line.startswith("+"))
     removed = tuple(line[1:] for line in lines[2:] if line.startswith("-"))
     title = current.title or source.name or source.id
-    if not lines and previous.title != current.title:
+    if not lines and not same_title:
         lines = [f"-title: {previous.title}", f"+title: {current.title}"]
     return [
         Change(

@@ -308,3 +308,29 @@ def test_two_releases_that_share_a_title_are_two_releases(tmp_path):
     assert store.first_sighting("sfc-press-en", rss_copy, "2026-08-01T01:00:00+00:00", 86400) == 80
     other = Change(source_id="sfc-press-en", kind="new", title=title, item_key="id:26PR133")
     assert store.first_sighting("sfc-press-en", other, "2026-08-01T01:00:00+00:00", 86400) is None
+
+
+def test_html_escapes_and_compact_dates_in_api_records_read_as_a_user_would(monitor, capsys):
+    """An API that stores titles as HTML ("HKMA &amp; SFC"), and dates as 20260803 or a float Unix
+    time: the alert reads "HKMA & SFC" with the day, and the title landing escaped is no edit."""
+    link = "https://www.hkma.gov.hk/eng/news-and-media/press-releases/2026/08/2026080{}-3/"
+    old = {"title": "Exchange Fund Abridged Balance Sheet", "link": link.format(1), "date": "2026-08-01"}
+    new = {"title": "HKMA & SFC announce stablecoin licensing", "link": link.format(3), "date": "20260803"}
+    state = {"records": [old]}
+    monitor.site.routes["/public/press-releases"] = lambda handler: Response(
+        200,
+        json.dumps({"header": {"success": True}, "result": {"records": state["records"]}}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    monitor.write(HKMA_API)
+    monitor.round(capsys)
+    state["records"] = [new, old]
+    code, out, _ = monitor.round(capsys)
+    assert (
+        code == 0 and "NEW: HKMA & SFC announce stablecoin licensing" in out and "Date:    2026-08-03" in out
+    )
+    escaped = dict(new, title="HKMA &amp; SFC announce stablecoin licensing", date=1785715200.0)
+    state["records"] = [escaped, old]
+    assert monitor.round(capsys)[:2] == (0, "")  # the same title and day, written otherwise
+    with sqlite3.connect(monitor.db) as conn:
+        assert conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)

@@ -99,6 +99,27 @@ def test_page_change_lists_added_and_removed_lines():
     assert change.link == "https://example.org/r"
 
 
+REGISTER_PAGE = Source("sfc-vatp-register", "SFC", "page", "https://example.org/r", ("virtual-assets",), 900)
+LICENSEES = (
+    "Licensed platforms\nOSL Digital Securities Limited\nHash Blockchain Limited\nAccumulus GBA Technology"
+)
+
+
+def test_a_register_sorted_another_way_or_retitled_by_its_template_is_no_change():
+    resorted = "Licensed platforms\nAccumulus GBA Technology\nHash Blockchain Limited\nOSL Digital Securities Limited"
+    assert diff(REGISTER_PAGE, text(LICENSEES), text(resorted)) == []
+    old, new = text(LICENSEES, "Register of VATPs - SFC"), text(LICENSEES, "Register of VATPs | SFC")
+    assert diff(REGISTER_PAGE, old, new) == []
+
+
+def test_a_register_that_gains_a_platform_while_re_sorted_or_is_retitled_is_a_change():
+    resorted = "Licensed platforms\nAccumulus GBA Technology\nHash Blockchain Limited\nOSL Digital Securities Limited"
+    (change,) = diff(REGISTER_PAGE, text(LICENSEES), text(resorted + "\nHKVAX VA Trading Limited"))
+    assert "HKVAX VA Trading Limited" in change.added
+    (change,) = diff(REGISTER_PAGE, text(LICENSEES, "Register"), text(LICENSEES, "Register (suspended)"))
+    assert change.diff == "-title: Register\n+title: Register (suspended)"
+
+
 def test_a_changed_amount_is_a_changed_title():
     old = items(("1", "SFC fines broker HK$1.5 million", "2026-04-01"), ("0", "Older", "2026-03-01"))
     new = items(("1", "SFC fines broker HK$15 million", "2026-04-01"), ("0", "Older", "2026-03-01"))

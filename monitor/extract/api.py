@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -14,6 +15,9 @@ from monitor.models import Item, Page, Snapshot, Source
 from monitor.normalize import HKT, clean_text, clean_title, parse_date
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# An HTML character reference in a JSON title ("HKMA &amp; SFC"): some APIs store titles as HTML.
+ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z]+\d*);", re.I)
+UNIX_TIME = re.compile(r"(?:\d{10}|\d{13})(?:\.\d+)?")
 
 
 log = logging.getLogger("monitor.extract")
@@ -50,7 +54,7 @@ def lookup(data: Any, path: str) -> Any:
 
 
 def _item(source: Source, record: dict) -> Item:
-    title = clean_title(str(lookup(record, source.title) or ""))
+    title = clean_title(ENTITY.sub(lambda m: html.unescape(m[0]), str(lookup(record, source.title) or "")))
     link = clean_text(_link(source.link, record))
     reference = str(lookup(record, source.item_id) or "") if source.item_id else ""
     return Item(
@@ -76,8 +80,14 @@ def _link(template: str, record: dict) -> str:
 def _date(value: Any) -> str:
     """ISO dates stay dates; timestamps become Hong Kong time; other forms as `parse_date` reads them."""
     text = str(value or "").strip()
-    if text.isdigit() and len(text) in (10, 13):  # a Unix time, in seconds or milliseconds
-        return datetime.fromtimestamp(int(text) / (1000 if len(text) == 13 else 1), HKT).isoformat()
+    if UNIX_TIME.fullmatch(text):  # in seconds or milliseconds, a float in some APIs ("1754215200.0")
+        seconds = float(text) / (1000 if len(text.split(".")[0]) == 13 else 1)
+        return datetime.fromtimestamp(seconds, HKT).isoformat()
+    if len(text) == 8 and text.isdigit():  # 20260803
+        try:
+            return datetime.strptime(text, "%Y%m%d").date().isoformat()
+        except ValueError:
+            return text
     if len(text) > 10 and text[:4].isdigit():
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
