@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from monitor.run import RoundResult
 
 
+STORED = "\x00stored"  # the first sighting of a release is a change logged before the dry run
+
+
 class DryRunSightings:
     """A dry run stores no change for the next source's to be found a repeat of (see
     store.first_sighting): the releases its sources alerted so far are kept here instead."""
@@ -31,13 +34,15 @@ class DryRunSightings:
             if not change.topics:
                 continue
             keys = _keys(change)
-            if any(self._first_source.get(key, source_id) != source_id for key in keys) or (
-                self._store.first_sighting(source_id, change, now, self._window) is not None
-            ):
+            first = next(
+                (s for key in keys if (s := self._first_source.get(key, source_id)) != source_id), None
+            )
+            if first is None and self._store.first_sighting(source_id, change, now, self._window) is not None:
+                first = STORED
+            if first is not None:
                 repeats.append(index)
-                continue
-            for key in keys:
-                self._first_source.setdefault(key, source_id)
+            for key in keys:  # a repeat's other keys lead to its first sighting too
+                self._first_source.setdefault(key, first or source_id)
         return tuple(repeats)
 
 
@@ -62,6 +67,8 @@ def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
             change = outcome.changes[index]
             first = next((first_with[key] for key in _keys(change) if key in first_with), None)
             if first is not None:  # else alerted in an earlier round
+                for key in _keys(change):
+                    first_with.setdefault(key, first)
                 sighting = Sighting(
                     outcome.source_id, change.link, sources[outcome.source_id].language, change.title
                 )

@@ -595,3 +595,53 @@ def test_a_pdf_url_that_now_redirects_to_a_web_page_is_no_re_upload(monitor, cap
     time.sleep(1.1)
     feeds.page(path, make_pdf(["Guideline on supervision of licensed stablecoin issuers", "Fees."]), PDF, 200)
     assert monitor.round(capsys)[:2] == (0, "")  # back as it was
+
+
+def test_a_release_reissued_in_both_languages_on_info_gov_hk_alerts_once(monitor, capsys):
+    """The HKMA's English and Chinese copies first (one release by link), then the Government's
+    copies "issued on behalf of the HKMA" (each by its title): the Chinese one is known only
+    through the HKMA's Chinese copy, itself a repeat."""
+    feeds = Feeds(monitor.site)
+    chinese_hkma = HKMA_FEED.replace("hkma-press-en", "hkma-press-tc").replace(
+        "rss_press-release.xml", "chi/rss_press-release.xml").replace('"en"', '"zh"')  # fmt: skip
+    chinese_gov = GOV_FEED.replace("gov-press-en", "gov-press-zh").replace("_en.xml", "_zh.xml").replace(
+        '"en"', '"zh"')  # fmt: skip
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    feeds.feed(
+        "/hkma/chi/rss_press-release.xml", [("外匯基金", "/hkma/chi/press/20260107-3/", "Wed, 07 Jan 2026")]
+    )
+    feeds.feed("/gia/rss/general_en.xml", [OLD_GOV])
+    feeds.feed(
+        "/gia/rss/general_zh.xml",
+        [("立法會一題", "/gia/general/202601/21/P2026012100301.htm", "Wed, 21 Jan 2026")],
+    )
+    sources = (HKMA_FEED, chinese_hkma, GOV_FEED, chinese_gov)
+    monitor.write(*(source.replace("detail", "# detail") for source in sources))
+    monitor.round(capsys)
+    english, chinese = "Granting of stablecoin issuer licences", "批出穩定幣發行人牌照"
+    feeds.feed(
+        "/hkma/rss_press-release.xml",
+        [(english, "/hkma/eng/press/20260410-4/", "Fri, 10 Apr 2026"), OLD_HKMA],
+    )
+    feeds.feed(
+        "/hkma/chi/rss_press-release.xml", [(chinese, "/hkma/chi/press/20260410-4/", "Fri, 10 Apr 2026")]
+    )
+    assert monitor.round(capsys)[1].count("NEW: ") == 1
+    feeds.feed(
+        "/gia/rss/general_en.xml",
+        [(english, "/gia/general/202604/10/P2026041000254.htm", "Fri, 10 Apr 2026")],
+    )
+    feeds.feed(
+        "/gia/rss/general_zh.xml",
+        [(chinese, "/gia/general/202604/10/P2026041000258.htm", "Fri, 10 Apr 2026")],
+    )
+    code, out, _ = monitor("run", "--once", "--dry-run", "--all", capsys=capsys)
+    assert (code, out) == (0, "")  # what a dry run would alert: nothing either
+    code, out, _ = monitor.round(capsys)
+    assert (code, out) == (0, "")  # both copies repeat the release alerted
+    with sqlite3.connect(monitor.db) as conn:
+        firsts = {
+            first
+            for (first,) in conn.execute("SELECT duplicate_of FROM changes WHERE duplicate_of IS NOT NULL")
+        }
+    assert len(firsts) == 1

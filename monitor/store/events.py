@@ -6,9 +6,12 @@ import re
 import unicodedata
 
 from monitor.models import Change
+from monitor.normalize import CJK
 
 PDF_SIZE_SUFFIX = re.compile(r"\s*[(（]\s*(?:PDF File|PDF\s*檔案|PDF\s*文件)[^)）]*[)）]\s*$", re.I)
-MIN_TITLE_KEY = 16  # shorter titles ("Speech", "LCQ1") are too generic to say two items are one
+# Shorter titles ("Speech", "LCQ1", "立法會一題") are too generic to say two items are one; a Chinese
+# character counts twice ("批出穩定幣發行人牌照" says as much as "Granting of stablecoin licences").
+MIN_TITLE_KEY = 16
 # The language segments of the regulators' URLs: /eng/ and /chi/ (HKMA), /en/ and /tc/ (SFC),
 # lang=en|tc (APIs). The same release in English and Chinese differs only there.
 LANGUAGE_SEGMENT = re.compile(r"/(?:eng|chi|en|tc|sc|zh)(?=/)|(?<=[?&])lang=(?:en|tc|sc|zh)", re.I)
@@ -19,7 +22,7 @@ def title_key(title: str) -> str:
     the HKMA's " (PDF File, 131.0 KB)" suffix do not count."""
     text = unicodedata.normalize("NFKC", PDF_SIZE_SUFFIX.sub("", title)).casefold()
     key = "".join(ch for ch in text if ch.isalnum())
-    return key if len(key) >= MIN_TITLE_KEY else ""
+    return key if len(key) + len(CJK.findall(key)) >= MIN_TITLE_KEY else ""
 
 
 def link_key(link: str) -> str:

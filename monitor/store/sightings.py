@@ -55,18 +55,21 @@ class SightingStore:
         self, source_id: str, change: Change, now: str, window: float, change_id: int = 0
     ) -> int | None:
         """The logged change of another source that alerted for the same release within `window`
-        before `now` (see events.release_keys), if any."""
+        before `now` (see events.release_keys), if any. Found through any copy of it: the
+        Government's Chinese copy shares its title with the HKMA's Chinese one, itself a repeat
+        of the HKMA's English one, which alerted."""
         keys = release_keys(change)
         if not any(keys):
             return None
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         candidates = self.db.execute(
-            """SELECT id, item_key FROM changes
-               WHERE (item_key = ? OR title_key = ? OR link_key = ?) AND source_id != ?
-               AND kind = 'new' AND topics != '[]' AND detected_at >= ? AND id != ?
-               AND duplicate_of IS NULL
-               ORDER BY id LIMIT 20""",
-            [*(key or "\x00" for key in keys), source_id, since, change_id],
+            """SELECT COALESCE(c.duplicate_of, c.id), c.item_key FROM changes c
+               LEFT JOIN changes first ON first.id = c.duplicate_of
+               WHERE (c.item_key = ? OR c.title_key = ? OR c.link_key = ?) AND c.source_id != ?
+               AND COALESCE(first.source_id, c.source_id) != ?
+               AND c.kind = 'new' AND c.topics != '[]' AND c.detected_at >= ? AND c.id != ?
+               ORDER BY c.id LIMIT 20""",
+            [*(key or "\x00" for key in keys), source_id, source_id, since, change_id],
         )
         return next(
             (int(first) for first, key in candidates if not other_reference(key, change.item_key)), None
