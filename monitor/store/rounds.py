@@ -110,7 +110,9 @@ class RoundStore:
                 [
                     source.id,
                     snapshot.hash,
-                    page.sha256,
+                    # With an item missing once, the body that still listed it stays the one a
+                    # removal confirmed next round shows as "before" (and prune keeps).
+                    previous_raw if pending_removal and previous_raw else page.sha256,
                     # With an item missing once, the next round must read the page again: no
                     # validators (a 304) and no digests (the short cuts) that would skip it.
                     "" if pending_removal else page.validators.etag,

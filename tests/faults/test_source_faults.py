@@ -474,6 +474,11 @@ def test_a_withdrawn_circular_is_alerted_when_it_is_missing_two_rounds_running(m
     assert rows(monitor.db, "SELECT kind, title FROM changes") == [
         ("removed", "Circular 6 on stablecoin issuers")
     ]
+    # The evidence: "before" is the feed that still listed it, not the one that first left it out.
+    code, before, _ = monitor("show", "1", "--before", capsys=capsys)
+    assert code == 0 and "Circular 6 on stablecoin issuers" in before
+    code, after, _ = monitor("show", "1", "--raw", capsys=capsys)
+    assert code == 0 and "Circular 6 on" not in after
 
 
 def test_a_shrink_taken_after_its_hold_is_diffed_at_once_and_not_held_again(monitor, capsys, monkeypatch):
