@@ -35,8 +35,9 @@ def diff(
 
 
 def link_and_title(item: Item) -> tuple[str, str]:
-    """An item's identity apart from its key: the same link and title are the same item."""
-    return normalize_link(item.link), fingerprint(item.title)
+    """An item's identity apart from its key: the same link (but for a trailing "/") and title are
+    the same item."""
+    return normalize_link(item.link).rstrip("/"), fingerprint(item.title)
 
 
 def _item_changes(
@@ -48,13 +49,14 @@ def _item_changes(
     # only for an item whose key is new (one or two in a changed listing of fifty).
     old_by_link: dict[tuple[str, str], Item] | None = None
     new_keys = {item.key for item in new}
+    listed = frozenset(new_keys)
     changes: list[Change] = []
     for item in new:
         before = old_by_key.get(item.key)
         if before is None:
             if old_by_link is None:
-                old_by_link = {link_and_title(i): i for i in old if i.link}
-            same = old_by_link.get(link_and_title(item))
+                old_by_link = {link_and_title(i): i for i in old}
+            same = old_by_link.get(link_and_title(item)) or _link_filled_in(item, old_by_link, listed)
             if same is not None:
                 new_keys.add(same.key)
             elif item.key not in known:
@@ -69,6 +71,19 @@ def _item_changes(
         if item.key not in new_keys and not _rolled_off(index, item, retained):
             changes.append(_change(source, "removed", item))
     return changes
+
+
+def _link_filled_in(
+    item: Item, old_by_link: Mapping[tuple[str, str], Item], listed: Collection[str]
+) -> Item | None:
+    """The item listed before under the same title with no link, when it has one now, or the other
+    way round (an API record whose link field was null a round), and no longer listed under its key."""
+    title = fingerprint(item.title)
+    if item.link:
+        same = old_by_link.get(("", title))
+    else:
+        same = next((old for (link, t), old in old_by_link.items() if t == title and link), None)
+    return same if same is not None and same.key not in listed else None
 
 
 def _retitled(before: str, title: str) -> bool:

@@ -6,6 +6,7 @@ from monitor.diff import diff
 from monitor.extract import snapshot_hash
 from monitor.listing_moves import matched_by_title, overflowed, without_history
 from monitor.models import Item, Snapshot, Source
+from monitor.normalize import fingerprint
 
 FEED = Source("hkma-press-en", "HKMA", "rss", "https://example.org/feed", ("stablecoin",), 900)
 
@@ -300,3 +301,29 @@ def test_a_burst_of_releases_overflows_a_listing_and_the_same_days_retitled_do_n
     assert not overflowed(one_day, reworded)
     same_day_burst = items(("c", "Circular three", "2026-01-21"), ("d", "Circular four", "2026-01-21"))
     assert overflowed(one_day, same_day_burst)  # a busy day in a listing of the latest two
+
+
+def api_items(*rows: tuple[str, str]) -> Snapshot:
+    """Items as an API with no reference number keys them: by link, by title when the link is null."""
+    found = tuple(
+        Item(f"link:{link}" if link else f"title:{fingerprint(title)}", title, link, "2026-08-03")
+        for title, link in rows
+    )
+    return Snapshot("items", found, hash=snapshot_hash(Snapshot("items", found)))
+
+
+def test_an_api_record_whose_link_is_filled_in_or_rewritten_is_the_same_release():
+    title, link = "HKMA announces stablecoin licences", "https://www.hkma.gov.hk/eng/press/20260803-3/"
+    older = ("Exchange Fund Abridged Balance Sheet", "https://www.hkma.gov.hk/eng/press/20260801-3/")
+    assert diff(FEED, api_items((title, ""), older), api_items((title, link), older)) == []
+    assert diff(FEED, api_items((title, link), older), api_items((title, ""), older)) == []
+    rewritten = link.replace("https://", "HTTPS://").rstrip("/")
+    assert diff(FEED, api_items((title, link), older), api_items((title, rewritten), older)) == []
+
+
+def test_a_linkless_record_and_a_new_one_of_the_same_title_are_two():
+    """Still listed under its own key: the other one is new."""
+    title = "Scam alert related to banks"
+    old = api_items((title, ""))
+    new = api_items((title, "https://www.hkma.gov.hk/eng/press/20260803-5/"), (title, ""))
+    assert kinds(diff(FEED, old, new)) == [("new", "link:https://www.hkma.gov.hk/eng/press/20260803-5/")]
