@@ -645,3 +645,47 @@ def test_a_release_reissued_in_both_languages_on_info_gov_hk_alerts_once(monitor
             for (first,) in conn.execute("SELECT duplicate_of FROM changes WHERE duplicate_of IS NOT NULL")
         }
     assert len(firsts) == 1
+
+
+@pytest.mark.parametrize(
+    ("href", "words"),
+    [
+        pytest.param(
+            "/edistributionWeb/api/news/openAppendix?lang=EN&refNo=26PR121&appendix=0",
+            "here",
+            id="sfc-open-appendix-url",
+        ),
+        pytest.param(
+            "/edistributionWeb/api/news/file?id=77", "Appendix", id="named-appendix-on-the-same-site"
+        ),
+    ],
+)
+def test_an_appendix_whose_url_names_no_pdf_is_read(monitor, capsys, href, words):
+    """A topic only in the appendix: missed when only links ending .pdf were followed. A link to
+    another site that says "PDF" (a reader download) is not the release's."""
+    searches = {"items": [{"newsRefNo": "26PR120", "title": "Old release", "issueDate": "2026-07-30"}]}
+    html = (
+        "<p>The SFC today published the conclusions of its consultation on platform requirements.</p>"
+        f'<p>See the appendix <a href="{href}">{words}</a>. '
+        '<a href="https://get.adobe.example/reader/">Get Adobe PDF Reader</a></p>'
+    )
+    monitor.site.routes["/edistributionWeb/api/news/search"] = lambda h: Response(
+        200, json.dumps(searches).encode(), {"Content-Type": "application/json"}
+    )
+    monitor.site.routes["/edistributionWeb/api/news/content"] = lambda h: Response(
+        200, json.dumps({"html": html}).encode(), {"Content-Type": "application/json"}
+    )
+    appendix = make_pdf(["Requirements for stablecoin issuers", "Licensed stablecoin issuers must ..."])
+    monitor.site.routes[href.split("?")[0]] = lambda h: Response(
+        200, appendix, {"Content-Type": "application/octet-stream"}
+    )
+    monitor.write(sfc_news_api("en"))
+    assert monitor.round(capsys)[:2] == (0, "")
+    searches["items"].insert(
+        0, {"newsRefNo": "26PR121", "title": "SFC concludes consultation", "issueDate": "2026-07-31"}
+    )
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "NEW: SFC concludes consultation" in out and "Matched: stablecoin" in out
+    with sqlite3.connect(monitor.db) as conn:
+        documents = json.loads(conn.execute("SELECT documents FROM changes").fetchone()[0])
+    assert documents[1:] == [monitor.site.url(href)]

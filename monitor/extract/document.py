@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from monitor.errors import ExtractError
 from monitor.extract.api import lookup
@@ -24,6 +24,11 @@ log = logging.getLogger("monitor.extract")
 MAIN_CONTENT = ("#pressrelease", "main", "article", "#content", ".content", "#main", "body")
 CHROME = "header, footer, nav, form, aside, .breadcrumb, .share-tools, #skip, .skip-link"
 PDF_LINK = re.compile(r"\.pdf(?:$|[?#])", re.I)
+# A release's attachment whose URL names no ".pdf": the SFC's content API links its appendices as
+# .../api/news/openAppendix?...&appendix=0 (as third-party readers of that API show; not checked
+# live), and an anchor saying "Appendix", "Annex (PDF File, 1 MB)" or 附件 is one by its words.
+ATTACHMENT_LINK = re.compile(r"/open(?:File|Appendix)\b", re.I)
+ATTACHMENT_TEXT = re.compile(r"\b(?:PDF|appendix|appendices|annex|annexes)\b|附件|附錄", re.I)
 MAX_PDF_PAGES = 200  # a 2,000-page annex is not read to its end: the first pages carry the subject
 MAX_PDF_CHARS = 200_000  # of text; more than the monitor classifies of one item (follow.MAX_BODY_CHARS)
 # pypdf's text extraction slows faster than a page's instructions grow: 40,000 text operators (~1 MB)
@@ -94,11 +99,27 @@ def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple
     links: list[str] = []
     for anchor in found.iter("a"):
         href = (anchor.get("href") or "").strip()
-        if PDF_LINK.search(href) and len(links) < max_pdfs:
+        if len(links) < max_pdfs and href and _attachment(href, anchor, base_url):
             url = urljoin(base_url, href)
             if url not in links:
                 links.append(url)
     return "\n".join(strip_footer(text_lines(found))), tuple(links)
+
+
+def _attachment(href: str, anchor, base_url: str) -> bool:
+    """A PDF or appendix of the release: by its URL, or by its words on the release's own site (not
+    "Get Adobe PDF Reader" elsewhere)."""
+    if PDF_LINK.search(href) or ATTACHMENT_LINK.search(href):
+        return True
+    if href.startswith("#"):  # "see Annex 2" further down the same page
+        return False
+    url = urlsplit(urljoin(base_url, href))
+    return (
+        url.scheme in ("http", "https")
+        and url.netloc == urlsplit(base_url).netloc
+        and bool(url.path.strip("/"))
+        and bool(ATTACHMENT_TEXT.search("".join(anchor.itertext())))
+    )
 
 
 class _OutOfTime(Exception):
