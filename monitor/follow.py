@@ -67,7 +67,8 @@ def detail_url(source: Source, change: Change) -> str:
     """The item's detail URL: its link, or the source's template filled with its id and link."""
     if source.detail == "link":
         return change.link
-    ref = change.item_key.removeprefix("id:") if change.item_key.startswith("id:") else ""
+    # "id:26PR134|<title>": a reference number a listing gave two releases, each with its title
+    ref = change.item_key.removeprefix("id:").split("|")[0] if change.item_key.startswith("id:") else ""
     if "{id}" in source.detail and not ref:
         return ""
     return source.detail.replace("{id}", ref).replace("{link}", change.link).replace("{key}", change.item_key)

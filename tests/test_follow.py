@@ -689,3 +689,31 @@ def test_an_appendix_whose_url_names_no_pdf_is_read(monitor, capsys, href, words
     with sqlite3.connect(monitor.db) as conn:
         documents = json.loads(conn.execute("SELECT documents FROM changes").fetchone()[0])
     assert documents[1:] == [monitor.site.url(href)]
+
+
+def test_a_release_the_chinese_api_lists_under_both_titles_is_one_release(monitor, capsys):
+    """The SFC's TC listing carries a new release under its English title and its Chinese one, then
+    the Chinese one alone: one alert, its text read by its reference number, no "removed"."""
+    old = {"newsRefNo": "26PR120", "title": "舊新聞稿", "issueDate": "2026-07-30"}
+    searches = {"items": [old]}
+    asked = []
+
+    def content(handler):
+        asked.append(handler.path.split("?", 1)[1])
+        html = "<p>證監會今日就穩定幣發出警告。</p><p>投資者應小心可疑的穩定幣投資計劃。</p>"
+        return Response(200, json.dumps({"html": html}).encode(), {"Content-Type": "application/json"})
+
+    monitor.site.routes["/edistributionWeb/api/news/search"] = lambda h: Response(
+        200, json.dumps(searches).encode(), {"Content-Type": "application/json"}
+    )
+    monitor.site.routes["/edistributionWeb/api/news/content"] = content
+    monitor.write(sfc_news_api("tc"))
+    assert monitor.round(capsys)[:2] == (0, "")
+    english = {"newsRefNo": "26PR134", "title": "SFC issues warning on stablecoin", "issueDate": "2026-08-04"}
+    chinese = dict(english, title="證監會就穩定幣發出警告")
+    searches["items"] = [english, chinese, old]
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and out.count("NEW: ") == 1 and asked == ["refNo=26PR134&lang=TC"]
+    searches["items"] = [chinese, old]
+    assert monitor.round(capsys)[:2] == (0, "")
+    assert monitor.round(capsys)[:2] == (0, "")  # nor removed once confirmed

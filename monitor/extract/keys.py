@@ -25,7 +25,9 @@ def unique_items(items: list[Item]) -> tuple[Item, ...]:
 
     HKMA's LegCo feed gives every item the same link, so the link alone cannot be the identity
     there; but HKMA also lists one circular twice with 'A.I.' and 'AI' in its title, which is one
-    item. Titles are compared by fingerprint, so the second case stays one item.
+    item. Titles are compared by fingerprint, so the second case stays one item. One reference
+    number with one link under two titles is one release listed twice (the SFC's Chinese API lists
+    a new release under its English and its Chinese title): the first is kept.
     """
     by_key: dict[str, list[Item]] = defaultdict(list)
     for item in items:
@@ -34,9 +36,15 @@ def unique_items(items: list[Item]) -> tuple[Item, ...]:
     seen: set[str] = set()
     for item in items:
         group = by_key[item.key]
-        distinct = len(group) > 1 and len({fingerprint(i.title) for i in group}) > 1
+        distinct = (
+            len(group) > 1 and len({fingerprint(i.title) for i in group}) > 1 and not _one_release(group)
+        )
         key = f"{item.key}|{fingerprint(item.title)}" if distinct else item.key
         if key not in seen:
             seen.add(key)
             result.append(item if key == item.key else Item(key, item.title, item.link, item.date, item.text))
     return tuple(result)
+
+
+def _one_release(group: list[Item]) -> bool:
+    return group[0].key.startswith("id:") and len({normalize_link(i.link) for i in group}) == 1
