@@ -5,6 +5,7 @@ Pure but for the log: the store's count of a source's refusals is passed in (`he
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -43,17 +44,34 @@ def confirmed_removals(
     """(the changes to log, the keys missing for the first time). An item is removed only when it
     is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
     otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
-    one poll later."""
-    missing = {c.item_key for c in found if c.kind == "removed"}
+    one poll later. So are a page's lines gone with nothing added (a register's licensee)."""
+    missing = {c.item_key for c in found if c.kind == "removed"} | {
+        _lines_key(c) for c in found if c.kind == "page" and c.removed and not c.added
+    }
     first_time = frozenset() if at_once else frozenset(missing - missing_before)
-    return [c for c in found if not (c.kind == "removed" and c.item_key in first_time)], first_time
+    return [c for c in found if _removal_key(c) not in first_time], first_time
+
+
+def _removal_key(change: Change) -> str:
+    if change.kind == "removed":
+        return change.item_key
+    return _lines_key(change) if change.kind == "page" and change.removed and not change.added else ""
+
+
+def _lines_key(change: Change) -> str:
+    """A page's lines gone and none added (a licensee struck off a register, or a stale copy from
+    before it was added): which lines, as the key the next round finds them missing again by."""
+    return "lines:" + hashlib.sha256("\n".join(change.removed).encode()).hexdigest()[:16]
 
 
 def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
     """`snapshot` with the items of `old` missing for the first time put back where they were: the
-    next round's diff against it finds them missing again (or back), and reads their place right."""
+    next round's diff against it finds them missing again (or back), and reads their place right.
+    A page's lines missing for the first time: the old page stays, to be diffed against again."""
     if not keys or old is None:
         return snapshot
+    if snapshot.kind == "text":
+        return old
     items = list(snapshot.items)
     for index, item in enumerate(old.items):
         if item.key in keys:

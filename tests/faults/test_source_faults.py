@@ -376,6 +376,30 @@ def test_a_maintenance_notice_in_the_registers_own_template_is_not_a_change(moni
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(0,)]
 
 
+def test_a_stale_copy_of_a_register_alerts_no_licensee_struck_off_and_back(monitor, capsys):
+    """A CDN edge serving the register from before SC0003 was added now and then: SC0003 was
+    "removed", then "added" again. A licensee really struck off is alerted one poll later."""
+    before = monitor.site.serve_file("/hkma/eng/stablecoin-register.html")
+    after = Response(200, (ROUND2 / "hkma/eng/stablecoin-register.html").read_bytes(), before.headers)
+    answers = {"now": before}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, REGISTER_PAGE)
+    assert monitor.round(capsys)[:2] == (0, "")
+    outs = []
+    for answer in (after, before, after, before, after):
+        answers["now"] = answer
+        code, out, err = monitor.round(capsys)
+        assert code == 0, err
+        outs.append(out)
+    assert "PAGE CHANGED" in outs[0] and "SC0003" in outs[0]
+    assert "".join(outs[1:]) == ""  # never "struck off", never "added" again
+    answers["now"] = before  # now it is gone for good
+    assert monitor.round(capsys)[:2] == (0, "")
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and "PAGE CHANGED" in out and "- " in out and "SC0003" in out
+    assert rows(monitor.db, "SELECT count(*) FROM changes") == [(2,)]
+
+
 def test_a_feed_that_shrank_and_changed_its_links_at_once_is_taken_after_the_hold(
     monitor, capsys, monkeypatch
 ):
