@@ -172,7 +172,7 @@ def _print_plain(changes: list[LoggedChange], out: TextIO) -> None:
         topics = ",".join(change.topics) or "-"
         out.write(
             f"{logged.id:>5}  {hk_time(logged.detected_at):<20} {logged.regulator:<5} "
-            f"{change.kind:<8} {logged.state:<10} {topics:<{wide}} {_listed_title(logged)[:90]}\n"
+            f"{change.kind:<8} {logged.state:<10} {topics:<{wide}} {_listed_title(logged)}\n"
         )
 
 

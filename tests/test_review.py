@@ -466,3 +466,12 @@ def test_the_change_log_is_written_whole_to_a_non_utf8_stdout(reviewed, command)
     done = run_cli("--db", str(reviewed.db), *command, env={"PYTHONIOENCODING": "cp1252"})
     assert done.returncode == 0, done.stderr
     assert "證監會就穩定幣發出通函" in done.stdout
+
+
+def test_a_piped_log_keeps_each_title_whole(reviewed, capsys):
+    """For grep and scripts: a title cut at a column width loses the words searched for."""
+    long = "SFC and HKMA issue joint circular on intermediaries' virtual asset-related activities including stablecoin distribution"
+    with sqlite3.connect(reviewed.db) as conn:
+        conn.execute("UPDATE changes SET title = ? WHERE kind = 'new'", [long])
+    code, out, _ = reviewed("log", capsys=capsys)
+    assert code == 0 and long in out
