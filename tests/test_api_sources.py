@@ -170,6 +170,12 @@ def test_a_reviewer_sees_which_copy_of_a_release_alerted(monitor, capsys, tmp_pa
         assert [logged.id for logged in store.recent(None, 5)] == [first]
     finally:
         store.close()
+    # Reviewing the alert reviews the release: its repeat leaves the inbox of new changes with it.
+    assert monitor("review", str(first), "--state", "reviewed", "--by", "amy", capsys=capsys)[0] == 0
+    _, out, _ = monitor("log", "--state", "new", capsys=capsys)
+    assert JOINT_CIRCULAR not in out
+    _, out, _ = monitor("show", str(repeat), capsys=capsys)
+    assert f"reviewed by amy: with #{first}, which alerted for this release" in out
 
 
 def _feed_and_english_api(monitor, lagging: dict | None = None) -> None:

@@ -99,6 +99,14 @@ class ChangeLogStore:
                 )
             review = Review(change_id, state, by, note, utc_now())
             self.db["reviews"].insert(review.__dict__)
+            # Its repeats (the release through other sources) are reviewed with it: they have no
+            # buttons of their own, and would otherwise stay in every reviewer's inbox of new changes.
+            repeat_note = f"with #{change_id}, which alerted for this release" + (f": {note}" if note else "")
+            for (repeat,) in list(
+                self.db.execute("SELECT id FROM changes WHERE duplicate_of = ?", [change_id])
+            ):
+                if state in REVIEW_TRANSITIONS.get(self.change(repeat).state, ()):
+                    self.db["reviews"].insert(Review(repeat, state, by, repeat_note, review.at).__dict__)
         return review
 
     def body(self, sha256: str) -> bytes | None:
