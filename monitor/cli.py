@@ -35,10 +35,10 @@ def redact(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(
-            encoding="utf-8"
-        )  # Windows, a C locale: a Chinese title must not end an export
+    # Windows, a C locale: a Chinese title must not end an export (None: pythonw, no console).
+    out = sys.stdout
+    if hasattr(out, "reconfigure") and (out.encoding or "").lower().replace("-", "") != "utf8":
+        out.reconfigure(encoding="utf-8")
     logs.configure(
         logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
         args.log_format,

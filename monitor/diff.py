@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import html
 import re
 from collections.abc import Collection, Mapping
 
@@ -50,13 +51,18 @@ def _item_changes(
     old_by_link: dict[tuple[str, str], Item] | None = None
     new_keys = {item.key for item in new}
     listed = frozenset(new_keys)
+    # A reference number an older version gave two titles ("id:26PR9|<title>") is one item now.
+    split = {i.key: i.key.split("|")[0] for i in old if "|" in i.key and i.key.startswith("id:")}
+    new_keys |= {key for key, ref in split.items() if ref in listed}
     changes: list[Change] = []
     for item in new:
         before = old_by_key.get(item.key)
+        if before is None and item.key in split.values():
+            continue
         if before is None:
             if old_by_link is None:
-                old_by_link = {link_and_title(i): i for i in old}
-            same = old_by_link.get(link_and_title(item)) or _link_filled_in(item, old_by_link, listed)
+                old_by_link = {link_and_title(i): i for i in old if i.link}
+            same = old_by_link.get(link_and_title(item)) or _link_filled_in(item, old, listed)
             if same is not None:
                 new_keys.add(same.key)
             elif item.key not in known:
@@ -73,17 +79,23 @@ def _item_changes(
     return changes
 
 
-def _link_filled_in(
-    item: Item, old_by_link: Mapping[tuple[str, str], Item], listed: Collection[str]
-) -> Item | None:
-    """The item listed before under the same title with no link, when it has one now, or the other
-    way round (an API record whose link field was null a round), and no longer listed under its key."""
+def _link_filled_in(item: Item, old: tuple[Item, ...], listed: Collection[str]) -> Item | None:
+    """The one item listed before under the same title with no link, when it has one now, or the
+    other way round (an API record whose link field was null a round), and no longer listed: keyed
+    by its link, then by its title, it is one item. Not where a reference number is the identity:
+    two numbers are two releases, whatever their titles."""
+    if item.key.startswith("id:"):
+        return None
     title = fingerprint(item.title)
-    if item.link:
-        same = old_by_link.get(("", title))
-    else:
-        same = next((old for (link, t), old in old_by_link.items() if t == title and link), None)
-    return same if same is not None and same.key not in listed else None
+    same = [
+        i
+        for i in old
+        if bool(i.link) != bool(item.link)
+        and not i.key.startswith("id:")
+        and i.key not in listed
+        and fingerprint(i.title) == title
+    ]
+    return same[0] if len(same) == 1 else None
 
 
 def _retitled(before: str, title: str) -> bool:
@@ -91,6 +103,8 @@ def _retitled(before: str, title: str) -> bool:
     API listing in Chinese first carries the English title, then the Chinese one)."""
     if before == title or fingerprint(before) == fingerprint(title):
         return False
+    if "&" in before + title and fingerprint(html.unescape(before)) == fingerprint(html.unescape(title)):
+        return False  # "HKMA &amp; SFC" stored by an older version that did not decode an API's title
     return chinese_title(before) == chinese_title(title)
 
 
@@ -151,11 +165,25 @@ def _change(source: Source, kind: str, item: Item, before: str = "") -> Change:
     )
 
 
+def _row_blocks(lines: list[str]) -> list[object]:
+    """A page's lines with each run of table rows ("cell | cell") as a sorted list: rows may change
+    order within their table, but no line may move past a heading ("Suspended licences") or text."""
+    blocks: list[object] = []
+    rows: list[str] = []
+    for line in map(without_stamps, lines):
+        if " | " in line:
+            rows.append(line)
+            continue
+        blocks += [sorted(rows), line] if rows else [line]
+        rows = []
+    return [*blocks, sorted(rows)] if rows else blocks
+
+
 def _page_changes(source: Source, previous: Snapshot, current: Snapshot) -> list[Change]:
     old_lines, new_lines = previous.text.splitlines(), current.text.splitlines()
     same_title = fingerprint(previous.title) == fingerprint(current.title)  # "Register - HKMA" / "| HKMA"
-    if same_title and sorted(map(without_stamps, old_lines)) == sorted(map(without_stamps, new_lines)):
-        # Only a "generated at" stamp moved, or the same lines came in another order (a register
+    if same_title and _row_blocks(old_lines) == _row_blocks(new_lines):
+        # Only a "generated at" stamp moved, or a table's rows came in another order (a register
         # sorted by name instead of date): stored, not a change.
         return []
     lines = list(difflib.unified_diff(old_lines, new_lines, "before", "after", lineterm="", n=2))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from monitor.answers import refuse_other_page
 from monitor.errors import SourceError
-from monitor.extract.document import is_pdf, read_document
+from monitor.extract.document import is_pdf, named_attachment, read_document
 from monitor.fetch import Fetcher
 from monitor.models import NOT_FETCHED, PARTLY_READ, Change, Document, Followed, Page, Source
 from monitor.normalize import CJK
@@ -108,6 +108,8 @@ async def _body(follower: Follower, url: str, title: str) -> tuple[str, tuple[st
             log.info("%s: linked PDF %s not read: %s", source.id, pdf_url, _reason(exc))
             unread = unread or f"{pdf_url}: {_reason(exc)}"
             continue
+        if pdf.content_type != "pdf" and not named_attachment(pdf_url):
+            continue  # a link saying "PDF" that answered with a web page: not the release's text
         texts.append(pdf.text)
         urls.append(pdf_url)
     text = "\n".join(texts)[:MAX_BODY_CHARS]

@@ -101,22 +101,30 @@ def test_page_change_lists_added_and_removed_lines():
 
 
 REGISTER_PAGE = Source("sfc-vatp-register", "SFC", "page", "https://example.org/r", ("virtual-assets",), 900)
-LICENSEES = (
-    "Licensed platforms\nOSL Digital Securities Limited\nHash Blockchain Limited\nAccumulus GBA Technology"
-)
+LICENSEES = "Licensed platforms\nOSL Digital Securities Limited | BTU612\nHash Blockchain Limited | BOB901\nAccumulus GBA Technology | BPI402"
 
 
 def test_a_register_sorted_another_way_or_retitled_by_its_template_is_no_change():
-    resorted = "Licensed platforms\nAccumulus GBA Technology\nHash Blockchain Limited\nOSL Digital Securities Limited"
+    resorted = "Licensed platforms\nAccumulus GBA Technology | BPI402\nHash Blockchain Limited | BOB901\nOSL Digital Securities Limited | BTU612"
     assert diff(REGISTER_PAGE, text(LICENSEES), text(resorted)) == []
     old, new = text(LICENSEES, "Register of VATPs - SFC"), text(LICENSEES, "Register of VATPs | SFC")
     assert diff(REGISTER_PAGE, old, new) == []
 
 
+def test_a_line_that_moves_past_a_heading_is_a_change():
+    """Not a table's rows re-sorted: a licensee moved from "Licensed" to "Suspended"."""
+    old = text("Licensed\nAlpha Ltd\nBeta Ltd\nSuspended licences\nGamma Ltd")
+    new = text("Licensed\nAlpha Ltd\nSuspended licences\nBeta Ltd\nGamma Ltd")
+    assert len(diff(REGISTER_PAGE, old, new)) == 1
+    rows = text("Licensed\nAlpha Ltd | A1\nBeta Ltd | B2\nSuspended licences\nGamma Ltd | G3")
+    moved = text("Licensed\nAlpha Ltd | A1\nSuspended licences\nBeta Ltd | B2\nGamma Ltd | G3")
+    assert len(diff(REGISTER_PAGE, rows, moved)) == 1
+
+
 def test_a_register_that_gains_a_platform_while_re_sorted_or_is_retitled_is_a_change():
-    resorted = "Licensed platforms\nAccumulus GBA Technology\nHash Blockchain Limited\nOSL Digital Securities Limited"
-    (change,) = diff(REGISTER_PAGE, text(LICENSEES), text(resorted + "\nHKVAX VA Trading Limited"))
-    assert "HKVAX VA Trading Limited" in change.added
+    resorted = "Licensed platforms\nAccumulus GBA Technology | BPI402\nHash Blockchain Limited | BOB901\nOSL Digital Securities Limited | BTU612"
+    (change,) = diff(REGISTER_PAGE, text(LICENSEES), text(resorted + "\nHKVAX VA Trading Limited | BPR560"))
+    assert "HKVAX VA Trading Limited | BPR560" in change.added
     (change,) = diff(REGISTER_PAGE, text(LICENSEES, "Register"), text(LICENSEES, "Register (suspended)"))
     assert change.diff == "-title: Register\n+title: Register (suspended)"
 
@@ -327,3 +335,27 @@ def test_a_linkless_record_and_a_new_one_of_the_same_title_are_two():
     old = api_items((title, ""))
     new = api_items((title, "https://www.hkma.gov.hk/eng/press/20260803-5/"), (title, ""))
     assert kinds(diff(FEED, old, new)) == [("new", "link:https://www.hkma.gov.hk/eng/press/20260803-5/")]
+
+
+def test_what_an_older_version_stored_is_no_change_after_an_upgrade():
+    """Titles stored with their HTML escapes, and a release stored under "id:26PR9|<title>" (one
+    reference number under two titles): read right now, they must not alert CHANGED or REMOVED."""
+    escaped = items(("26PR9", "HKMA &amp; SFC on stablecoin issuers&#8217; reserves", "2026-08-03"))
+    decoded = items(("26PR9", "HKMA & SFC on stablecoin issuers’ reserves", "2026-08-03"))
+    assert diff(FEED, escaped, decoded) == []
+    twice = items(
+        ("26PR9|sfcwarns", "SFC warns", "2026-08-03"), ("26PR9|證監會警告", "證監會警告", "2026-08-03")
+    )
+    once = items(("26PR9", "證監會警告", "2026-08-03"))
+    assert diff(FEED, twice, once) == []
+
+
+def test_two_reference_numbers_without_links_under_one_title_are_two_releases():
+    title = "Circular to licensed stablecoin issuers"
+    old = Snapshot("items", (Item("id:26EC1", title, "", "2026-08-01"),), hash="a")
+    new = Snapshot(
+        "items",
+        (Item("id:26EC2", title, "", "2026-08-05"), Item("id:26EC1", title, "", "2026-08-01")),
+        hash="b",
+    )
+    assert kinds(diff(FEED, old, new)) == [("new", "id:26EC2")]

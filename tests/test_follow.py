@@ -656,7 +656,9 @@ def test_a_release_reissued_in_both_languages_on_info_gov_hk_alerts_once(monitor
             id="sfc-open-appendix-url",
         ),
         pytest.param(
-            "/edistributionWeb/api/news/file?id=77", "Appendix", id="named-appendix-on-the-same-site"
+            "/edistributionWeb/api/news/file?id=77",
+            "Appendix (PDF, 120 KB)",
+            id="a-pdf-by-its-words-on-the-same-site",
         ),
     ],
 )
@@ -717,3 +719,54 @@ def test_a_release_the_chinese_api_lists_under_both_titles_is_one_release(monito
     searches["items"] = [chinese, old]
     assert monitor.round(capsys)[:2] == (0, "")
     assert monitor.round(capsys)[:2] == (0, "")  # nor removed once confirmed
+
+
+def test_a_link_to_another_page_is_not_taken_for_the_releases_attachment():
+    """ "Appendix 6 of the Code of Conduct" is a page of its own: read into the circular's text, its
+    virtual-asset wording would alert; taking the one slot of detail_pdfs, it hid the real annex."""
+    from dataclasses import replace
+
+    from monitor.extract.document import read_document
+    from monitor.models import Page, Source
+
+    source = replace(
+        Source("sfc-circulars", "SFC", "html", "https://www.sfc.hk/en/circulars", ("virtual-assets",), 900),
+        detail="link",
+        detail_pdfs=1,
+    )
+    html = """<html><head><title>Circular on client agreements</title></head><body><main>
+<p>Review client agreements against the <a href="/en/Codes/Code-of-conduct#appendix6">Appendix 6 of the
+Code of Conduct</a> (the Code as a <a href="/en/Codes/Code-of-conduct">PDF</a>).</p>
+<p>See the <a href="/files/circulars/26EC12-annex.pdf">Annex</a>.</p></main></body></html>"""
+    url = "https://www.sfc.hk/en/circulars/26EC12"
+    page = Page(source.id, url, url, 200, {"content-type": "text/html"}, html.encode(), html, "utf-8",
+                "2026-08-03T00:00:00+00:00", 1, "x")  # fmt: skip
+    annex = "https://www.sfc.hk/files/circulars/26EC12-annex.pdf"
+    assert read_document(source, page).links == (annex,)  # a link named a PDF by its URL first
+    two = read_document(replace(source, detail_pdfs=2), page).links
+    assert two == (annex, "https://www.sfc.hk/en/Codes/Code-of-conduct")  # read only if it is a PDF
+
+
+def test_a_link_saying_pdf_that_answers_with_a_web_page_adds_nothing_to_the_release(monitor, capsys):
+    searches = {"items": [{"newsRefNo": "26PR120", "title": "Old release", "issueDate": "2026-07-30"}]}
+    html = (
+        "<p>The SFC today announced the results of its annual survey of fund managers.</p>"
+        '<p>The full report: <a href="/edistributionWeb/gateway/EN/other-page">PDF</a></p>'
+    )
+    monitor.site.routes["/edistributionWeb/api/news/search"] = lambda h: Response(
+        200, json.dumps(searches).encode(), {"Content-Type": "application/json"}
+    )
+    monitor.site.routes["/edistributionWeb/api/news/content"] = lambda h: Response(
+        200, json.dumps({"html": html}).encode(), {"Content-Type": "application/json"}
+    )
+    other = hkma_release("Stablecoin issuers", ["Licensed stablecoin issuers must hold reserves."] * 3)
+    monitor.site.routes["/edistributionWeb/gateway/EN/other-page"] = lambda h: Response(200, other, HTML)
+    monitor.write(sfc_news_api("en"))
+    assert monitor.round(capsys)[:2] == (0, "")
+    searches["items"].insert(
+        0, {"newsRefNo": "26PR121", "title": "SFC survey results", "issueDate": "2026-07-31"}
+    )
+    assert monitor.round(capsys)[:2] == (0, "")  # the other page's stablecoin words are not this release's
+    with sqlite3.connect(monitor.db) as conn:
+        (documents,) = conn.execute("SELECT documents FROM changes").fetchone()
+    assert len(json.loads(documents)) == 1

@@ -158,6 +158,10 @@ def test_a_duplicate_with_more_topics_still_reaches_chats_that_only_want_those(t
         )
     chats = [r[0] for r in store.db.execute("SELECT chat FROM outbox")]
     assert "stablecoin-only" in chats, chats
+    # That copy is the stablecoin desk's alert, with its own buttons: a review of the first alert
+    # by another desk does not close it.
+    store.add_review(1, "dismissed", "aml-desk", "not ours")
+    assert (store.change(1).state, store.change(2).state) == ("dismissed", "new")
 
 
 def test_prune_keeps_the_pdf_bytes_a_later_re_upload_will_need(monitor, capsys):

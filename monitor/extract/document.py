@@ -26,9 +26,10 @@ CHROME = "header, footer, nav, form, aside, .breadcrumb, .share-tools, #skip, .s
 PDF_LINK = re.compile(r"\.pdf(?:$|[?#])", re.I)
 # A release's attachment whose URL names no ".pdf": the SFC's content API links its appendices as
 # .../api/news/openAppendix?...&appendix=0 (as third-party readers of that API show; not checked
-# live), and an anchor saying "Appendix", "Annex (PDF File, 1 MB)" or 附件 is one by its words.
+# live). A link whose words say it is a PDF or an attachment (附件) is one too, but is read only if
+# it answers with a PDF: "Appendix 6 of the Code of Conduct" is a page of its own, not the release's.
 ATTACHMENT_LINK = re.compile(r"/open(?:File|Appendix)\b", re.I)
-ATTACHMENT_TEXT = re.compile(r"\b(?:PDF|appendix|appendices|annex|annexes)\b|附件|附錄", re.I)
+ATTACHMENT_TEXT = re.compile(r"\bPDF\b|附件", re.I)
 MAX_PDF_PAGES = 200  # a 2,000-page annex is not read to its end: the first pages carry the subject
 MAX_PDF_CHARS = 200_000  # of text; more than the monitor classifies of one item (follow.MAX_BODY_CHARS)
 # pypdf's text extraction slows faster than a page's instructions grow: 40,000 text operators (~1 MB)
@@ -96,28 +97,32 @@ def _html_text(root, css: str, base_url: str, max_pdfs: int) -> tuple[str, tuple
     found = next((hits[0] for c in candidates if (hits := select(root, c))), None)
     if found is None:
         raise ExtractError(f'detail_select "{css}" matched nothing (layout changed?)')
-    links: list[str] = []
+    by_url: list[str] = []
+    by_words: list[str] = []
     for anchor in found.iter("a"):
         href = (anchor.get("href") or "").strip()
-        if len(links) < max_pdfs and href and _attachment(href, anchor, base_url):
-            url = urljoin(base_url, href)
-            if url not in links:
-                links.append(url)
-    return "\n".join(strip_footer(text_lines(found))), tuple(links)
+        if named_attachment(href):
+            by_url.append(urljoin(base_url, href))
+        elif _said_attachment(href, anchor, base_url):
+            by_words.append(urljoin(base_url, href))
+    links = list(dict.fromkeys(by_url + by_words))  # the links that say what they are first
+    return "\n".join(strip_footer(text_lines(found))), tuple(links[:max_pdfs])
 
 
-def _attachment(href: str, anchor, base_url: str) -> bool:
-    """A PDF or appendix of the release: by its URL, or by its words on the release's own site (not
-    "Get Adobe PDF Reader" elsewhere)."""
-    if PDF_LINK.search(href) or ATTACHMENT_LINK.search(href):
-        return True
-    if href.startswith("#"):  # "see Annex 2" further down the same page
-        return False
+def named_attachment(url: str) -> bool:
+    """A link whose URL says it is a PDF or an appendix."""
+    return bool(PDF_LINK.search(url) or ATTACHMENT_LINK.search(url))
+
+
+def _said_attachment(href: str, anchor, base_url: str) -> bool:
+    """A link on the release's own site whose words say it is a PDF or an attachment (not "Get
+    Adobe PDF Reader" elsewhere, nor a part of this or another page)."""
     url = urlsplit(urljoin(base_url, href))
     return (
         url.scheme in ("http", "https")
         and url.netloc == urlsplit(base_url).netloc
         and bool(url.path.strip("/"))
+        and not url.fragment
         and bool(ATTACHMENT_TEXT.search("".join(anchor.itertext())))
     )
 

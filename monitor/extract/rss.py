@@ -7,9 +7,7 @@ paid by every run, `validate` and `health` included, even on a config without a 
 from __future__ import annotations
 
 import io
-import re
 import xml.sax
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,10 +18,7 @@ from monitor.errors import ExtractError, LayoutChanged
 from monitor.extract.dom import XML_DECLARATION
 from monitor.extract.keys import item_key, unique_items
 from monitor.models import Item, Page, Snapshot, Source
-from monitor.normalize import HKT, clean_text, clean_title, iso_from_struct, parse_date
-
-# How a feed date names its zone, at its end: "+0800", "+08:00", "...Z", "GMT", "UT", "HKT".
-WITH_ZONE = re.compile(r"(?:[+-]\d\d:?\d\d|\dZ|\b(?:UTC|UT|[A-Z]{1,3}T))\s*$")
+from monitor.normalize import clean_text, clean_title, iso_from_struct, parse_date
 
 
 def extract(source: Source, page: Page) -> Snapshot:
@@ -65,21 +60,14 @@ def _item(entry: feedparser.FeedParserDict, ignore_params: tuple[str, ...]) -> I
 
 
 def _date(entry: feedparser.FeedParserDict) -> str:
-    """The item's date in Hong Kong time. One written without a zone ("Sun, 06 Dec 2026 20:30:00",
-    against RSS's rules) is the regulator's own time: feedparser reads it as UTC, or not at all."""
-    # One field or the other: asking feedparser for "updated" when "published" is there warns.
-    field = "published" if "published" in entry else "updated"
-    parsed, written = entry.get(f"{field}_parsed"), (entry.get(field) or "").strip()
-    if not written or WITH_ZONE.search(written):
-        return iso_from_struct(parsed)
-    if parsed is None:
-        return parse_date(written)
-    moment = datetime(*parsed[:6], tzinfo=HKT)
-    return (
-        moment.date().isoformat()
-        if (moment.hour, moment.minute, moment.second) == (0, 0, 0)
-        else moment.isoformat()
-    )
+    """The item's date in Hong Kong time. One feedparser cannot read (written without a zone,
+    "Sun, 06 Dec 2026 20:30:00", against RSS's rules) is read for its day: dropped, the date
+    vanished from the alert and the log, and the date-based guards were off."""
+    for field in ("published", "updated"):  # asked only when there: feedparser warns otherwise
+        if field in entry and entry.get(f"{field}_parsed"):
+            return iso_from_struct(entry[f"{field}_parsed"])
+    written = next((entry[f] for f in ("published", "updated") if entry.get(f)), "")
+    return parse_date(written) if written else ""
 
 
 def _fragment_text(html: str) -> str:

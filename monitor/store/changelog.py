@@ -99,12 +99,16 @@ class ChangeLogStore:
                 )
             review = Review(change_id, state, by, note, utc_now())
             self.db["reviews"].insert(review.__dict__)
-            # Its repeats (the release through other sources) are reviewed with it: they have no
-            # buttons of their own, and would otherwise stay in every reviewer's inbox of new changes.
+            # Its repeats (the release through other sources) that sent no alert of their own are
+            # reviewed with it: they have no buttons, and would stay in every inbox of new changes.
+            # A repeat alerted to chats this one did not reach is that team's to review.
             repeat_note = f"with #{change_id}, which alerted for this release" + (f": {note}" if note else "")
-            for (repeat,) in list(
-                self.db.execute("SELECT id FROM changes WHERE duplicate_of = ?", [change_id])
-            ):
+            repeats = self.db.execute(
+                """SELECT id FROM changes c WHERE duplicate_of = ?
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.change_id = c.id)""",
+                [change_id],
+            )
+            for (repeat,) in list(repeats):
                 if state in REVIEW_TRANSITIONS.get(self.change(repeat).state, ()):
                     self.db["reviews"].insert(Review(repeat, state, by, repeat_note, review.at).__dict__)
         return review

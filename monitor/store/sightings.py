@@ -68,8 +68,9 @@ class SightingStore:
                WHERE (c.item_key = ? OR c.title_key = ? OR c.link_key = ?) AND c.source_id != ?
                AND COALESCE(first.source_id, c.source_id) != ?
                AND c.kind = 'new' AND c.topics != '[]' AND c.detected_at >= ? AND c.id != ?
+               AND COALESCE(first.detected_at, c.detected_at) >= ?
                ORDER BY c.id LIMIT 20""",
-            [*(key or "\x00" for key in keys), source_id, source_id, since, change_id],
+            [*(key or "\x00" for key in keys), source_id, source_id, since, change_id, since],
         )
         return next(
             (int(first) for first, key in candidates if not other_reference(key, change.item_key)), None
