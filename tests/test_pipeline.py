@@ -363,6 +363,27 @@ def test_due_sources_retries_failed_sources_sooner():
     assert [s.id for s in due_sources(hourly[:1], stepped_back, now)] == ["ok"]  # clock went back
 
 
+def test_a_source_whose_turn_at_its_host_came_late_is_due_at_the_next_cron_tick():
+    """Cron runs `run --once` every 30 minutes: a source that waited 8 s for its host's other
+    sources was dated 8 s late, and polled an hour after the last, not 30 minutes."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.models import Health, Source
+    from monitor.schedule import due_sources
+
+    tick = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
+    sources = [
+        Source(i, "HKMA", "rss", "https://www.hkma.gov.hk/" + i, (), 1800)
+        for i in ("head", "waited", "recent")
+    ]
+    health = {
+        "head": Health("head", 0, (tick - timedelta(minutes=30, seconds=-1)).isoformat()),
+        "waited": Health("waited", 0, (tick - timedelta(minutes=30, seconds=-8)).isoformat()),
+        "recent": Health("recent", 0, (tick - timedelta(minutes=20)).isoformat()),  # not due for 10 min
+    }
+    assert [s.id for s in due_sources(sources, health, tick)] == ["head", "waited"]
+
+
 def test_5xx_is_retried_and_4xx_is_not(monitor, capsys):
     monitor.write(rss_source("down", "/down"), rss_source("missing", "/missing.xml"))
     monitor.round(capsys)
