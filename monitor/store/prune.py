@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.store.transaction import immediate
 
 NOTHING_NEW = ("unchanged", "not_modified", "updated")  # the fetch records prune may remove
+PRUNE_BATCH = 5000  # rows a transaction
 
 
 class PruneStore:
@@ -26,27 +27,47 @@ class PruneStore:
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
         size_before = self._file_size()
-        with immediate(self.db):
-            fetches = 0
-            if fetch_records:
-                fetches = self.db.execute(
-                    """DELETE FROM fetches WHERE fetched_at < ? AND status IN (?, ?, ?)
-                       AND id NOT IN (SELECT fetch_id FROM changes)
-                       AND id NOT IN (SELECT max(id) FROM fetches GROUP BY source_id)""",
-                    [cutoff, *NOTHING_NEW],
-                ).rowcount
-            removed = self.db.execute(
-                """DELETE FROM bodies WHERE created_at < ?
-                   AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
-                   AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)
-                   AND sha256 NOT IN (SELECT raw_sha256 FROM source_state)
-                   AND sha256 NOT IN (SELECT sha256 FROM documents)""",
-                [cutoff],
-            ).rowcount
+        fetches = 0
+        if fetch_records:
+            conn = self.db.conn
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS prune_keep (id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM temp.prune_keep")
+            conn.execute(
+                """INSERT OR IGNORE INTO temp.prune_keep SELECT fetch_id FROM changes WHERE fetch_id IS NOT NULL
+                   UNION SELECT max(id) FROM fetches GROUP BY source_id"""
+            )
+            conn.commit()  # the temp table's writes opened a transaction: the batches take their own
+            fetches = self._in_batches(
+                """DELETE FROM fetches WHERE id IN (SELECT id FROM fetches WHERE fetched_at < ?
+                     AND status IN (?, ?, ?) AND id NOT IN (SELECT id FROM temp.prune_keep) LIMIT ?)""",
+                [cutoff, *NOTHING_NEW],
+            )
+            conn.execute("DROP TABLE temp.prune_keep")
+            conn.commit()
+        removed = self._in_batches(
+            """DELETE FROM bodies WHERE sha256 IN (SELECT sha256 FROM bodies WHERE created_at < ?
+                 AND sha256 NOT IN (SELECT raw_sha256 FROM changes)
+                 AND sha256 NOT IN (SELECT old_raw_sha256 FROM changes)
+                 AND sha256 NOT IN (SELECT raw_sha256 FROM source_state)
+                 AND sha256 NOT IN (SELECT sha256 FROM documents) LIMIT ?)""",
+            [cutoff],
+        )
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if vacuum:  # rewrites the whole file under a lock: a run's write would time out on a big one
             self.db.vacuum()
         return removed, fetches, max(0, size_before - self._file_size())
+
+    def _in_batches(self, delete: str, params: list) -> int:
+        """Run `delete` (its last parameter a LIMIT) until it removes nothing, PRUNE_BATCH rows a
+        transaction: a running round waits for each a moment, not for the whole prune (a month of
+        fetch records is millions of rows: one transaction held the lock past its 10 s patience)."""
+        total = 0
+        while True:
+            with immediate(self.db):
+                count = self.db.execute(delete, [*params, PRUNE_BATCH]).rowcount
+            total += count
+            if count < PRUNE_BATCH:
+                return total
 
     def _file_size(self) -> int:
         pages = next(iter(self.db.execute("PRAGMA page_count")))[0]

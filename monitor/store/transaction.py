@@ -58,9 +58,13 @@ def writes(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             path = getattr(args[0], "path", "")
+            advice = (
+                "another process held its write lock for over 10 s (a prune, a copy of the file?)"
+                if "locked" in str(exc) or "busy" in str(exc)
+                else "free space or make it writable"
+            )
             raise StoreError(
-                f"cannot write the state database {path}: {exc} "
-                "(the write was rolled back; free space or make it writable, then run again)"
+                f"cannot write the state database {path}: {exc} (the write was rolled back; {advice}, then run again)"
             ) from None
 
     return wrapper
