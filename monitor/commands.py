@@ -18,7 +18,7 @@ from monitor.dry_run import dry_run_alerts
 from monitor.errors import SourceError, UnknownSource
 from monitor.exit_codes import EXIT_OK, EXIT_SOURCES_FAILED
 from monitor.extract import extract
-from monitor.fetch import open_fetcher
+from monitor.fetch import HostSlots, open_fetcher
 from monitor.models import Config, Snapshot, Source
 from monitor.normalize import one_line, printable
 from monitor.notify import CONSOLE, print_alert
@@ -34,9 +34,16 @@ FLUSH_SECONDS = 4.0  # then: how long pending alerts may take to send (docker st
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: the terminal closed
 
 
-async def round_of(config: Config, store: Store, sources: list[Source], channel: Channel) -> RoundResult:
+async def round_of(
+    config: Config, store: Store, sources: list[Source], channel: Channel, host_slots: HostSlots | None = None
+) -> RoundResult:
     return await run_round(
-        config, store, sources, channel.recipients(store), notice_chats=channel.notice_chats(config, store)
+        config,
+        store,
+        sources,
+        channel.recipients(store),
+        notice_chats=channel.notice_chats(config, store),
+        host_slots=host_slots,
     )
 
 

@@ -57,11 +57,15 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
+HostSlots = dict[str, asyncio.Semaphore]
+
+
 @asynccontextmanager
-async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
-    """A round's fetcher; its HTTP clients are closed when the round ends."""
+async def open_fetcher(settings: Settings, host_slots: HostSlots | None = None) -> AsyncIterator[Fetcher]:
+    """A round's fetcher; its HTTP clients are closed when the round ends. `host_slots`: the
+    per-host limits shared with other rounds running at the same time (the long-running run's)."""
     async with AsyncExitStack() as closing:
-        yield Fetcher(settings, closing)
+        yield Fetcher(settings, closing, host_slots)
 
 
 class Fetcher:
@@ -70,10 +74,10 @@ class Fetcher:
     every host cost more CPU than the requests: httpcore scans all of a pool's connections on
     every request and probes each idle one's socket."""
 
-    def __init__(self, settings: Settings, closing: AsyncExitStack):
+    def __init__(self, settings: Settings, closing: AsyncExitStack, host_slots: HostSlots | None = None):
         self._settings = settings
         self._closing = closing
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._hosts: HostSlots = {} if host_slots is None else host_slots
         self._connections = asyncio.Semaphore(MAX_CONNECTIONS)
         self._in_flight: Counter[str] = Counter()
         self._clients: dict[str, httpx.AsyncClient] = {}

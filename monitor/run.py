@@ -17,7 +17,7 @@ from monitor.diff import diff
 from monitor.dry_run import DryRunSightings
 from monitor.errors import SourceError, StoreError
 from monitor.extract import extract_unless_same
-from monitor.fetch import Fetcher, host_of, open_fetcher, retry_waits
+from monitor.fetch import Fetcher, HostSlots, host_of, open_fetcher, retry_waits
 from monitor.follow import follow
 from monitor.listing_moves import rekeyed
 from monitor.models import (
@@ -69,16 +69,18 @@ async def run_round(
     recipients: Recipients,
     dry_run: bool = False,
     notice_chats: Sequence[str] = (),
+    host_slots: HostSlots | None = None,
 ) -> RoundResult:
     """Poll `sources` concurrently; each one's result is stored in its own transaction.
 
     `recipients` are the chats alerts are queued for, with their topic filters; `notice_chats`
-    receive one source-health notice when a source keeps failing, and one when it recovers.
+    receive one source-health notice when a source keeps failing, and one when it recovers;
+    `host_slots`: per-host limits shared with the rounds running beside this one.
     """
     health = store.health()
 
     async def poll_here(share: Sequence[Source]) -> list[SourceOutcome]:
-        return await poll_sources(config, store, share, recipients, health, dry_run)
+        return await poll_sources(config, store, share, recipients, health, dry_run, host_slots)
 
     if dry_run:  # a dry run may read a database it must not write, or none at all: one process
         outcomes = await poll_here(sources)
@@ -101,6 +103,7 @@ async def poll_sources(
     recipients: Recipients,
     health: Mapping[str, Health],
     dry_run: bool = False,
+    host_slots: HostSlots | None = None,
 ) -> list[SourceOutcome]:
     """Poll `sources` concurrently, in this process (a round's share, see cores.py): `per_host`
     workers for each host take its sources in turn. Only the sources in flight exist as tasks,
@@ -115,7 +118,7 @@ async def poll_sources(
     workers: list[asyncio.Task] = []
     working: Counter[str] = Counter()  # a host's workers still running
     stopping = False
-    async with open_fetcher(config.settings) as fetcher:
+    async with open_fetcher(config.settings, host_slots) as fetcher:
         sightings = DryRunSightings(store, config.settings.duplicate_window) if dry_run else None
         ctx = RoundContext(fetcher, store, topics, recipients, health, config.settings, sightings)
 

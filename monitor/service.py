@@ -19,6 +19,7 @@ from monitor.commands import (
     summary,
     until_done_or,
 )
+from monitor.fetch import HostSlots
 from monitor.models import Config, Source
 from monitor.schedule import Scheduler
 from monitor.store import Store, utc_now
@@ -43,10 +44,15 @@ async def run_forever(
         if channel.commands:
             helpers.add(asyncio.create_task(_command_loop(channel)))
         polls: set[asyncio.Task] = set()
+        host_slots: HostSlots = {}
         try:
             while not stop.is_set():
                 for source in scheduler.take(now_utc()):
-                    polls.add(asyncio.create_task(_poll(config, store, channel, source, scheduler, outbox)))
+                    polls.add(
+                        asyncio.create_task(
+                            _poll(config, store, channel, source, scheduler, outbox, host_slots)
+                        )
+                    )
                 wait = scheduler.seconds_to_next(now_utc())
                 # capped: the plans are wall-clock times, and the wall clock can jump meanwhile
                 await until_done_or(
@@ -60,12 +66,13 @@ async def run_forever(
 
 
 async def _poll(
-    config: Config, store: Store, channel: Channel, source: Source, scheduler: Scheduler, outbox
+    config: Config, store: Store, channel: Channel, source: Source, scheduler: Scheduler, outbox, host_slots
 ) -> None:
     """A round of one source (each on its own, so a slow one holds no other back), then plan its
-    next start and wake the sender."""
+    next start and wake the sender. `host_slots`: shared by every round, so that `per_host` caps
+    the requests to a host whichever sources' rounds they belong to."""
     try:
-        result = await round_of(config, store, [source], channel)
+        result = await round_of(config, store, [source], channel, host_slots)
     finally:
         scheduler.finished(source.id, store.health().get(source.id), now_utc())
     store.record_round(utc_now(), summary(result))

@@ -212,6 +212,38 @@ def test_each_source_on_its_interval_never_twice_at_once_and_sigint_stops(monito
     assert "SIGINT: stopping" in out and "Traceback" not in out + err
 
 
+def test_per_host_caps_the_requests_to_a_host_across_every_sources_round(monitor):
+    """Each source runs as its own round: with a round's own limit, three slow sources of one host
+    were three requests to it at once under per_host = 1."""
+    monitor.write(*(rss_source(name, f"/{name}.xml") for name in ("a", "b", "c")))
+    schedule(monitor, "jitter = 0\nhost_spacing = 0\ncatch_up = 0\nper_host = 1")
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        text.replace('interval = "15m"', 'interval = "1s"').replace("timeout = 1\n", "timeout = 5\n")
+    )
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow(handler):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.4)
+        with lock:
+            state["now"] -= 1
+        return monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+
+    for name in ("a", "b", "c"):
+        monitor.site.routes[f"/{name}.xml"] = slow
+    process = start(monitor, "run")
+    try:
+        wait_until(lambda: query(monitor, "SELECT count(DISTINCT source_id) FROM fetches")[0][0] == 3)
+        code, _, _, err = stop(process, signal.SIGTERM)
+    finally:
+        process.kill()
+    assert code == 0, err
+    assert state["peak"] == 1
+
+
 def test_health_exit_codes(monitor, capsys):
     monitor.write(SFC_PRESS)
     code, out, err = monitor("health", capsys=capsys)
