@@ -23,6 +23,7 @@ class Channel:
     out: TextIO
     telegram: object = None  # monitor.telegram.TelegramSender
     commands: object = None  # monitor.bot.CommandBot
+    json_lines: bool = False  # the terminal's alerts as JSON lines (--log-format json)
 
     def recipients(self, store: Store) -> Recipients:
         if not self.telegram:
@@ -49,7 +50,7 @@ class Channel:
 
     async def deliver(self, store: Store) -> int:
         if not self.telegram:
-            return deliver_console(store, self.out)
+            return deliver_console(store, self.out, self.json_lines)
         from telegram.error import InvalidToken, TelegramError
 
         try:
@@ -64,11 +65,17 @@ class Channel:
 
 
 async def open_channel(
-    stack: AsyncExitStack, config: Config, store: Store, out: TextIO, env, with_commands: bool
+    stack: AsyncExitStack,
+    config: Config,
+    store: Store,
+    out: TextIO,
+    env,
+    with_commands: bool,
+    json_lines: bool = False,
 ) -> Channel:
     """The terminal without a token; else Telegram, even if it cannot be reached right now."""
     if env is None:
-        return Channel(out)
+        return Channel(out, json_lines=json_lines)
     # Imported here: python-telegram-bot takes ~0.2 s to import, and a run without a token never needs it.
     from telegram.error import InvalidToken, TelegramError
 

@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.shard:  # the sources this process owns, for one round or for good
         config = select_shard(config, *args.shard)
     if args.dry_run:  # never sends, whatever the environment says
-        return commands.dry_run(config, args.db, sys.stdout, everything=args.all)
+        return commands.dry_run(config, args.db, sys.stdout, args.all, args.log_format == "json")
     with hold_lock(args.db):
         return _run(args, config)
 
@@ -104,7 +104,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
     async def run() -> int:
         async with AsyncExitStack() as stack:
-            channel = await open_channel(stack, config, store, sys.stdout, telegram, not args.once)
+            json_lines = args.log_format == "json"
+            channel = await open_channel(
+                stack, config, store, sys.stdout, telegram, not args.once, json_lines
+            )
             if args.once:
                 return await commands.run_once(config, store, channel, everything=args.all)
             await service.run_forever(config, store, channel, everything=args.all)

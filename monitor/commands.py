@@ -181,7 +181,9 @@ async def _idle(seconds: float, channel: Channel, poll_timeout: int = 25) -> Non
             return
 
 
-def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False) -> int:
+def dry_run(
+    config: Config, db_path: str, out: TextIO, everything: bool = False, json_lines: bool = False
+) -> int:
     """Read the stored state if there is any, write nothing, print what would be alerted."""
     known = Path(db_path).exists()
     if not known:  # a mistyped --db, or the wrong folder, would otherwise read as "nothing to alert"
@@ -197,7 +199,7 @@ def dry_run(config: Config, db_path: str, out: TextIO, everything: bool = False)
     finally:
         store.close()
     for logged in dry_run_alerts(result, config):
-        print_alert(logged, out)
+        print_alert(logged, out, json_lines)
     return _summarise(result, len(config.sources), "dry run (nothing stored or sent)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import TextIO
 
 from monitor.models import LoggedChange
@@ -12,18 +14,35 @@ from monitor.store import Store
 CONSOLE = "console"
 
 
-def print_alert(logged: LoggedChange, out: TextIO) -> None:
-    out.write(render_text(logged) + "\n\n")
+def print_alert(logged: LoggedChange, out: TextIO, json_lines: bool = False) -> None:
+    """The alert as the terminal shows it; with `json_lines`, one JSON object like the log's lines
+    (`--log-format json`: a log collector reading stdout gets nothing it cannot parse)."""
+    text = render_text(logged)
+    if json_lines:
+        change = logged.change
+        _json_line(out, "monitor.alert", text.splitlines()[1] if "\n" in text else text, alert=text,
+                   change_id=logged.id, source=change.source_id, kind=change.kind, topics=list(change.topics))  # fmt: skip
+    else:
+        out.write(text + "\n\n")
     out.flush()
 
 
-def deliver_console(store: Store, out: TextIO) -> int:
+def deliver_console(store: Store, out: TextIO, json_lines: bool = False) -> int:
     """Print every pending console alert, marking each sent as soon as it is printed."""
     alerts = store.pending_alerts(CONSOLE)
     for alert in alerts:
         if alert.logged:
-            print_alert(alert.logged, out)
+            print_alert(alert.logged, out, json_lines)
+        elif json_lines:
+            _json_line(out, "monitor.health", clean_text(alert.notice))
         else:
             out.write(f"== Source health {'=' * 48}\n{clean_text(alert.notice)}\n\n")
+        out.flush()
         store.mark_sent(alert.outbox_id)
     return len(alerts)
+
+
+def _json_line(out: TextIO, logger: str, message: str, **fields: object) -> None:
+    time = datetime.now(UTC).isoformat(timespec="milliseconds")
+    entry = {"time": time, "level": "info", "logger": logger, "message": message, **fields}
+    out.write(json.dumps(entry, ensure_ascii=False) + "\n")

@@ -149,15 +149,17 @@ class TelegramSender:
 
     def _messages(self, alerts: list[Alert]) -> list[Outgoing]:
         """The long messages begun before, first; then one message per alert (with review
-        buttons), or one digest when a chat has more pending than `digest_after`; source-health
-        notices on their own."""
+        buttons), or one digest when a chat has more pending than `digest_after`; the source-health
+        notices in one message of their own."""
         resumed = [self._resumed(partly, alerts) for partly in self._store.partly_sent(alerts)]
         carried = {alert.outbox_id for message in resumed for alert in message.alerts}
         alerts = [a for a in alerts if a.outbox_id not in carried]
         changes = [a for a in alerts if a.logged]
-        notices = [
-            Outgoing([a], f"<b>Source health</b>\n{html.escape(a.notice)}") for a in alerts if not a.logged
-        ]
+        # One message for the notices pending together: a regulator's site down is every one of its
+        # sources failing, and a message each would bury the chat.
+        pending_notices = [a for a in alerts if not a.logged]
+        text = "\n".join(html.escape(a.notice) for a in pending_notices)
+        notices = [Outgoing(pending_notices, f"<b>Source health</b>\n{text}")] if pending_notices else []
         if len(changes) > self._settings.digest_after:
             digest = digest_html([a.logged for a in changes if a.logged])
             delayed = [a.logged.detected_at for a in changes if a.logged and self._delayed(a)]

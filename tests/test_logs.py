@@ -42,6 +42,28 @@ def test_json_log_lines_one_per_source_and_no_secret(monitor):
     assert build_parser().parse_args(["run", "--log-format", "json"]).log_format == "json"  # after it too
 
 
+def test_without_a_token_json_logs_print_alerts_and_notices_as_json_lines_too(monitor):
+    """docker compose sets MONITOR_LOG_FORMAT=json: an alert printed as a text block among the JSON
+    lines of stdout was seven lines a log collector could not parse."""
+    from tests.conftest import ROUND2
+
+    monitor.write(SFC_PRESS, rss_source("broken", "/down"))
+    text = monitor.config.read_text(encoding="utf-8")
+    monitor.config.write_text(
+        text.replace("[telegram]\n", "[telegram]\nhealth_after = 2\n"), encoding="utf-8"
+    )
+    args = ("--config", str(monitor.config), "--db", str(monitor.db), "--log-format", "json", "run", "--once")
+    run_cli(*args)
+    monitor.site.root = ROUND2
+    for command in ((*args, "--dry-run", "--all"), (*args, "--all")):
+        result = run_cli(*command)
+        entries = [json.loads(line) for line in result.stdout.splitlines()]  # every line: JSON
+        alerts = [e for e in entries if e["logger"] == "monitor.alert"]
+        assert alerts and all(e["message"].startswith("NEW: ") and "== SFC" in e["alert"] for e in alerts)
+    health = [e for e in entries if e["logger"] == "monitor.health"]
+    assert health and "Source broken has failed" in health[0]["message"]
+
+
 def test_an_unchanged_page_s_line_shows_no_item_count_it_did_not_take(monitor, capsys):
     """Not parsed again, its items were not counted: "0 items" read as an emptied feed."""
     monitor.write(SFC_PRESS)

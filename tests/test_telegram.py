@@ -375,6 +375,23 @@ def test_one_health_alert_after_three_failures_and_one_on_recovery(monitor, tele
     assert len(notices) == 2 and "recovered after 4 failed attempts" in notices[1]
 
 
+def test_a_regulator_down_is_one_health_message_not_one_per_source(monitor, telegram, capsys):
+    down = {"on": True}
+    feed = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
+    names = ("sfc-press-en", "sfc-circulars-en", "sfc-news-en")
+    for name in names:
+        monitor.site.routes[f"/{name}.xml"] = lambda h: Response(503) if down["on"] else feed
+    monitor.write(*(rss_source(name, f"/{name}.xml") for name in names))
+    for _ in range(3):
+        monitor.round(capsys)
+    (notice,) = [t for t in sent_to(telegram, PRIVATE) if "Source health" in t]
+    assert all(f"Source {name} has failed 3 times in a row" in notice for name in names)
+    down["on"] = False
+    monitor.round(capsys)
+    notices = [t for t in sent_to(telegram, PRIVATE) if "Source health" in t]
+    assert len(notices) == 2 and notices[1].count("has recovered after 3 failed attempts") == 3
+
+
 def test_source_health_notices_follow_the_ops_group_to_its_new_id(monitor, telegram, capsys):
     down = {"on": True}
     feed = monitor.site.serve_file("/sfc/en/rss/press-releases.xml")
