@@ -30,7 +30,9 @@ from monitor.store import Store, utc_now
 log = logging.getLogger("monitor")
 IDLE_CHECK_SECONDS = 60.0  # pending alerts are retried at least this often
 STOP_WAIT_SECONDS = 3.0  # after SIGTERM: how long the running sources may take to finish
-FLUSH_SECONDS = 3.0  # then: how long pending alerts may start sending (docker stop waits 10 s: 3 + 3 + 2 + teardown)
+FLUSH_SECONDS = (
+    3.0  # then: how long pending alerts may start sending (docker stop waits 10 s: 3 + 3 + 2 + teardown)
+)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: the terminal closed
 
 

@@ -15,7 +15,7 @@ from monitor.errors import StoreError
 @contextmanager
 def hold_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the database's lock while the block runs (the OS releases it if the process dies)."""
-    path = Path(f"{db_path}.lock")
+    path = _lock_file(db_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("a+")
@@ -49,7 +49,7 @@ def hold_lock(db_path: str | Path) -> Iterator[None]:
 
 def holder(db_path: str | Path) -> str:
     """Who holds the database's lock now ('' if no one): a running `run` or `bot`."""
-    path = Path(f"{db_path}.lock")
+    path = _lock_file(db_path)
     try:
         handle = path.open("r")
     except OSError:
@@ -61,3 +61,9 @@ def holder(db_path: str | Path) -> str:
             return handle.read().strip() or "another process"
         fcntl.flock(handle, fcntl.LOCK_UN)
         return ""
+
+
+def _lock_file(db_path: str | Path) -> Path:
+    """Beside the database file itself: a second process given it through a symlink, or by another
+    relative path, takes the same lock."""
+    return Path(f"{os.path.realpath(db_path)}.lock")

@@ -215,6 +215,9 @@ def test_a_second_run_on_the_same_database_refuses(monitor, capsys):
     while [p for p, _ in monitor.site.requests].count("/held.xml") < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     second = run_cli("--config", str(monitor.config), "--db", str(monitor.db), "run", "--once", "--all")
+    alias = monitor.db.parent / "alias.db"  # the same database under another name
+    alias.symlink_to(monitor.db)
+    third = run_cli("--config", str(monitor.config), "--db", str(alias), "run", "--once", "--all")
     gate.set()
     out, err = first.communicate(timeout=60)
     assert second.returncode == 2 and second.stdout == ""
@@ -222,6 +225,7 @@ def test_a_second_run_on_the_same_database_refuses(monitor, capsys):
         f"error: {monitor.db} is in use by policy-monitor (pid {first.pid}); one process per database "
         "(a second one would send the same alerts)\n"
     )
+    assert third.returncode == 2 and f"is in use by policy-monitor (pid {first.pid})" in third.stderr
     assert first.returncode == 0, err
     assert out.count(SFC_NEW) == 1
     assert rows(monitor.db, "SELECT count(*) FROM fetches") == [(4,)]  # 2 baseline + 2 by the first only
