@@ -113,6 +113,9 @@ async def _shut_down(
     await asyncio.gather(*helpers, return_exceptions=True)
     running = len(polls)
     cancelled = await drain(polls, STOP_WAIT_SECONDS)
+    for task in polls:  # a round that failed meanwhile (the same full disk): its error is known
+        if task.done() and not task.cancelled():
+            task.exception()
     if running:
         log.info(
             "stopping: %d of %d running sources finished, %d cancelled",
@@ -132,10 +135,14 @@ async def _shut_down(
 def _raise_failures(polls: set[asyncio.Task], helpers: set[asyncio.Task]) -> None:
     """Forget finished rounds; a round or helper that failed (the database, a refused token)
     stops the run with its error."""
+    failure = None
     for task in [t for t in polls if t.done()]:
         polls.discard(task)
-        if not task.cancelled() and task.exception():
-            raise task.exception()
+        # every failure retrieved (else asyncio logs each as "never retrieved"), the first raised
+        if not task.cancelled() and (error := task.exception()) and failure is None:
+            failure = error
+    if failure is not None:
+        raise failure
     for task in helpers:
         if task.done() and not task.cancelled():
             raise task.exception() or RuntimeError("a helper of the run stopped")
