@@ -96,12 +96,15 @@ async def _deliver_loop(
 async def _command_loop(channel: Channel) -> None:
     from telegram.error import TelegramError  # only with a bot: see open_channel
 
+    pause = 0.0  # after a failure: 5 s, doubling to a minute, so an outage is a line a minute
     while True:
         try:
             await channel.commands.poll(timeout=25)
+            pause = 0.0
         except TelegramError as exc:
-            log.warning("telegram: reading commands failed (%s)", type(exc).__name__)
-            await asyncio.sleep(5)
+            pause = min(60.0, pause * 2 or 5.0)
+            log.warning("telegram: reading commands failed (%s); again in %.0f s", type(exc).__name__, pause)
+            await asyncio.sleep(pause)
 
 
 async def _shut_down(
