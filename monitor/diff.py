@@ -19,20 +19,28 @@ LOOSE_DATES = (
 )
 
 
+LISTED_AGAIN = (
+    "removed (no longer listed) on "  # how a "changed" change of an item back after its removal begins
+)
+
+
 def diff(
     source: Source,
     previous: Snapshot | None,
     current: Snapshot,
     known_keys: Mapping[str, str] | Collection[str] = (),
+    withdrawn: Mapping[str, str] | None = None,
 ) -> list[Change]:
     """Changes from `previous` to `current`. `known_keys` are every item key ever seen for the
     source (with its last title, when a mapping), so an item that drops out of a feed and comes back
-    is not reported as new; under another title (a reference number reused), it is a change."""
+    is not reported as new; under another title (a reference number reused), it is a change.
+    `withdrawn`: the keys whose last logged change is their removal (with its time): one that is
+    listed again is a change, "listed again", not silence under a REMOVED left standing."""
     if previous is None or previous.hash == current.hash:
         return []
     if current.kind == "text":
         return _page_changes(source, previous, current)
-    return _item_changes(source, previous.items, current.items, known_keys)
+    return _item_changes(source, previous.items, current.items, known_keys, withdrawn or {})
 
 
 def link_and_title(item: Item) -> tuple[str, str]:
@@ -42,7 +50,11 @@ def link_and_title(item: Item) -> tuple[str, str]:
 
 
 def _item_changes(
-    source: Source, old: tuple[Item, ...], new: tuple[Item, ...], known: Mapping[str, str] | Collection[str]
+    source: Source,
+    old: tuple[Item, ...],
+    new: tuple[Item, ...],
+    known: Mapping[str, str] | Collection[str],
+    withdrawn: Mapping[str, str],
 ) -> list[Change]:
     old_by_key = {item.key: item for item in old}
     # The same link and title under another key is the same item: a feed that starts (or stops)
@@ -65,6 +77,9 @@ def _item_changes(
             same = old_by_link.get(link_and_title(item)) or _link_filled_in(item, old, listed)
             if same is not None:
                 new_keys.add(same.key)
+            elif item.key in withdrawn:
+                was = f"{LISTED_AGAIN}{withdrawn[item.key][:10]}; listed again now"
+                changes.append(_change(source, "changed", item, before=was))
             elif item.key not in known:
                 changes.append(_change(source, "new", item))
             elif isinstance(known, Mapping) and _retitled(known[item.key], item.title):

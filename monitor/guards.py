@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor import listing_moves
 from monitor.answers import cut_short, ends_page
+from monitor.diff import LISTED_AGAIN
 from monitor.errors import LayoutChanged, SuspiciousContent
 from monitor.extract import snapshot_hash
 from monitor.models import Change, Page, Snapshot, Source
@@ -35,6 +36,7 @@ GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON, CUT_REASON)
 # A failing source is retried every few minutes, so three refusals can be a quarter of an hour: a
 # shrunk listing or page (a maintenance notice in the site's template) must also last this long.
 SHRINK_HOLD = timedelta(hours=12)
+AGAIN = "again:"  # the pending key of an item removed before and listed again once
 HTML_START = re.compile(rb"<html[\s>]", re.I)
 
 
@@ -45,16 +47,18 @@ def confirmed_removals(
     is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
     otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
     one poll later. So are a page's lines gone with nothing added (a register's licensee)."""
-    missing = {c.item_key for c in found if c.kind == "removed"} | {
-        _lines_key(c) for c in found if c.kind == "page" and c.removed and not c.added
-    }
+    missing = {key for c in found if (key := _removal_key(c))}
     first_time = frozenset() if at_once else frozenset(missing - missing_before)
     return [c for c in found if _removal_key(c) not in first_time], first_time
 
 
 def _removal_key(change: Change) -> str:
+    """What the next round must find again for `change` to be told: an item missing, a page's
+    lines gone, or an item removed before and listed again (a stale copy would list it once)."""
     if change.kind == "removed":
         return change.item_key
+    if change.kind == "changed" and change.before.startswith(LISTED_AGAIN):
+        return AGAIN + change.item_key
     return _lines_key(change) if change.kind == "page" and change.removed and not change.added else ""
 
 
@@ -67,12 +71,14 @@ def _lines_key(change: Change) -> str:
 def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
     """`snapshot` with the items of `old` missing for the first time put back where they were: the
     next round's diff against it finds them missing again (or back), and reads their place right.
-    A page's lines missing for the first time: the old page stays, to be diffed against again."""
+    A page's lines missing for the first time: the old page stays, to be diffed against again. An
+    item listed again for the first time is left out: the next round finds it listed again, or not."""
     if not keys or old is None:
         return snapshot
     if snapshot.kind == "text":
         return old
-    items = list(snapshot.items)
+    again = {key.removeprefix(AGAIN) for key in keys if key.startswith(AGAIN)}  # not listed yet, to this
+    items = [item for item in snapshot.items if item.key not in again]
     for index, item in enumerate(old.items):
         if item.key in keys:
             items.insert(min(index, len(items)), item)

@@ -327,6 +327,7 @@ class Previous:
     noise: str = ""  # and its Page.noise
     snapshot_hash: str = ""  # set when there is a stored snapshot, even before it is loaded
     pending_removal: frozenset[str] = frozenset()  # item keys missing once: removed if missing again
+    withdrawn: Mapping[str, str] = field(default_factory=dict)  # key -> when its removal was logged
 
 
 @dataclass(frozen=True)

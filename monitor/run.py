@@ -242,7 +242,9 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
 
     shrink_taken = guards.refuse_sudden_shrink(source, old, snapshot, held_back)
     old = guards.unless_replaced(source, old, snapshot, held_back)
-    found = guards.without_history(source, old, snapshot, diff(source, old, snapshot, previous.known_keys))
+    found = guards.without_history(
+        source, old, snapshot, diff(source, old, snapshot, previous.known_keys, previous.withdrawn)
+    )
     # a shrink held back for rounds and hours is confirmed already: its removals go out now
     found, missing_once = guards.confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
     stored = guards.with_missing(snapshot, old, missing_once)

@@ -66,7 +66,17 @@ class SourceStore:
         if not state.snapshot_hash:
             return state
         keys = dict(self.db.execute("SELECT key, title FROM items WHERE source_id = ?", [source_id]))
-        return replace(state, snapshot=self.snapshot(state.snapshot_hash), known_keys=keys)
+        withdrawn = dict(  # removals logged and not followed by another change of the item
+            self.db.execute(
+                """SELECT item_key, detected_at FROM changes c WHERE source_id = ? AND kind = 'removed'
+                   AND NOT EXISTS (SELECT 1 FROM changes l WHERE l.item_key = c.item_key
+                                   AND l.source_id = c.source_id AND l.id > c.id)""",
+                [source_id],
+            )
+        )
+        return replace(
+            state, snapshot=self.snapshot(state.snapshot_hash), known_keys=keys, withdrawn=withdrawn
+        )
 
     def snapshot(self, digest: str) -> Snapshot | None:
         row = self._one("SELECT kind, title, content FROM snapshots WHERE hash = ?", [digest])

@@ -503,6 +503,19 @@ def test_a_withdrawn_circular_is_alerted_when_it_is_missing_two_rounds_running(m
     assert code == 0 and "Circular 6 on stablecoin issuers" in before
     code, after, _ = monitor("show", "1", "--raw", capsys=capsys)
     assert code == 0 and "Circular 6 on" not in after
+    # A stale copy still listing it, once: nothing. Listed again two rounds running (restored after
+    # a withdrawal in error): the REMOVED must not be left standing.
+    answers["now"] = rss(stablecoin_feed(listed))
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = rss(stablecoin_feed([n for n in listed if n != 6]))
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = rss(stablecoin_feed(listed))
+    assert monitor.round(capsys)[:2] == (0, "")
+    code, out, _ = monitor.round(capsys)
+    assert code == 0 and out.count("CHANGED: Circular 6 on stablecoin issuers") == 1
+    assert "listed again" in out
+    assert monitor.round(capsys)[:2] == (0, "")  # said once
+    assert rows(monitor.db, "SELECT kind FROM changes ORDER BY id") == [("removed",), ("changed",)]
 
 
 def test_a_shrink_taken_after_its_hold_is_diffed_at_once_and_not_held_again(monitor, capsys, monkeypatch):
