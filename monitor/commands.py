@@ -201,7 +201,7 @@ def dry_run(
     finally:
         store.close()
     for logged in dry_run_alerts(result, config):
-        print_alert(logged, out, json_lines)
+        print_alert(logged, out, json_lines, dry_run=True)
     return _summarise(result, len(config.sources), "dry run (nothing stored or sent)")
 
 

@@ -14,14 +14,17 @@ from monitor.store import Store
 CONSOLE = "console"
 
 
-def print_alert(logged: LoggedChange, out: TextIO, json_lines: bool = False) -> None:
+def print_alert(logged: LoggedChange, out: TextIO, json_lines: bool = False, dry_run: bool = False) -> None:
     """The alert as the terminal shows it; with `json_lines`, one JSON object like the log's lines
-    (`--log-format json`: a log collector reading stdout gets nothing it cannot parse)."""
+    (`--log-format json`: a log collector reading stdout gets nothing it cannot parse), marked
+    `"dry_run": true` for a dry run's, which was neither stored nor sent."""
     text = render_text(logged)
     if json_lines:
         change = logged.change
+        fields = {"dry_run": True} if dry_run else {}
         _json_line(out, "monitor.alert", text.splitlines()[1] if "\n" in text else text, alert=text,
-                   change_id=logged.id, source=change.source_id, kind=change.kind, topics=list(change.topics))  # fmt: skip
+                   change_id=logged.id, source=change.source_id, kind=change.kind, topics=list(change.topics),
+                   **fields)  # fmt: skip
     else:
         out.write(text + "\n\n")
     out.flush()

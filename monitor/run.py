@@ -206,7 +206,7 @@ async def _poll(ctx: RoundContext, source: Source) -> SourceOutcome:
             source.id, "error", error=one_line(f"internal error: {type(exc).__name__}: {exc}")
         )
     if outcome.status == "error" and not ctx.dry_run:
-        ctx.store.record_failure(source, outcome.error, page)
+        ctx.store.record_failure(source, outcome.error, page, started.isoformat(timespec="seconds"))
     duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
     outcome = SourceOutcome(**{**outcome.__dict__, "duration_ms": duration})
     _log_outcome(outcome, ctx.dry_run)

@@ -88,7 +88,7 @@ def seconds_until_due(source: Source, last: Health | None, now: datetime) -> flo
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
-DUE_EARLY = 60.0  # seconds: see due_sources  # never-polled sources sort first in a catch-up
+DUE_EARLY = 20.0  # seconds: see due_sources; well under a cron period of a minute  # never-polled sources sort first in a catch-up
 
 
 def _planned(source: Source, last: Health | None, now: datetime) -> datetime | None:
@@ -102,9 +102,9 @@ def _planned(source: Source, last: Health | None, now: datetime) -> datetime | N
 
 def due_sources(sources: Sequence[Source], health: Mapping[str, Health], now: datetime) -> list[Source]:
     """The sources whose time has come (see `seconds_until_due`); `run --once` polls these. Those
-    due within a minute (a quarter of a short interval) count as due: a source's attempt is dated
-    when its request starts, after its turn at its host or its retries, so without this leeway the
-    next cron tick would find it a few seconds early and poll it one tick late."""
+    due within DUE_EARLY seconds (a quarter of a short interval) count as due: a source's attempt is
+    dated when its request starts, after its turn at its host, so without this leeway the next cron
+    tick would find it a few seconds early and poll it one tick late."""
     return [
         s for s in sources if seconds_until_due(s, health.get(s.id), now) <= min(DUE_EARLY, s.interval / 4)
     ]

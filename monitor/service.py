@@ -116,9 +116,9 @@ async def _shut_down(
     await asyncio.gather(*helpers, return_exceptions=True)
     running = len(polls)
     cancelled = await drain(polls, STOP_WAIT_SECONDS)
-    for task in polls:  # a round that failed meanwhile (the same full disk): its error is known
-        if task.done() and not task.cancelled():
-            task.exception()
+    for task in polls:  # a round that failed meanwhile: said here, else only at garbage collection
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a round failed while stopping: %s: %s", type(error).__name__, error)
     if running:
         log.info(
             "stopping: %d of %d running sources finished, %d cancelled",

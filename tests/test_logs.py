@@ -60,6 +60,8 @@ def test_without_a_token_json_logs_print_alerts_and_notices_as_json_lines_too(mo
         entries = [json.loads(line) for line in result.stdout.splitlines()]  # every line: JSON
         alerts = [e for e in entries if e["logger"] == "monitor.alert"]
         assert alerts and all(e["message"].startswith("NEW: ") and "== SFC" in e["alert"] for e in alerts)
+        dry = "--dry-run" in command  # a collector counting alerts sent must not count a dry run's
+        assert all(e.get("dry_run", False) is dry for e in alerts)
     health = [e for e in entries if e["logger"] == "monitor.health"]
     assert health and "Source broken has failed" in health[0]["message"]
 

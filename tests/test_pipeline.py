@@ -382,6 +382,10 @@ def test_a_source_whose_turn_at_its_host_came_late_is_due_at_the_next_cron_tick(
         "recent": Health("recent", 0, (tick - timedelta(minutes=20)).isoformat()),  # not due for 10 min
     }
     assert [s.id for s in due_sources(sources, health, tick)] == ["head", "waited"]
+    # Cron every minute: a five-minute source polled at a tick is not due one tick early.
+    five = [Source("five", "HKMA", "rss", "https://www.hkma.gov.hk/five", (), 300)]
+    polled = {"five": Health("five", 0, (tick - timedelta(minutes=4, seconds=0.4)).isoformat())}
+    assert due_sources(five, polled, tick) == []
 
 
 def test_5xx_is_retried_and_4xx_is_not(monitor, capsys):
@@ -607,3 +611,22 @@ def test_a_release_in_both_languages_counts_as_one_alert_in_the_log(monitor, cap
     code, out, err = monitor.round(capsys, ROUND2)
     assert code == 0 and out.count("NEW: ") == 1  # the English alert, naming the Chinese copy
     assert "round: 2 of 2 sources polled, 0 failed, 2 changes, 1 alerts" in err
+
+
+def test_a_failed_attempt_is_dated_when_it_began_not_after_its_retries(monitor, capsys):
+    """Its retry is due 5 minutes after it began: dated after a minute of timeouts and retries, it
+    missed the next cron tick and was retried after 10."""
+
+    def slow_failure(handler):
+        time.sleep(1.2)
+        return Response(503)
+
+    monitor.site.routes["/slow-503.xml"] = slow_failure
+    monitor.write(rss_source("slow", "/slow-503.xml"))  # retries = 1: two slow answers
+    began = datetime.now(UTC).replace(microsecond=0)
+    assert monitor.round(capsys)[0] == 1
+    with sqlite3.connect(monitor.db) as conn:
+        (attempted,) = conn.execute("SELECT last_attempt_at FROM health").fetchone()
+        (failed,) = conn.execute("SELECT fetched_at FROM fetches WHERE status = 'error'").fetchone()
+    assert datetime.fromisoformat(attempted) <= began + timedelta(seconds=1)
+    assert datetime.fromisoformat(failed) >= began + timedelta(seconds=2)

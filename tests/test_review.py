@@ -273,9 +273,9 @@ def test_show_gives_the_evidence(reviewed, capsys):
 def test_prune_keeps_evidence_and_reclaims_space(monitor, capsys, monkeypatch):
     from monitor.store import prune
 
-    monkeypatch.setattr(
-        prune, "PRUNE_BATCH", 2
-    )  # in short transactions, a running round's write waits little
+    # in short transactions, a running round's write waits little; each source's latest stay: its last
+    monkeypatch.setattr(prune, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(prune, "KEEP_LATEST", 1)
     monitor.write(SFC_PRESS)
     monitor.round(capsys)
     feed = (monitor.site.root / "sfc/en/rss/press-releases.xml").read_bytes()
@@ -480,3 +480,22 @@ def test_a_piped_log_keeps_each_title_whole(reviewed, capsys):
         conn.execute("UPDATE changes SET title = ? WHERE kind = 'new'", [long])
     code, out, _ = reviewed("log", capsys=capsys)
     assert code == 0 and long in out
+
+
+def test_prune_keeps_what_the_guards_count_a_sources_refusals_from(tmp_path):
+    """Refusals ten days ago and one now, with polls between them: pruned, the polls would join the
+    two runs, and one refusal now would read as three rounds held for ten days (taken at once)."""
+    from monitor.guards import GUARD_REASONS, TURNOVER_REASON
+    from monitor.store import Store
+
+    store = Store.open(tmp_path / "monitor.db")
+    old, now = "2026-11-20T00:00:00+00:00", "2026-12-06T00:00:00+00:00"
+    rows = [("error", old, TURNOVER_REASON + "of the 50 items")] * 2
+    rows += [("unchanged", f"2026-11-2{n}T00:00:00+00:00", "") for n in range(1, 4)]
+    rows += [("error", now, TURNOVER_REASON + "of the 50 items")]
+    with store.db.conn:
+        store.db.conn.executemany(
+            "INSERT INTO fetches (source_id, status, fetched_at, error) VALUES ('sfc', ?, ?, ?)", rows
+        )
+    store.prune(0, fetch_records=True, vacuum=False)
+    assert store.held_back("sfc", GUARD_REASONS) == (1, now)

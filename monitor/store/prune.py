@@ -8,6 +8,9 @@ from monitor.store.transaction import immediate
 
 NOTHING_NEW = ("unchanged", "not_modified", "updated")  # the fetch records prune may remove
 PRUNE_BATCH = 5000  # rows a transaction
+# Each source's latest fetch records stay, whatever their age: the guards count a source's latest
+# refusals in a row from them, and a poll between two runs of refusals, pruned, would join them.
+KEEP_LATEST = 20
 
 
 class PruneStore:
@@ -22,7 +25,7 @@ class PruneStore:
         change (or re-upload) will refer to as "before". Fetch records are the record that a
         source was polled and found nothing new (~340 bytes per source per round, some 50 MB a day
         for 3,000 sources every 30 minutes): only on request, and never a change's own record, a
-        source's last one, a baseline, a document's or a failed poll's (when was a source not
+        source's latest KEEP_LATEST, a baseline, a document's or a failed poll's (when was a source not
         watched is a question an audit asks; the guards count a source's refusals from them).
         """
         cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
@@ -33,14 +36,21 @@ class PruneStore:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS prune_keep (id INTEGER PRIMARY KEY)")
             conn.execute("DELETE FROM temp.prune_keep")
             conn.execute(
-                """INSERT OR IGNORE INTO temp.prune_keep SELECT fetch_id FROM changes WHERE fetch_id IS NOT NULL
-                   UNION SELECT max(id) FROM fetches GROUP BY source_id"""
+                "INSERT OR IGNORE INTO temp.prune_keep SELECT fetch_id FROM changes WHERE fetch_id IS NOT NULL"
             )
+            sources = [row[0] for row in conn.execute("SELECT DISTINCT source_id FROM fetches")]
+            for source_id in sources:  # each source's latest, from its index: what the guards read
+                conn.execute(
+                    """INSERT OR IGNORE INTO temp.prune_keep SELECT id FROM fetches WHERE source_id = ?
+                       ORDER BY fetched_at DESC, id DESC LIMIT ?""",
+                    [source_id, KEEP_LATEST],
+                )
+            (newest,) = conn.execute("SELECT COALESCE(max(id), 0) FROM fetches").fetchone()
             conn.commit()  # the temp table's writes opened a transaction: the batches take their own
-            fetches = self._in_batches(
-                """DELETE FROM fetches WHERE id IN (SELECT id FROM fetches WHERE fetched_at < ?
+            fetches = self._in_batches(  # not a record a running round wrote since (id > newest)
+                """DELETE FROM fetches WHERE id IN (SELECT id FROM fetches WHERE fetched_at < ? AND id <= ?
                      AND status IN (?, ?, ?) AND id NOT IN (SELECT id FROM temp.prune_keep) LIMIT ?)""",
-                [cutoff, *NOTHING_NEW],
+                [cutoff, newest, *NOTHING_NEW],
             )
             conn.execute("DROP TABLE temp.prune_keep")
             conn.commit()

@@ -48,7 +48,10 @@ class RoundStore:
                 )
 
     @writes
-    def record_failure(self, source: Source, error: str, page: Page | None = None) -> None:
+    def record_failure(
+        self, source: Source, error: str, page: Page | None = None, attempted_at: str = ""
+    ) -> None:
+        """`attempted_at`: when the attempt began (its retries come after): the next is due from it."""
         now = utc_now()
         with immediate(self.db):
             self._fetch_row(source.id, page, "error", error=error, fetched_at=now)
@@ -59,7 +62,7 @@ class RoundStore:
                      consecutive_failures = consecutive_failures + 1,
                      last_attempt_at = excluded.last_attempt_at,
                      last_error = excluded.last_error, last_error_at = excluded.last_error_at""",
-                [source.id, now, error, now],
+                [source.id, attempted_at or now, error, now],
             )
 
     @writes
