@@ -161,6 +161,21 @@ def _failures(health: Mapping[str, Health], source_id: str) -> int:
     return health[source_id].consecutive_failures if source_id in health else 0
 
 
+def with_earlier_topics(store: Store, changes: tuple[Change, ...]) -> tuple[Change, ...]:
+    """A correction, withdrawal or return of a release on a topic by its text (its detail page, its
+    PDF), which only its NEW read: on the topics it had then, else it would be logged silently."""
+    keys = [c.item_key for c in changes if c.kind in ("changed", "removed") and not c.topics and c.item_key]
+    if not keys:
+        return changes
+    earlier = store.earlier_topics(changes[0].source_id, keys)
+    return tuple(
+        replace(c, topics=earlier[c.item_key][0], matches=earlier[c.item_key][1])
+        if not c.topics and c.item_key in earlier and c.kind in ("changed", "removed")
+        else c
+        for c in changes
+    )
+
+
 def health_notice(outcome: SourceOutcome, failures_before: int, threshold: int) -> str:
     """One notice when a source reaches `threshold` consecutive failures, one when it recovers."""
     if outcome.status == "error" and failures_before + 1 == threshold:
@@ -249,7 +264,9 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
     found, missing_once = guards.confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
     stored = guards.with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
-    changes = tuple(classify(change, ctx.topics, source.topics) for change in found)
+    changes = with_earlier_topics(
+        store, tuple(classify(change, ctx.topics, source.topics) for change in found)
+    )
     duplicates, repeated = 0, ()
     if ctx.sightings is not None:
         repeated = ctx.sightings.repeated(source.id, changes)

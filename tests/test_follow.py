@@ -770,3 +770,24 @@ def test_a_link_saying_pdf_that_answers_with_a_web_page_adds_nothing_to_the_rele
     with sqlite3.connect(monitor.db) as conn:
         (documents,) = conn.execute("SELECT documents FROM changes").fetchone()
     assert len(json.loads(documents)) == 1
+
+
+def test_a_release_on_topic_by_its_text_alerts_its_correction_and_withdrawal_too(monitor, capsys):
+    """Only its NEW read its text: its later CHANGED and REMOVED, classified on the title alone,
+    were logged on no topic and never alerted."""
+    feeds = Feeds(monitor.site)
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    monitor.write(HKMA_FEED)
+    monitor.round(capsys)
+    path = "/hkma/press/20260410-5/"
+    feeds.page(path, hkma_release(NEW_TITLE, ["Licensed stablecoin issuers must hold reserves."] * 2))
+    feeds.feed("/hkma/rss_press-release.xml", [(NEW_TITLE, path, "Fri, 10 Apr 2026"), OLD_HKMA])
+    assert f"NEW: {NEW_TITLE}" in monitor.round(capsys)[1]
+    corrected = NEW_TITLE + " (revised)"
+    feeds.feed("/hkma/rss_press-release.xml", [(corrected, path, "Fri, 10 Apr 2026"), OLD_HKMA])
+    outs = [monitor.round(capsys)[1] for _ in range(2)]  # a correction is confirmed a round later
+    assert "".join(outs).count(f"CHANGED: {corrected}") == 1
+    feeds.feed("/hkma/rss_press-release.xml", [OLD_HKMA])
+    outs = [monitor.round(capsys)[1] for _ in range(2)]  # a withdrawal too
+    assert "".join(outs).count(f"REMOVED: {corrected}") == 1
+    assert "Matched: stablecoin" in outs[1]

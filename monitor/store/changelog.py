@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from monitor.errors import InvalidTransition, UnknownChange
 from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
@@ -112,6 +113,21 @@ class ChangeLogStore:
                 if state in REVIEW_TRANSITIONS.get(self.change(repeat).state, ()):
                     self.db["reviews"].insert(Review(repeat, state, by, repeat_note, review.at).__dict__)
         return review
+
+    def earlier_topics(
+        self, source_id: str, item_keys: Sequence[str]
+    ) -> dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]]:
+        """Each item's topics and matched terms from its latest logged change on a topic."""
+        marks = ",".join("?" * len(item_keys))
+        rows = self.db.execute(
+            f"""SELECT item_key, topics, matches FROM changes WHERE item_key IN ({marks})
+                AND source_id = ? AND topics != '[]' ORDER BY id""",
+            [*item_keys, source_id],
+        )
+        return {
+            key: (tuple(json.loads(topics)), {k: tuple(v) for k, v in json.loads(matches).items()})
+            for key, topics, matches in rows
+        }
 
     def body(self, sha256: str) -> bytes | None:
         """The exact bytes of a stored raw body, or None when it was never stored or was pruned."""
