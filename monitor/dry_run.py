@@ -24,7 +24,7 @@ class DryRunSightings:
 
     def __init__(self, store: Store, window: float):
         self._store, self._window = store, window
-        self._first_source: dict[tuple[int, str], str] = {}  # (which key, its value) -> source
+        self._first_source: dict[tuple[str, int, str], str] = {}  # (kind, which key, its value) -> source
 
     def repeated(self, source_id: str, changes: Sequence[Change]) -> tuple[int, ...]:
         """Which of `changes` on a topic repeat a release alerted through another source, earlier
@@ -53,7 +53,7 @@ def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
     now = utc_now()
     sources = {s.id: s for s in config.sources}
     alerts: list[LoggedChange] = []
-    first_with: dict[tuple[int, str], int] = {}  # (which key, its value) -> the alert that has it
+    first_with: dict[tuple[str, int, str], int] = {}  # (kind, which key, its value) -> its alert
     for outcome in result.outcomes:
         for index, change in enumerate(outcome.changes):
             if change.topics and index not in outcome.repeated:
@@ -76,5 +76,6 @@ def dry_run_alerts(result: RoundResult, config: Config) -> list[LoggedChange]:
     return [replace(alert, seen_in=tuple(seen_in.get(n, ()))) for n, alert in enumerate(alerts)]
 
 
-def _keys(change: Change) -> list[tuple[int, str]]:
-    return [(n, key) for n, key in enumerate(release_keys(change)) if key]
+def _keys(change: Change) -> list[tuple[str, int, str]]:
+    """A change's release keys, by kind: a release's NEW and its correction are two events."""
+    return [(change.kind, n, key) for n, key in enumerate(release_keys(change)) if key]

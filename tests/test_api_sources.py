@@ -340,3 +340,25 @@ def test_html_escapes_and_compact_dates_in_api_records_read_as_a_user_would(moni
     assert monitor.round(capsys)[:2] == (0, "")  # the same title and day, written otherwise
     with sqlite3.connect(monitor.db) as conn:
         assert conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)
+
+
+def test_a_correction_and_a_withdrawal_seen_through_the_feed_and_the_api_alert_once_each(monitor, capsys):
+    """Only NEW was told once per release: a correction or a withdrawal came once per source."""
+    from tests.conftest import ROUND2
+
+    served: dict = {}
+    _feed_and_english_api(monitor, served)  # the API answers with served["feed"] when set
+    monitor.round(capsys)
+    assert monitor.round(capsys, ROUND2)[1].count("NEW: ") == 1
+    feed = (ROUND2 / "sfc/en/rss/press-releases.xml").read_text(encoding="utf-8")
+    monitor.site.routes["/sfc/en/rss/press-releases.xml"] = lambda h: Response(
+        200, served["feed"].encode(), {"Content-Type": "application/rss+xml"}
+    )
+    served["feed"] = feed.replace("joint circular", "joint guidance")  # corrected in both
+    outs = [monitor.round(capsys, ROUND2)[1] for _ in range(2)]
+    assert "".join(outs).count("CHANGED: SFC and HKMA issue joint guidance") == 1, outs
+    start = served["feed"].rfind("<item>", 0, served["feed"].index("joint guidance"))
+    end = served["feed"].index("</item>", start) + len("</item>")
+    served["feed"] = served["feed"][:start] + served["feed"][end:]  # withdrawn from both
+    outs = [monitor.round(capsys, ROUND2)[1] for _ in range(3)]
+    assert "".join(outs).count("REMOVED: SFC and HKMA issue joint guidance") == 1, outs

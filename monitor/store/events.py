@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from monitor.diff import LISTED_AGAIN
 from monitor.models import Change
 from monitor.normalize import CJK
 
@@ -34,15 +35,22 @@ def link_key(link: str) -> str:
 
 
 def release_keys(change: Change) -> tuple[str, str, str]:
-    """What makes two new items from different sources one release: the same identity (the SFC's
+    """What makes two items from different sources one release (their NEW, or their correction or
+    withdrawal seen through each: one event, one alert): the same identity (the SFC's
     feed and its API; English and Chinese under one reference number; the HKMA's feed and its API,
     by link), the same link but for its language (the HKMA's /eng/ and /chi/ pages) or the same
     title (an HKMA release re-issued on info.gov.hk "on behalf of the HKMA"). As (item key, title
-    key, link key), each '' when it says nothing; all '' for a change that is not a new item."""
-    if change.kind != "new":
+    key, link key), each '' when it says nothing; all '' for a page change."""
+    if change.kind not in ("new", "changed", "removed"):
         return "", "", ""
     by_key = change.item_key if change.item_key.startswith(("id:", "link:")) else ""
     return by_key, title_key(change.title), link_key(change.link)
+
+
+def same_event(before: str, other: str) -> bool:
+    """Two `changed` changes of one release are one event (a correction seen through its feed and its
+    API) unless one is its return after a removal and the other a correction."""
+    return before.startswith(LISTED_AGAIN) == other.startswith(LISTED_AGAIN)
 
 
 def other_reference(key: str, other: str) -> bool:

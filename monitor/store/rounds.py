@@ -248,8 +248,8 @@ class RoundStore:
             "final_url": page.final_url,
             "fetched_at": page.fetched_at,
             "detected_at": now,
-            "title_key": title_key(change.title) if change.kind == "new" else "",
-            "link_key": link_key(change.link) if change.kind == "new" else "",
+            "title_key": title_key(change.title) if change.kind != "page" else "",
+            "link_key": link_key(change.link) if change.kind != "page" else "",
             **read_columns(change),
         }
         return self._insert("changes", row)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from monitor.models import Change
-from monitor.store.events import other_reference, release_keys
+from monitor.store.events import other_reference, release_keys, same_event
 from monitor.store.outbox import Recipients
 
 
@@ -63,15 +63,20 @@ class SightingStore:
             return None
         since = (datetime.fromisoformat(now) - timedelta(seconds=window)).isoformat()
         candidates = self.db.execute(
-            """SELECT COALESCE(c.duplicate_of, c.id), c.item_key FROM changes c
+            """SELECT COALESCE(c.duplicate_of, c.id), c.item_key, c.before FROM changes c
                LEFT JOIN changes first ON first.id = c.duplicate_of
                WHERE (c.item_key = ? OR c.title_key = ? OR c.link_key = ?) AND c.source_id != ?
                AND COALESCE(first.source_id, c.source_id) != ?
-               AND c.kind = 'new' AND c.topics != '[]' AND c.detected_at >= ? AND c.id != ?
+               AND c.kind = ? AND c.topics != '[]' AND c.detected_at >= ? AND c.id != ?
                AND COALESCE(first.detected_at, c.detected_at) >= ?
                ORDER BY c.id LIMIT 20""",
-            [*(key or "\x00" for key in keys), source_id, source_id, since, change_id, since],
+            [*(key or "\x00" for key in keys), source_id, source_id, change.kind, since, change_id, since],
         )
         return next(
-            (int(first) for first, key in candidates if not other_reference(key, change.item_key)), None
+            (
+                int(first)
+                for first, key, before in candidates
+                if not other_reference(key, change.item_key) and same_event(before, change.before)
+            ),
+            None,
         )
