@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +18,7 @@ from monitor.diff import LISTED_AGAIN
 from monitor.errors import LayoutChanged, SuspiciousContent
 from monitor.extract import snapshot_hash
 from monitor.models import Change, Page, Snapshot, Source
+from monitor.normalize import fingerprint
 
 log = logging.getLogger("monitor.guards")
 
@@ -37,35 +38,45 @@ GUARD_REASONS = (SHRINK_REASON, TURNOVER_REASON, CUT_REASON)
 # shrunk listing or page (a maintenance notice in the site's template) must also last this long.
 SHRINK_HOLD = timedelta(hours=12)
 AGAIN = "again:"  # the pending key of an item removed before and listed again once
+RETITLED = "retitled:"  # of an item retitled or redated once
 HTML_START = re.compile(rb"<html[\s>]", re.I)
 
 
 def confirmed_removals(
-    found: list[Change], missing_before: frozenset[str], at_once: bool = False
+    found: list[Change], missing_before: frozenset[str], at_once: bool = False, undone: Sequence[str] = ()
 ) -> tuple[list[Change], frozenset[str]]:
     """(the changes to log, the keys missing for the first time). An item is removed only when it
     is missing two rounds running: a CDN or load balancer serving a stale copy now and then would
     otherwise have it "removed" and silently back, again and again. A real withdrawal is alerted
-    one poll later. So are a page's lines gone with nothing added (a register's licensee)."""
-    missing = {key for c in found if (key := _removal_key(c))}
+    one poll later. So are a title or date corrected (a stale copy has the old one), a page's lines
+    gone with nothing added (a register's licensee), and a page's lines back that its last change
+    removed (`undone`: a stale copy of a register "licenses" a firm just struck off)."""
+    missing = {key for c in found if (key := _removal_key(c, undone))}
     first_time = frozenset() if at_once else frozenset(missing - missing_before)
-    return [c for c in found if _removal_key(c) not in first_time], first_time
+    return [c for c in found if _removal_key(c, undone) not in first_time], first_time
 
 
-def _removal_key(change: Change) -> str:
-    """What the next round must find again for `change` to be told: an item missing, a page's
-    lines gone, or an item removed before and listed again (a stale copy would list it once)."""
+def _removal_key(change: Change, undone: Sequence[str] = ()) -> str:
+    """What the next round must find again for `change` to be told: an item missing, listed again
+    after its removal, or retitled or redated; a page's lines gone, or lines its last change removed
+    back (a stale copy would show any of these once)."""
     if change.kind == "removed":
         return change.item_key
     if change.kind == "changed" and change.before.startswith(LISTED_AGAIN):
         return AGAIN + change.item_key
-    return _lines_key(change) if change.kind == "page" and change.removed and not change.added else ""
+    if change.kind == "changed" and change.item_key and not change.item_key.startswith("doc:"):
+        return f"{RETITLED}{change.item_key}|{fingerprint(change.title)}|{change.date[:10]}"
+    if change.kind != "page":
+        return ""
+    if change.removed and not change.added:
+        return _lines_key(change)
+    return _lines_key(change) if change.added and set(change.added) <= set(undone) else ""
 
 
 def _lines_key(change: Change) -> str:
-    """A page's lines gone and none added (a licensee struck off a register, or a stale copy from
-    before it was added): which lines, as the key the next round finds them missing again by."""
-    return "lines:" + hashlib.sha256("\n".join(change.removed).encode()).hexdigest()[:16]
+    """A page's lines gone or back: which, as the key the next round finds them by again."""
+    lines = "\n".join(change.removed) + "\n+\n" + "\n".join(change.added)
+    return "lines:" + hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
 def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str]) -> Snapshot:
@@ -78,7 +89,10 @@ def with_missing(snapshot: Snapshot, old: Snapshot | None, keys: frozenset[str])
     if snapshot.kind == "text":
         return old
     again = {key.removeprefix(AGAIN) for key in keys if key.startswith(AGAIN)}  # not listed yet, to this
-    items = [item for item in snapshot.items if item.key not in again]
+    retitled = {key.removeprefix(RETITLED).split("|")[0] for key in keys if key.startswith(RETITLED)}
+    before = {item.key: item for item in old.items if item.key in retitled}
+    items = [before.get(item.key, item) for item in snapshot.items if item.key not in again]
+    items = [item for item in items if item.key not in retitled or item.key in before]
     for index, item in enumerate(old.items):
         if item.key in keys:
             items.insert(min(index, len(items)), item)

@@ -261,7 +261,8 @@ async def _process(ctx: RoundContext, source: Source, page: Page, state: Previou
         source, old, snapshot, diff(source, old, snapshot, previous.known_keys, previous.withdrawn)
     )
     # a shrink held back for rounds and hours is confirmed already: its removals go out now
-    found, missing_once = guards.confirmed_removals(found, previous.pending_removal, at_once=shrink_taken)
+    undone = store.last_removed_lines(source.id) if any(c.kind == "page" and c.added for c in found) else ()
+    found, missing_once = guards.confirmed_removals(found, previous.pending_removal, shrink_taken, undone)
     stored = guards.with_missing(snapshot, old, missing_once)
     found, followed = await follow(ctx.fetcher, store.documents, source, found, ctx.settings.detail_limit)
     changes = with_earlier_topics(

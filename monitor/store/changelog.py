@@ -129,6 +129,14 @@ class ChangeLogStore:
             for key, topics, matches in rows
         }
 
+    def last_removed_lines(self, source_id: str) -> tuple[str, ...]:
+        """The lines the source's last logged page change removed."""
+        row = self._one(
+            "SELECT removed FROM changes WHERE source_id = ? AND kind = 'page' ORDER BY id DESC LIMIT 1",
+            [source_id],
+        )
+        return tuple(json.loads(row["removed"])) if row else ()
+
     def body(self, sha256: str) -> bytes | None:
         """The exact bytes of a stored raw body, or None when it was never stored or was pruned."""
         row = self._one("SELECT content FROM bodies WHERE sha256 = ?", [sha256])

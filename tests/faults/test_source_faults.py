@@ -397,6 +397,10 @@ def test_a_stale_copy_of_a_register_alerts_no_licensee_struck_off_and_back(monit
     assert monitor.round(capsys)[:2] == (0, "")
     code, out, _ = monitor.round(capsys)
     assert code == 0 and "PAGE CHANGED" in out and "- " in out and "SC0003" in out
+    answers["now"] = after  # a stale copy from before it was struck off: not "licensed" again
+    assert monitor.round(capsys)[:2] == (0, "")
+    answers["now"] = before
+    assert monitor.round(capsys)[:2] == (0, "")
     assert rows(monitor.db, "SELECT count(*) FROM changes") == [(2,)]
 
 
@@ -480,6 +484,26 @@ def test_a_stale_copy_served_now_and_then_alerts_nothing_more(monitor, capsys):
     assert "".join(outs[1:]) == ""  # never "removed", never "new" again
     assert rows(monitor.db, "SELECT kind, title FROM changes") == [
         ("new", "Circular 12 on stablecoin issuers")
+    ]
+
+
+def test_a_stale_copy_with_a_title_from_before_its_correction_alerts_nothing(monitor, capsys):
+    listed = list(range(12, 0, -1))
+    corrected = stablecoin_feed(listed).replace(b"Circular 9 on", b"Corrected circular 9 on")
+    answers = {"now": rss(stablecoin_feed(listed))}
+    monitor.site.routes["/faulty"] = lambda handler: answers["now"]
+    write_config(monitor, FEED)
+    assert monitor.round(capsys)[:2] == (0, "")
+    outs = []
+    for feed in (corrected, corrected, stablecoin_feed(listed), corrected, corrected):
+        answers["now"] = rss(feed)
+        code, out, err = monitor.round(capsys)
+        assert code == 0, err
+        outs.append(out)
+    assert outs[0] == "" and outs[1].count("CHANGED: Corrected circular 9 on stablecoin issuers") == 1
+    assert "".join(outs[2:]) == ""  # the stale copy's old title, once: neither back nor forth
+    assert rows(monitor.db, "SELECT kind, title FROM changes") == [
+        ("changed", "Corrected circular 9 on stablecoin issuers")
     ]
 
 
