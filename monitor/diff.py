@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 
 from monitor.models import Change, Item, Snapshot, Source
 from monitor.noise import without_stamps
-from monitor.normalize import ISO_DAY, MONTHS, chinese_title, fingerprint, normalize_link
+from monitor.normalize import ISO_DAY, MONTHS, SESSION_IN_PATH, chinese_title, fingerprint, normalize_link
 
 # A date written loosely ("Jul 2026", "2026年7月", "30/07/26"): (year, month, day or 0).
 LOOSE_DATES = (
@@ -173,7 +173,7 @@ def _change(source: Source, kind: str, item: Item, before: str = "") -> Change:
         kind=kind,  # type: ignore[arg-type]
         title=item.title,
         item_key=item.key,
-        link=item.link,
+        link=SESSION_IN_PATH.sub("", item.link),  # the monitor's own session with the site: not the reader's
         date=item.date,
         text=item.text,
         before=before,

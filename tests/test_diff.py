@@ -359,3 +359,12 @@ def test_two_reference_numbers_without_links_under_one_title_are_two_releases():
         hash="b",
     )
     assert kinds(diff(FEED, old, new)) == [("new", "id:26EC2")]
+
+
+def test_an_alerts_link_leaves_out_the_monitors_session_id():
+    """The listing's links carry the session the monitor was given: not one for the reader."""
+    link = "https://www.fstb.gov.hk/en/press/20261122-5.htm;jsessionid=5CE7A1B2C3"
+    old = items(("1", "Older", "2026-11-20"))
+    new = Snapshot("items", (Item("link:x", "FSTB on stablecoin", link, "2026-11-22"), *old.items), hash="n")
+    (change,) = diff(FEED, old, new)
+    assert change.link == "https://www.fstb.gov.hk/en/press/20261122-5.htm"
