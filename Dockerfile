@@ -39,7 +39,7 @@ VOLUME ["/app/state"]
 
 # Healthy while the last round finished within twice the shortest interval (5 minutes' grace at start).
 HEALTHCHECK --interval=1m --timeout=10s --start-period=5m --retries=3 CMD ["policy-monitor", "health"]
-# `docker stop` sends SIGTERM: running sources finish (3 s at most), pending alerts get 4 s, exit 0.
+# `docker stop` sends SIGTERM: running sources finish (3 s at most), pending alerts may start for 3 s more, exit 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["policy-monitor"]
 CMD ["run"]

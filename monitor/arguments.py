@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--fetch-records",
         action="store_true",
-        help="also the old records of polls that found nothing new (each source's last one stays)",
+        help="also the old records of polls that found nothing new (a change's own, each source's latest 20, "
+        "baselines and failed polls stay)",
     )
 
     commands.add_parser("demo", help="run two rounds against bundled sample regulator pages, offline")
