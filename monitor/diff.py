@@ -19,9 +19,8 @@ LOOSE_DATES = (
 )
 
 
-LISTED_AGAIN = (
-    "removed (no longer listed) on "  # how a "changed" change of an item back after its removal begins
-)
+# How the `before` of a "changed" change begins for an item back after its removal.
+LISTED_AGAIN = "removed (no longer listed) on "
 
 
 def diff(

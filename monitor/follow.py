@@ -119,10 +119,9 @@ async def _body(follower: Follower, url: str, title: str) -> tuple[str, tuple[st
 
 
 def readable(text: str) -> bool:
-    """Enough text to be a release, not a script shell or a placeholder ("Document not available.")."""
-    return (
-        len(text.strip()) + 2 * len(CJK.findall(text)) >= MIN_TEXT
-    )  # a Chinese character says ~3 Latin ones
+    """Enough text to be a release, not a script shell or a placeholder ("Document not available.").
+    A Chinese character says about as much as three Latin ones."""
+    return len(text.strip()) + 2 * len(CJK.findall(text)) >= MIN_TEXT
 
 
 async def _read(source: Source, page: Page) -> Document:

@@ -51,9 +51,9 @@ def confirmed_removals(
     one poll later. So are a title or date corrected (a stale copy has the old one), a page's lines
     gone with nothing added (a register's licensee), and a page's lines back that its last change
     removed (`undone`: a stale copy of a register "licenses" a firm just struck off)."""
-    missing = {key for c in found if (key := _removal_key(c, undone))}
-    first_time = frozenset() if at_once else frozenset(missing - missing_before)
-    return [c for c in found if _removal_key(c, undone) not in first_time], first_time
+    keyed = [(change, _removal_key(change, undone)) for change in found]
+    first_time = frozenset() if at_once else frozenset({key for _, key in keyed if key} - missing_before)
+    return [change for change, key in keyed if key not in first_time], first_time
 
 
 def _removal_key(change: Change, undone: Sequence[str] = ()) -> str:

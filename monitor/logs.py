@@ -27,17 +27,20 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+def json_entry(created: float, level: str, logger: str, message: str, **fields: object) -> dict:
+    """A JSON log line's object: time (UTC), level, logger, message, then its fields."""
+    time = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    return {"time": time, "level": level, "logger": logger, "message": message, **fields}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log collectors: time (UTC), level, logger, message, fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update({key: getattr(record, key) for key in FIELDS if hasattr(record, key)})
+        fields = {key: getattr(record, key) for key in FIELDS if hasattr(record, key)}
+        entry = json_entry(
+            record.created, record.levelname.lower(), record.name, record.getMessage(), **fields
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:  # a child process's record (monitor.childlogs): the traceback as text

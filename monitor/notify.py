@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
 from typing import TextIO
 
+from monitor.logs import json_entry
 from monitor.models import LoggedChange
 from monitor.normalize import clean_text
 from monitor.render import render_text
@@ -46,6 +47,7 @@ def deliver_console(store: Store, out: TextIO, json_lines: bool = False) -> int:
 
 
 def _json_line(out: TextIO, logger: str, message: str, **fields: object) -> None:
-    time = datetime.now(UTC).isoformat(timespec="milliseconds")
-    entry = {"time": time, "level": "info", "logger": logger, "message": message, **fields}
-    out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    """As the log's JSON lines are (monitor.logs), among which it is printed."""
+    out.write(
+        json.dumps(json_entry(time.time(), "info", logger, message, **fields), ensure_ascii=False) + "\n"
+    )

@@ -164,13 +164,13 @@ def _failures(health: Mapping[str, Health], source_id: str) -> int:
 def with_earlier_topics(store: Store, changes: tuple[Change, ...]) -> tuple[Change, ...]:
     """A correction, withdrawal or return of a release on a topic by its text (its detail page, its
     PDF), which only its NEW read: on the topics it had then, else it would be logged silently."""
-    keys = [c.item_key for c in changes if c.kind in ("changed", "removed") and not c.topics and c.item_key]
-    if not keys:
+    untold = {c.item_key for c in changes if c.kind in ("changed", "removed") and not c.topics and c.item_key}
+    if not untold:
         return changes
-    earlier = store.earlier_topics(changes[0].source_id, keys)
+    earlier = store.earlier_topics(changes[0].source_id, untold)
     return tuple(
         replace(c, topics=earlier[c.item_key][0], matches=earlier[c.item_key][1])
-        if not c.topics and c.item_key in earlier and c.kind in ("changed", "removed")
+        if not c.topics and c.item_key in untold and c.item_key in earlier
         else c
         for c in changes
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from monitor.errors import InvalidTransition, UnknownChange
 from monitor.models import REVIEW_TRANSITIONS, Change, ChangeFilter, LoggedChange, Review, Sighting
@@ -115,14 +115,14 @@ class ChangeLogStore:
         return review
 
     def earlier_topics(
-        self, source_id: str, item_keys: Sequence[str]
+        self, source_id: str, item_keys: Collection[str]
     ) -> dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]]:
         """Each item's topics and matched terms from its latest logged change on a topic."""
         marks = ",".join("?" * len(item_keys))
         rows = self.db.execute(
             f"""SELECT item_key, topics, matches FROM changes WHERE item_key IN ({marks})
                 AND source_id = ? AND topics != '[]' ORDER BY id""",
-            [*item_keys, source_id],
+            [*sorted(item_keys), source_id],
         )
         return {
             key: (tuple(json.loads(topics)), {k: tuple(v) for k, v in json.loads(matches).items()})
